@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+// pgarbiter's command line: each group of commands registers itself from its own file.
+import { Command, CommanderError } from 'commander';
+import pc from 'picocolors';
+import { UserError } from '../util/errors.js';
+import { registerClusterCommands } from './cluster.js';
+import { registerDaemonCommands } from './daemons.js';
+import { registerLabCommands } from './lab.js';
+import { registerWorkloadCommands } from './workload.js';
+
+export function buildProgram(): Command {
+  const program = new Command('pgarbiter')
+    .description(
+      'PostgreSQL primary + hot standby with an arbiter: automatic failover, self-fencing and rejoin.\n' +
+        'Try it on a built-in lab of network namespaces: `pgarbiter demo`.',
+    )
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)');
+  registerLabCommands(program);
+  registerDaemonCommands(program);
+  registerClusterCommands(program);
+  registerWorkloadCommands(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    if (e instanceof UserError) {
+      process.stderr.write(`${pc.red('error:')} ${e.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`${pc.red('error:')} ${(e as Error).stack ?? e}\n`);
+    return 2;
+  }
+}
+
+main(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e) => {
+    process.stderr.write(`${e}\n`);
+    process.exitCode = 2;
+  },
+);

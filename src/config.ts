@@ -1,0 +1,201 @@
+// The one config format for `pgarbiter agent`, `pgarbiter arbiter` and the client commands, on a
+// real host and in the lab alike. YAML, validated with zod; the timing rule is checked at load.
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { z } from 'zod';
+import { UserError } from './util/errors.js';
+
+/** "500ms", "3s", "1.5s", "2m" or a number of milliseconds. */
+export function parseDuration(value: string | number): number {
+  if (typeof value === 'number') return value;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(value);
+  if (!m) throw new Error(`not a duration: "${value}" (use e.g. 500ms, 3s, 1m)`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 'ms';
+  return Math.round(unit === 'ms' ? n : unit === 's' ? n * 1000 : n * 60_000);
+}
+
+const duration = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
+  try {
+    const ms = parseDuration(v);
+    if (ms <= 0) throw new Error(`must be positive: "${v}"`);
+    return ms;
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+export const SYNC_MODES = ['off', 'local', 'on', 'remote_write', 'remote_apply'] as const;
+export type SyncCommit = (typeof SYNC_MODES)[number];
+
+/** Timing profiles. `default` suits a LAN; `fast` a quiet LAN (the lab). See README "Timing". */
+export const TIMING_PROFILES = {
+  default: {
+    probe_interval: 500,
+    probe_timeout: 400,
+    fence_timeout: 2000,
+    fence_action_budget: 500,
+    failover_timeout: 3500,
+    sync_stall_timeout: 3000,
+  },
+  fast: {
+    probe_interval: 250,
+    probe_timeout: 200,
+    fence_timeout: 1000,
+    fence_action_budget: 250,
+    failover_timeout: 1750,
+    sync_stall_timeout: 1500,
+  },
+} as const;
+export type TimingProfile = keyof typeof TIMING_PROFILES;
+
+const name = z.string().regex(/^[a-z][a-z0-9_-]{0,30}$/, 'lowercase letters, digits, - and _ (max 31)');
+const host = z.string().min(1);
+const port = z.number().int().min(1).max(65535);
+
+export const ConfigSchema = z
+  .object({
+    cluster_name: name.default('pgarbiter'),
+    /** Which member this process is: one of nodes[].name, or arbiter.name. */
+    node: name,
+    /** Shared secret that authorises mutating API requests between agents and the arbiter. */
+    secret: z.string().min(8, 'secret must be at least 8 characters'),
+    nodes: z
+      .array(z.object({ name, host }).strict())
+      .length(2, 'exactly two database nodes (primary and standby)'),
+    arbiter: z.object({ name: name.default('arbiter'), host }).strict(),
+    api_port: port.default(8008),
+    /** The node that is primary when the cluster is first created. */
+    initial_primary: name.optional(),
+    postgres: z
+      .object({
+        port: port.default(5432),
+        bin_dir: z.string().default('/usr/lib/postgresql/15/bin'),
+        data_dir: z.string().default('/var/lib/pgarbiter/data'),
+        socket_dir: z.string().default('/var/run/pgarbiter'),
+        log_file: z.string().default('/var/log/pgarbiter/postgresql.log'),
+        os_user: z.string().default('postgres'),
+        /** Superuser the agents use for probes, pg_rewind and control (password auth over TCP). */
+        admin_user: z.string().default('pgarbiter'),
+        admin_password: z.string().min(1),
+        replication_user: z.string().default('replicator'),
+        replication_password: z.string().min(1),
+        /** CIDR of hosts allowed to connect (clients and replication): pg_hba admits only these. */
+        allowed_cidr: z.string().default('10.0.0.0/8'),
+        synchronous_commit: z.enum(SYNC_MODES).default('remote_apply'),
+        /** fallback: drop sync replication after sync_stall_timeout (standby first marked not
+         *  promotable); strict: never drop it, writes wait for the standby. */
+        sync_mode: z.enum(['fallback', 'strict']).default('fallback'),
+      })
+      .strict(),
+    timing: z
+      .object({
+        profile: z.enum(['default', 'fast']).default('default'),
+        probe_interval: duration.optional(),
+        probe_timeout: duration.optional(),
+        fence_timeout: duration.optional(),
+        fence_action_budget: duration.optional(),
+        failover_timeout: duration.optional(),
+        sync_stall_timeout: duration.optional(),
+      })
+      .strict()
+      .default({ profile: 'default' }),
+    /** auto: an old primary rewinds and rejoins by itself; manual: it stays fenced and stopped. */
+    rejoin: z.enum(['auto', 'manual']).default('auto'),
+    /** Where the agent keeps its state file and the arbiter its cluster record. */
+    state_dir: z.string().default('/var/lib/pgarbiter'),
+    /** Also append the JSON log lines to this file (stdout always gets them). */
+    log_file: z.string().optional(),
+  })
+  .strict();
+
+export type RawConfig = z.infer<typeof ConfigSchema>;
+
+export interface Timing {
+  probeIntervalMs: number;
+  probeTimeoutMs: number;
+  fenceTimeoutMs: number;
+  fenceActionBudgetMs: number;
+  failoverTimeoutMs: number;
+  syncStallTimeoutMs: number;
+}
+
+export interface Config extends Omit<RawConfig, 'timing'> {
+  timing: Timing;
+}
+
+/** DESIGN.md's rule: the primary has fenced itself before any promotion can be granted. */
+export function timingRuleViolation(t: Timing): string | null {
+  const lhs = t.fenceTimeoutMs + t.probeIntervalMs + t.fenceActionBudgetMs;
+  if (lhs >= t.failoverTimeoutMs)
+    return (
+      `timing rule violated: fence_timeout + probe_interval + fence_action_budget ` +
+      `(${t.fenceTimeoutMs} + ${t.probeIntervalMs} + ${t.fenceActionBudgetMs} = ${lhs} ms) ` +
+      `must be less than failover_timeout (${t.failoverTimeoutMs} ms)`
+    );
+  if (t.probeTimeoutMs > t.probeIntervalMs)
+    return `probe_timeout (${t.probeTimeoutMs} ms) must not exceed probe_interval (${t.probeIntervalMs} ms)`;
+  return null;
+}
+
+export function resolveTiming(raw: RawConfig['timing']): Timing {
+  const p = TIMING_PROFILES[raw.profile];
+  return {
+    probeIntervalMs: raw.probe_interval ?? p.probe_interval,
+    probeTimeoutMs: raw.probe_timeout ?? p.probe_timeout,
+    fenceTimeoutMs: raw.fence_timeout ?? p.fence_timeout,
+    fenceActionBudgetMs: raw.fence_action_budget ?? p.fence_action_budget,
+    failoverTimeoutMs: raw.failover_timeout ?? p.failover_timeout,
+    syncStallTimeoutMs: raw.sync_stall_timeout ?? p.sync_stall_timeout,
+  };
+}
+
+/** Validates a parsed document; throws UserError with every problem on one line each. */
+export function validateConfig(doc: unknown, source = 'config'): Config {
+  const parsed = ConfigSchema.safeParse(doc);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`);
+    throw new UserError(`${source}: invalid config: ${issues.join('; ')}`);
+  }
+  const raw = parsed.data;
+  const names = [...raw.nodes.map((n) => n.name), raw.arbiter.name];
+  if (new Set(names).size !== names.length) throw new UserError(`${source}: node names must be distinct`);
+  if (!names.includes(raw.node))
+    throw new UserError(`${source}: node "${raw.node}" is not one of ${names.join(', ')}`);
+  if (raw.initial_primary && !raw.nodes.some((n) => n.name === raw.initial_primary))
+    throw new UserError(`${source}: initial_primary "${raw.initial_primary}" is not a database node`);
+  const timing = resolveTiming(raw.timing);
+  const violation = timingRuleViolation(timing);
+  if (violation) throw new UserError(`${source}: ${violation}`);
+  return { ...raw, timing };
+}
+
+export function loadConfig(path: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UserError(`cannot read config ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch (e) {
+    throw new UserError(`${path}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+  }
+  return validateConfig(doc, path);
+}
+
+export function otherNode(cfg: Pick<Config, 'nodes'>, me: string): { name: string; host: string } {
+  const peer = cfg.nodes.find((n) => n.name !== me);
+  if (!peer) throw new Error(`no peer for ${me}`);
+  return peer;
+}
+
+export function hostOf(cfg: Pick<Config, 'nodes' | 'arbiter'>, name: string): string {
+  if (name === cfg.arbiter.name) return cfg.arbiter.host;
+  const n = cfg.nodes.find((x) => x.name === name);
+  if (!n) throw new Error(`unknown node ${name}`);
+  return n.host;
+}

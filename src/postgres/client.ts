@@ -1,0 +1,76 @@
+// node-postgres with hard deadlines: a silent partition must never hang a caller (see
+// research: a query without query_timeout waits ~15 min). Every client has an 'error' listener.
+import pg from 'pg';
+
+export interface ConnOptions {
+  host: string;
+  port: number;
+  user: string;
+  password?: string;
+  database?: string;
+  applicationName?: string;
+  connectTimeoutMs?: number;
+  queryTimeoutMs?: number;
+  /** Session settings sent at connect (e.g. synchronous_commit=local for agent sessions). */
+  options?: Record<string, string>;
+}
+
+export function makeClient(o: ConnOptions): pg.Client {
+  const options = o.options
+    ? Object.entries(o.options)
+        .map(([k, v]) => `-c ${k}=${v}`)
+        .join(' ')
+    : undefined;
+  const client = new pg.Client({
+    host: o.host,
+    port: o.port,
+    user: o.user,
+    password: o.password,
+    database: o.database ?? 'postgres',
+    application_name: o.applicationName ?? 'pgarbiter',
+    connectionTimeoutMillis: o.connectTimeoutMs ?? 2000,
+    query_timeout: o.queryTimeoutMs ?? 5000,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 1000,
+    options,
+  });
+  // An idle client gets 57P01 / ETIMEDOUT as an event; unhandled, it would crash the process.
+  client.on('error', () => {});
+  return client;
+}
+
+/** end() with its own deadline: on a vanished peer end() can wait for a FIN forever. */
+export async function closeClient(client: pg.Client, timeoutMs = 500): Promise<void> {
+  await Promise.race([client.end().catch(() => {}), new Promise((r) => setTimeout(r, timeoutMs))]);
+}
+
+/** Connects, runs fn, always closes. */
+export async function withClient<T>(o: ConnOptions, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = makeClient(o);
+  try {
+    await client.connect();
+    return await fn(client);
+  } finally {
+    await closeClient(client);
+  }
+}
+
+/** One query on a fresh connection. */
+export async function queryOnce<R extends pg.QueryResultRow = pg.QueryResultRow>(
+  o: ConnOptions,
+  sql: string,
+  params: unknown[] = [],
+): Promise<R[]> {
+  return withClient(o, async (c) => (await c.query<R>(sql, params)).rows);
+}
+
+/** SQLSTATE of a server error, or undefined for network/driver errors. */
+export function sqlState(e: unknown): string | undefined {
+  return e instanceof pg.DatabaseError ? e.code : undefined;
+}
+
+export function errorText(e: unknown): string {
+  if (e instanceof pg.DatabaseError) return `${e.severity ?? 'ERROR'}: ${e.message} (SQLSTATE ${e.code})`;
+  const err = e as NodeJS.ErrnoException;
+  return err?.code ? `${err.message} (${err.code})` : String(err?.message ?? e);
+}

@@ -1,0 +1,84 @@
+// The one wrapper around child processes: argument arrays only (no shell), a timeout on every
+// call, cwd /tmp (PostgreSQL's binaries run as postgres and cannot read /root).
+import { spawn } from 'node:child_process';
+
+export interface RunOptions {
+  timeoutMs?: number;
+  input?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Do not throw on a non-zero exit status; the caller inspects `code`. */
+  allowFailure?: boolean;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class CommandError extends Error {
+  constructor(
+    readonly argv: string[],
+    readonly result: RunResult,
+  ) {
+    const tail = (result.stderr || result.stdout).trim().split('\n').slice(-3).join(' | ');
+    super(`${argv.join(' ')} exited with ${result.code}: ${tail}`);
+  }
+}
+
+export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const [cmd, ...args] = argv;
+  if (!cmd) throw new Error('run: empty command');
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      cwd: opts.cwd ?? '/tmp',
+      env: opts.env ?? process.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (err.code === 'ENOENT') reject(new Error(`${cmd}: command not found (is its package installed?)`));
+      else reject(err);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const result: RunResult = { code: code ?? (signal ? 128 : 1), stdout, stderr };
+      if (timedOut) {
+        result.stderr += `\n(killed after ${timeoutMs} ms timeout)`;
+        result.code = 124;
+      }
+      if (result.code !== 0 && !opts.allowFailure) reject(new CommandError(argv, result));
+      else resolve(result);
+    });
+    child.stdin.on('error', () => {});
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** argv prefix that runs a command inside a network namespace (none: this host). */
+export function inNetns(netns: string | undefined, argv: string[]): string[] {
+  return netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv;
+}
+
+/** argv prefix that runs a command as an unprivileged OS user (PostgreSQL refuses root). */
+export function asUser(user: string | undefined, argv: string[]): string[] {
+  if (!user || process.getuid?.() !== 0) return argv;
+  return ['runuser', '-u', user, '--', ...argv];
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
