@@ -1,2 +1,35 @@
+// The commands that run on a cluster member: init (bootstrap a node), agent, arbiter.
 import type { Command } from 'commander';
-export function registerDaemonCommands(_program: Command): void {}
+import { loadConfig } from '../config.js';
+import { PgControl } from '../postgres/control.js';
+import { initNode } from '../postgres/provision.js';
+import { UserError } from '../util/errors.js';
+
+export function registerDaemonCommands(program: Command): void {
+  program
+    .command('init')
+    .description(
+      'Bootstrap this database node: on the initial primary initdb + start + roles; on the other node\n' +
+        'a base backup from the primary, then start as hot standby. Does nothing to a node that has data.',
+    )
+    .requiredOption('-c, --config <file>', 'node config (YAML)')
+    .option(
+      '--demo-app-password-env <var>',
+      'create the demo role "app" (password from this env var) and demo tables',
+    )
+    .action(async (opts: { config: string; demoAppPasswordEnv?: string }) => {
+      const cfg = loadConfig(opts.config);
+      if (!cfg.nodes.some((n) => n.name === cfg.node))
+        throw new UserError(`init runs on a database node; ${cfg.node} is the arbiter (it needs no init)`);
+      let demoAppPassword: string | undefined;
+      if (opts.demoAppPasswordEnv) {
+        demoAppPassword = process.env[opts.demoAppPasswordEnv];
+        if (!demoAppPassword) throw new UserError(`environment variable ${opts.demoAppPasswordEnv} is empty`);
+      }
+      const result = await initNode(new PgControl(cfg), {
+        demoAppPassword,
+        progress: (m) => process.stderr.write(`${m}\n`),
+      });
+      process.stdout.write(`${JSON.stringify({ node: cfg.node, result })}\n`);
+    });
+}

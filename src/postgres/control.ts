@@ -1,0 +1,251 @@
+// PostgreSQL mechanics for one node: pg_ctl, initdb, pg_basebackup, pg_rewind, config files.
+// Runs on "this machine" (inside its namespace in the lab); binaries run as the postgres user.
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config.js';
+import { asUser, type RunResult, run } from '../util/exec.js';
+import { type ConnOptions, queryOnce } from './client.js';
+import { nodeSettings, renderConf, renderHba } from './settings.js';
+
+const CONF_FILE = 'pgarbiter.conf';
+
+export interface ControlData {
+  state: string;
+  timeline: number;
+  checkpointLsn: string;
+  systemIdentifier: string;
+}
+
+export class PgControl {
+  constructor(readonly cfg: Config) {}
+
+  get pg() {
+    return this.cfg.postgres;
+  }
+
+  private bin(name: string): string {
+    return join(this.pg.bin_dir, name);
+  }
+
+  private osIds(): { uid: number; gid: number } | null {
+    if (process.getuid?.() !== 0) return null;
+    const line = readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${this.pg.os_user}:`));
+    if (!line) throw new Error(`OS user ${this.pg.os_user} does not exist (install postgresql-15)`);
+    const f = line.split(':');
+    return { uid: Number(f[2]), gid: Number(f[3]) };
+  }
+
+  /** Creates a directory owned by the postgres OS user. */
+  ensureDir(path: string, mode = 0o700): void {
+    mkdirSync(path, { recursive: true, mode });
+    const ids = this.osIds();
+    if (ids) chownSync(path, ids.uid, ids.gid);
+  }
+
+  private writeOwned(path: string, text: string, mode = 0o600): void {
+    writeFileSync(path, text, { mode });
+    const ids = this.osIds();
+    if (ids) chownSync(path, ids.uid, ids.gid);
+  }
+
+  runAsPg(argv: string[], timeoutMs = 60_000, extraEnv: Record<string, string> = {}): Promise<RunResult> {
+    return run(asUser(this.pg.os_user, argv), {
+      timeoutMs,
+      env: { ...process.env, ...extraEnv },
+      allowFailure: true,
+    });
+  }
+
+  private async must(argv: string[], timeoutMs = 60_000, extraEnv: Record<string, string> = {}) {
+    const r = await this.runAsPg(argv, timeoutMs, extraEnv);
+    if (r.code !== 0) {
+      const tail = (r.stderr || r.stdout).trim().split('\n').slice(-4).join(' | ');
+      throw new Error(`${argv[0]?.split('/').pop()} failed (exit ${r.code}): ${tail}`);
+    }
+    return r;
+  }
+
+  hasData(): boolean {
+    return existsSync(join(this.pg.data_dir, 'PG_VERSION'));
+  }
+
+  /** Connection to the local server over its private unix socket (trust, as postgres). */
+  local(queryTimeoutMs = 5000): ConnOptions {
+    return {
+      host: this.pg.socket_dir,
+      port: this.pg.port,
+      user: 'postgres',
+      applicationName: 'pgarbiter-agent',
+      connectTimeoutMs: 2000,
+      queryTimeoutMs,
+      // Agent sessions never wait for the standby (research: a sync-rep wait ignores timeouts).
+      options: { synchronous_commit: 'local' },
+    };
+  }
+
+  /** Admin connection to another node's server over TCP. */
+  remote(host: string, timeoutMs = 2000): ConnOptions {
+    return {
+      host,
+      port: this.pg.port,
+      user: this.pg.admin_user,
+      password: this.pg.admin_password,
+      applicationName: `pgarbiter-${this.cfg.node}`,
+      connectTimeoutMs: timeoutMs,
+      queryTimeoutMs: timeoutMs,
+      options: { synchronous_commit: 'local' },
+    };
+  }
+
+  async isRunning(): Promise<boolean> {
+    const r = await this.runAsPg([this.bin('pg_ctl'), '-D', this.pg.data_dir, 'status'], 10_000);
+    return r.code === 0;
+  }
+
+  async initdb(): Promise<void> {
+    this.ensureDir(this.pg.data_dir);
+    await this.must(
+      [
+        this.bin('initdb'),
+        '-D',
+        this.pg.data_dir,
+        '-U',
+        'postgres',
+        '-E',
+        'UTF8',
+        '--locale=C',
+        '--data-checksums',
+        '-A',
+        'trust',
+      ],
+      120_000,
+    );
+  }
+
+  /**
+   * Writes the node-owned files: pgarbiter.conf, pg_hba.conf, the include line, standby.signal
+   * for a standby, and an empty postgresql.auto.conf (base backups and rewinds copy the source's,
+   * including its primary_conninfo and synchronous_standby_names).
+   */
+  writeNodeConfig(standbyOf?: string): void {
+    const d = this.pg.data_dir;
+    this.ensureDir(this.pg.socket_dir);
+    this.ensureDir(join(this.pg.log_file, '..'), 0o755);
+    this.writeOwned(join(d, CONF_FILE), renderConf(nodeSettings(this.cfg, standbyOf)));
+    this.writeOwned(join(d, 'pg_hba.conf'), renderHba(this.cfg));
+    const mainConf = join(d, 'postgresql.conf');
+    const text = existsSync(mainConf) ? readFileSync(mainConf, 'utf8') : '';
+    if (!text.includes(`include_if_exists = '${CONF_FILE}'`))
+      this.writeOwned(mainConf, `${text}\n# pgarbiter's node settings\ninclude_if_exists = '${CONF_FILE}'\n`);
+    this.writeOwned(
+      join(d, 'postgresql.auto.conf'),
+      '# Do not edit this file manually!\n# It will be overwritten by the ALTER SYSTEM command.\n',
+    );
+    const signal = join(d, 'standby.signal');
+    if (standbyOf) this.writeOwned(signal, '');
+    else rmSync(signal, { force: true });
+  }
+
+  async start(timeoutS = 60): Promise<void> {
+    this.ensureDir(this.pg.socket_dir);
+    await this.must(
+      [
+        this.bin('pg_ctl'),
+        '-D',
+        this.pg.data_dir,
+        '-l',
+        this.pg.log_file,
+        '-w',
+        '-t',
+        String(timeoutS),
+        'start',
+      ],
+      (timeoutS + 5) * 1000,
+    );
+  }
+
+  async stop(mode: 'fast' | 'immediate' = 'fast', timeoutS = 30): Promise<void> {
+    if (!(await this.isRunning())) return;
+    const r = await this.runAsPg(
+      [this.bin('pg_ctl'), '-D', this.pg.data_dir, '-m', mode, '-w', '-t', String(timeoutS), 'stop'],
+      (timeoutS + 5) * 1000,
+    );
+    if (r.code !== 0 && mode === 'fast') await this.stop('immediate', 10);
+    else if (r.code !== 0) throw new Error(`pg_ctl stop failed: ${r.stderr.trim()}`);
+  }
+
+  async promote(timeoutS = 30): Promise<void> {
+    await this.must(
+      [this.bin('pg_ctl'), '-D', this.pg.data_dir, '-w', '-t', String(timeoutS), 'promote'],
+      (timeoutS + 5) * 1000,
+    );
+  }
+
+  async controlData(): Promise<ControlData> {
+    const r = await this.must([this.bin('pg_controldata'), this.pg.data_dir], 10_000, { LC_ALL: 'C' });
+    const get = (label: string) => {
+      const line = r.stdout.split('\n').find((l) => l.startsWith(`${label}:`));
+      return line ? line.slice(label.length + 1).trim() : '';
+    };
+    return {
+      state: get('Database cluster state'),
+      timeline: Number(get("Latest checkpoint's TimeLineID")),
+      checkpointLsn: get('Latest checkpoint location'),
+      systemIdentifier: get('Database system identifier'),
+    };
+  }
+
+  /** Replaces the data directory with a fresh base backup of the primary at `host`. */
+  async baseBackup(host: string, timeoutS = 600): Promise<void> {
+    rmSync(this.pg.data_dir, { recursive: true, force: true });
+    this.ensureDir(this.pg.data_dir);
+    await this.must(
+      [
+        this.bin('pg_basebackup'),
+        '-D',
+        this.pg.data_dir,
+        '-X',
+        'stream',
+        '-c',
+        'fast',
+        '-d',
+        `host=${host} port=${this.pg.port} user=${this.pg.replication_user} application_name=${this.cfg.node} connect_timeout=5`,
+      ],
+      timeoutS * 1000,
+      { PGPASSWORD: this.pg.replication_password },
+    );
+  }
+
+  /** pg_rewind from the new primary. Returns its output; throws on failure. */
+  async rewind(sourceHost: string, timeoutS = 600): Promise<string> {
+    const src = `host=${sourceHost} port=${this.pg.port} user=${this.pg.admin_user} dbname=postgres connect_timeout=5`;
+    const r = await this.must(
+      [this.bin('pg_rewind'), '-D', this.pg.data_dir, `--source-server=${src}`, '--progress'],
+      timeoutS * 1000,
+      { PGPASSWORD: this.pg.admin_password },
+    );
+    return `${r.stdout}${r.stderr}`;
+  }
+
+  /** Counts transactions committed in this node's WAL after `fromLsn` on timeline `tli`
+   *  (used to report what a rewind is about to discard). */
+  async countCommitsAfter(fromLsn: string, tli: number): Promise<{ commits: number; inserts: number }> {
+    const r = await this.runAsPg(
+      [this.bin('pg_waldump'), '-p', join(this.pg.data_dir, 'pg_wal'), '-s', fromLsn, '-t', String(tli)],
+      60_000,
+    );
+    let commits = 0;
+    let inserts = 0;
+    for (const line of r.stdout.split('\n')) {
+      if (/rmgr: Transaction .*desc: COMMIT/.test(line)) commits++;
+      else if (/rmgr: Heap .*desc: INSERT/.test(line)) inserts++;
+    }
+    return { commits, inserts };
+  }
+
+  async query<R extends Record<string, unknown>>(sql: string, params: unknown[] = [], timeoutMs = 5000) {
+    return queryOnce<R & import('pg').QueryResultRow>(this.local(timeoutMs), sql, params);
+  }
+}

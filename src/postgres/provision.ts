@@ -1,0 +1,100 @@
+// `pgarbiter init`: bootstraps this node. On the initial primary: initdb, node config, start,
+// roles. On the other node: base backup from the primary, standby config, start as hot standby.
+// Idempotent: a node that already has data is only started.
+import type { Config } from '../config.js';
+import { hostOf, otherNode } from '../config.js';
+import { sleep } from '../util/exec.js';
+import { applyDemoSchema } from '../workload/schema.js';
+import { closeClient, errorText, makeClient, queryOnce } from './client.js';
+import type { PgControl } from './control.js';
+
+export const sqlLiteral = (s: string) => `'${s.replace(/'/g, "''")}'`;
+export const sqlIdent = (s: string) => `"${s.replace(/"/g, '""')}"`;
+
+export interface InitOptions {
+  /** Also create the demo role `app` (password given) and the demo tables. */
+  demoAppPassword?: string;
+  progress?: (msg: string) => void;
+  waitPrimaryS?: number;
+}
+
+export function initialPrimary(cfg: Config): string {
+  return cfg.initial_primary ?? cfg.nodes[0]!.name;
+}
+
+export async function initNode(
+  ctl: PgControl,
+  opts: InitOptions = {},
+): Promise<'primary' | 'standby' | 'existing'> {
+  const cfg = ctl.cfg;
+  const say = opts.progress ?? (() => {});
+  if (!cfg.nodes.some((n) => n.name === cfg.node))
+    throw new Error(`init runs on a database node, not on ${cfg.node}`);
+  if (ctl.hasData()) {
+    if (!(await ctl.isRunning())) {
+      say(`${cfg.node}: data directory exists; starting PostgreSQL`);
+      await ctl.start();
+    } else say(`${cfg.node}: already initialised and running`);
+    return 'existing';
+  }
+  if (initialPrimary(cfg) === cfg.node) {
+    say(`${cfg.node}: initdb (data checksums on, so pg_rewind works)`);
+    await ctl.initdb();
+    ctl.writeNodeConfig();
+    say(`${cfg.node}: starting PostgreSQL as primary`);
+    await ctl.start();
+    await createRoles(ctl, opts.demoAppPassword);
+    return 'primary';
+  }
+  const primary = otherNode(cfg, cfg.node);
+  const primaryHost = hostOf(cfg, primary.name);
+  say(`${cfg.node}: waiting for primary ${primary.name} (${primaryHost})`);
+  await waitForServer(ctl, primaryHost, (opts.waitPrimaryS ?? 30) * 1000);
+  say(`${cfg.node}: pg_basebackup from ${primary.name}`);
+  await ctl.baseBackup(primaryHost);
+  ctl.writeNodeConfig(primaryHost);
+  say(`${cfg.node}: starting PostgreSQL as hot standby of ${primary.name}`);
+  await ctl.start();
+  return 'standby';
+}
+
+async function waitForServer(ctl: PgControl, host: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      await queryOnce(ctl.remote(host, 1000), 'SELECT 1');
+      return;
+    } catch (e) {
+      last = errorText(e);
+    }
+    await sleep(300);
+  }
+  throw new Error(`primary at ${host} not reachable within ${timeoutMs / 1000} s: ${last}`);
+}
+
+async function createRoles(ctl: PgControl, demoAppPassword?: string): Promise<void> {
+  const pg = ctl.pg;
+  const client = makeClient(ctl.local());
+  await client.connect();
+  try {
+    await client.query(
+      `CREATE ROLE ${sqlIdent(pg.admin_user)} LOGIN SUPERUSER PASSWORD ${sqlLiteral(pg.admin_password)}`,
+    );
+    await client.query(
+      `CREATE ROLE ${sqlIdent(pg.replication_user)} LOGIN REPLICATION PASSWORD ${sqlLiteral(pg.replication_password)}`,
+    );
+    if (demoAppPassword) {
+      await client.query(`CREATE ROLE app LOGIN PASSWORD ${sqlLiteral(demoAppPassword)}`);
+      await applyDemoSchema(client);
+      await client.query('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO app');
+      await client.query(
+        'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO app',
+      );
+      await client.query('GRANT CREATE ON SCHEMA public TO app');
+      await client.query('GRANT EXECUTE ON FUNCTION pg_control_system() TO app');
+    }
+  } finally {
+    await closeClient(client);
+  }
+}

@@ -1,0 +1,104 @@
+// The PostgreSQL settings pgarbiter owns. They live in `pgarbiter.conf` (included from
+// postgresql.conf) and are rewritten after every initdb, base backup and rewind, because those
+// copy the source node's files (research: pitfall 5).
+import type { Config, SyncCommit } from '../config.js';
+
+/** Conninfo options that bound how fast a dead peer is noticed by libpq and the walreceiver:
+ *  the walreceiver ignores connect_timeout, only tcp_user_timeout and keepalives bound it. */
+export const FAST_LIBPQ =
+  'connect_timeout=2 keepalives=1 keepalives_idle=1 keepalives_interval=1 keepalives_count=3 tcp_user_timeout=4000';
+
+export function slotName(node: string): string {
+  return `pgarbiter_${node.replace(/-/g, '_')}`;
+}
+
+export function quoteConf(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+/** libpq keyword value quoting. */
+export function quoteConninfo(value: string): string {
+  return /^[A-Za-z0-9_.,/:-]+$/.test(value)
+    ? value
+    : `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+export function primaryConninfo(cfg: Config, primaryHost: string): string {
+  const pg = cfg.postgres;
+  return [
+    `host=${quoteConninfo(primaryHost)}`,
+    `port=${pg.port}`,
+    `user=${quoteConninfo(pg.replication_user)}`,
+    `password=${quoteConninfo(pg.replication_password)}`,
+    `application_name=${cfg.node}`,
+    FAST_LIBPQ,
+  ].join(' ');
+}
+
+export const isSyncMode = (m: SyncCommit) => m === 'on' || m === 'remote_write' || m === 'remote_apply';
+
+/** synchronous_standby_names when the peer is a synchronous standby. Both names are listed so the
+ *  same value is right whichever node is primary (a node never waits for itself). */
+export function syncStandbyNames(cfg: Config): string {
+  return `FIRST 1 (${cfg.nodes.map((n) => `"${n.name}"`).join(', ')})`;
+}
+
+/**
+ * The node-owned settings. Replication timeouts are deliberately short so a dead peer is
+ * noticed within a few seconds (measured: walreceiver ~4.5 s at wal_receiver_timeout=5s); the
+ * agents' own probes, not these, drive failover.
+ */
+export function nodeSettings(cfg: Config, standbyOf?: string): Record<string, string> {
+  const pg = cfg.postgres;
+  const s: Record<string, string> = {
+    listen_addresses: quoteConf('*'),
+    port: String(pg.port),
+    unix_socket_directories: quoteConf(pg.socket_dir),
+    cluster_name: quoteConf(cfg.node),
+    wal_level: 'replica',
+    max_wal_senders: '10',
+    max_replication_slots: '10',
+    // A dead standby must not fill the disk through its slot.
+    max_slot_wal_keep_size: quoteConf('2GB'),
+    wal_keep_size: quoteConf('256MB'),
+    wal_log_hints: 'on', // pg_rewind needs it (data checksums are on as well)
+    full_page_writes: 'on',
+    hot_standby: 'on',
+    hot_standby_feedback: 'on',
+    wal_sender_timeout: quoteConf('5s'),
+    wal_receiver_timeout: quoteConf('5s'),
+    wal_receiver_status_interval: quoteConf('1s'),
+    wal_retrieve_retry_interval: quoteConf('1s'),
+    tcp_keepalives_idle: '2',
+    tcp_keepalives_interval: '1',
+    tcp_keepalives_count: '3',
+    tcp_user_timeout: '4000',
+    synchronous_commit: pg.synchronous_commit,
+    password_encryption: 'scram-sha-256',
+    log_line_prefix: quoteConf('%m [%p] %q%u@%d '),
+    log_connections: 'off',
+  };
+  if (standbyOf) {
+    s.primary_conninfo = quoteConf(primaryConninfo(cfg, standbyOf));
+    s.primary_slot_name = quoteConf(slotName(cfg.node));
+    s.recovery_target_timeline = quoteConf('latest');
+  }
+  return s;
+}
+
+export function renderConf(settings: Record<string, string>): string {
+  const lines = Object.entries(settings).map(([k, v]) => `${k} = ${v}`);
+  return `# Written by pgarbiter: node-specific settings. Edits are overwritten.\n${lines.join('\n')}\n`;
+}
+
+export function renderHba(cfg: Config): string {
+  const pg = cfg.postgres;
+  return [
+    '# Written by pgarbiter. Local socket: its directory is readable only by postgres and root.',
+    'local   all           all                        trust',
+    'host    all           all           127.0.0.1/32 scram-sha-256',
+    `host    replication   ${pg.replication_user}  ${pg.allowed_cidr}  scram-sha-256`,
+    `host    all           all           ${pg.allowed_cidr}  scram-sha-256`,
+    '',
+  ].join('\n');
+}
