@@ -1,0 +1,261 @@
+// The database node's decisions: decideAgent(state, observation, settings) -> actions.
+// Pure: no I/O, no clock (time comes in the observation). Each rule below is one row of the
+// table in README "How decisions are made"; the unit tests drive every row with a simulated clock.
+import type {
+  AgentAction,
+  AgentObservation,
+  AgentSettings,
+  AgentState,
+  ClusterRecord,
+  Decision,
+} from './types.js';
+
+export function initialAgentState(record: ClusterRecord, now: number): AgentState {
+  // Everything counts as seen at start: nobody is declared lost before a full timeout.
+  return {
+    record,
+    lastArbiterOkAt: now,
+    lastPeerOkAt: now,
+    lastPrimaryPgOkAt: now,
+    lastRoundAt: now,
+    syncStallSince: null,
+    notReceivingSince: null,
+  };
+}
+
+/** A standby that is up but not receiving WAL from a reachable primary for this long rejoins. */
+export const NOT_RECEIVING_REJOIN_MS = 20_000;
+
+export function decideAgent(prev: AgentState, obs: AgentObservation, s: AgentSettings): Decision {
+  const now = obs.now;
+  const t = s.timing;
+  // A round late by more than fence_timeout means this process was paused (SIGSTOP, GC): what
+  // it remembers is stale, so only this round's observations count.
+  const paused = now - prev.lastRoundAt > t.fenceTimeoutMs;
+  const state: AgentState = { ...prev, lastRoundAt: now };
+  if (paused) {
+    const stale = now - t.failoverTimeoutMs;
+    state.lastArbiterOkAt = Math.min(state.lastArbiterOkAt, stale);
+    state.lastPeerOkAt = Math.min(state.lastPeerOkAt, stale);
+  }
+  if (obs.arbiter) {
+    state.lastArbiterOkAt = now;
+    // The arbiter's record is authoritative; a lower term can only come from a lost record file.
+    if (obs.arbiter.term >= state.record.term) state.record = obs.arbiter;
+  }
+  if (obs.peerAgentOk) state.lastPeerOkAt = now;
+  if (obs.primaryPgOk) state.lastPrimaryPgOkAt = now;
+
+  return state.record.primary === s.me ? decidePrimary(state, obs, s, paused) : decideStandby(state, obs, s);
+}
+
+function decidePrimary(
+  state: AgentState,
+  obs: AgentObservation,
+  s: AgentSettings,
+  paused: boolean,
+): Decision {
+  const now = obs.now;
+  const t = s.timing;
+  const rec = state.record;
+  const actions: AgentAction[] = [];
+  const done = (phase: string): Decision => ({ state, actions, phase });
+  const standby = rec.standby;
+
+  // The record names us primary but the server is still a standby: a grant or handover to us.
+  if (obs.local.up && obs.local.inRecovery === true) {
+    state.syncStallSince = null;
+    actions.push({ kind: 'promote', term: rec.term });
+    return done('promoting');
+  }
+
+  const lostArbiter = now - state.lastArbiterOkAt >= t.fenceTimeoutMs;
+  const lostPeer = now - state.lastPeerOkAt >= t.fenceTimeoutMs;
+  // Isolated from both peers (or just woke from a pause without the arbiter's word): the
+  // standby may be promoted soon, so stop accepting clients now.
+  if ((lostArbiter && lostPeer) || (paused && !obs.arbiter)) {
+    if (rec.maintenance)
+      return note(done('primary-isolated'), 'warn', 'isolated, but maintenance mode: not fencing');
+    if (!obs.fenced)
+      actions.push({
+        kind: 'fence',
+        reason: paused
+          ? 'agent loop was paused and the arbiter did not answer'
+          : `lost ${standby} and the arbiter`,
+      });
+    return done('fenced-isolated');
+  }
+
+  if (!obs.local.up) {
+    if (rec.maintenance)
+      return note(done('primary-down'), 'warn', 'PostgreSQL is down; maintenance mode: not restarting');
+    // Restart fenced: clients come back only once the arbiter confirms our term (unfence below).
+    if (!obs.fenced) actions.push({ kind: 'fence', reason: 'PostgreSQL is down; restarting it fenced' });
+    actions.push({ kind: 'startPostgres', reason: 'primary PostgreSQL is not running' });
+    return done('restarting');
+  }
+
+  if (obs.fenced) {
+    // Only the arbiter can confirm that nobody was promoted meanwhile (a standby's own word could
+    // be overtaken by a grant in flight).
+    if (obs.arbiter && obs.arbiter.primary === s.me) actions.push({ kind: 'unfenceAsPrimary' });
+    else if (!obs.arbiter)
+      return note(done('fenced'), 'info', 'fenced: waiting for the arbiter to confirm our term');
+    return done('fenced');
+  }
+
+  if (obs.switchoverRequested) {
+    const r = obs.local.peerReplication;
+    if (
+      r?.state === 'streaming' &&
+      (!s.syncReplication || r.syncState === 'sync' || r.caughtUp) &&
+      rec.standbyPromotable
+    )
+      actions.push({ kind: 'handover', to: standby, term: rec.term });
+    else
+      actions.push({
+        kind: 'note',
+        level: 'warn',
+        msg: `switchover refused: ${standby} is not a healthy, caught-up, promotable standby`,
+      });
+  }
+
+  decideReplication(state, obs, s, actions);
+  return done('primary');
+}
+
+/** Synchronous replication fallback and the standby's promotability (primary side). */
+function decideReplication(
+  state: AgentState,
+  obs: AgentObservation,
+  s: AgentSettings,
+  actions: AgentAction[],
+): void {
+  const now = obs.now;
+  const rec = state.record;
+  const r = obs.local.peerReplication;
+  const streaming = r?.state === 'streaming';
+  const canTellArbiter = obs.arbiter !== null;
+
+  if (!s.syncReplication) {
+    // Async modes: the standby is promotable while it streams (losing the lag is accepted).
+    if (streaming) {
+      state.syncStallSince = null;
+      if (!rec.standbyPromotable && canTellArbiter)
+        actions.push({ kind: 'setPromotable', term: rec.term, promotable: true });
+      return;
+    }
+    state.syncStallSince ??= now;
+    if (rec.standbyPromotable && now - state.syncStallSince >= s.timing.syncStallTimeoutMs && canTellArbiter)
+      actions.push({ kind: 'setPromotable', term: rec.term, promotable: false });
+    return;
+  }
+
+  if (obs.local.syncNamesActive) {
+    if (streaming && r?.syncState === 'sync') {
+      state.syncStallSince = null;
+      // Sync is on and acknowledged: everything acknowledged is on the standby.
+      if (!rec.standbyPromotable && canTellArbiter)
+        actions.push({ kind: 'setPromotable', term: rec.term, promotable: true });
+      return;
+    }
+    state.syncStallSince ??= now;
+    if (s.strictSync || now - state.syncStallSince < s.timing.syncStallTimeoutMs) return;
+    if (!canTellArbiter) {
+      // Never drop sync without the arbiter knowing the standby is no longer promotable.
+      actions.push({
+        kind: 'note',
+        level: 'warn',
+        msg: 'standby not acknowledging; keeping sync: arbiter unreachable',
+      });
+      return;
+    }
+    actions.push({ kind: 'degradeSync', term: rec.term });
+    return;
+  }
+
+  // Sync is off (degraded, or fresh after a promotion/initdb): the standby may lack writes.
+  state.syncStallSince = null;
+  if (rec.standbyPromotable && canTellArbiter) {
+    actions.push({ kind: 'setPromotable', term: rec.term, promotable: false });
+    return;
+  }
+  if (streaming && r?.caughtUp && canTellArbiter) actions.push({ kind: 'restoreSync', term: rec.term });
+}
+
+function decideStandby(state: AgentState, obs: AgentObservation, s: AgentSettings): Decision {
+  const now = obs.now;
+  const rec = state.record;
+  const actions: AgentAction[] = [];
+  const done = (phase: string): Decision => ({ state, actions, phase });
+  state.syncStallSince = null;
+
+  // Our server runs as a primary but someone else holds the newer term: we were replaced.
+  if (obs.local.up && obs.local.inRecovery === false) {
+    if (!obs.fenced)
+      actions.push({ kind: 'fence', reason: `replaced by ${rec.primary} in term ${rec.term}` });
+    if (s.autoRejoin)
+      actions.push({
+        kind: 'rejoin',
+        primary: rec.primary,
+        reason: `${rec.primary} is primary in term ${rec.term}`,
+      });
+    else
+      actions.push({
+        kind: 'note',
+        level: 'warn',
+        msg: 'replaced as primary; rejoin is manual: run `pgarbiter rejoin`',
+      });
+    return done(s.autoRejoin ? 'rejoining' : 'needs-rejoin');
+  }
+
+  if (!obs.local.up) {
+    if (!obs.local.standbySignal) {
+      // A stopped former primary: starting it as it is would make a second primary.
+      if (!obs.fenced) actions.push({ kind: 'fence', reason: 'former primary data directory' });
+      if (s.autoRejoin)
+        actions.push({ kind: 'rejoin', primary: rec.primary, reason: 'data directory is a former primary' });
+      return done(s.autoRejoin ? 'rejoining' : 'needs-rejoin');
+    }
+    if (rec.maintenance)
+      return note(done('standby-down'), 'warn', 'PostgreSQL is down; maintenance mode: not restarting');
+    actions.push({ kind: 'startPostgres', reason: 'standby PostgreSQL is not running' });
+    return done('starting');
+  }
+
+  if (obs.fenced) actions.push({ kind: 'unfenceAsStandby' });
+
+  // Up, in recovery, primary reachable, yet not receiving: a forked timeline or a broken slot.
+  if (!obs.local.receiving && obs.primaryPgOk) {
+    state.notReceivingSince ??= now;
+    if (now - state.notReceivingSince >= NOT_RECEIVING_REJOIN_MS && s.autoRejoin) {
+      state.notReceivingSince = null;
+      actions.push({
+        kind: 'rejoin',
+        primary: rec.primary,
+        reason: 'not receiving WAL from a reachable primary',
+      });
+      return done('rejoining');
+    }
+  } else state.notReceivingSince = null;
+
+  const primaryLost = now - state.lastPrimaryPgOkAt >= s.timing.failoverTimeoutMs;
+  if (!primaryLost) return done(obs.local.receiving ? 'standby' : 'standby-catching-up');
+  if (rec.maintenance)
+    return note(done('standby-primary-lost'), 'warn', 'primary lost; maintenance mode: no failover');
+  if (!obs.arbiter)
+    return note(done('standby-primary-lost'), 'warn', 'primary lost, arbiter unreachable: no failover');
+  if (!rec.standbyPromotable)
+    return note(
+      done('standby-primary-lost'),
+      'warn',
+      'primary lost, but this standby is marked not promotable',
+    );
+  actions.push({ kind: 'requestPromotion', term: rec.term });
+  return done('requesting-promotion');
+}
+
+function note(d: Decision, level: 'info' | 'warn', msg: string): Decision {
+  d.actions.push({ kind: 'note', level, msg });
+  return d;
+}

@@ -1,0 +1,172 @@
+// The arbiter's decisions: witness observations and requests in, record changes and answers out.
+// Pure; the arbiter daemon persists the record (before answering) and runs the probes.
+import type { ClusterRecord } from './types.js';
+
+export interface ArbiterState {
+  record: ClusterRecord;
+  /** Last time the arbiter itself reached the recorded primary's PostgreSQL as a writable primary,
+   *  or the primary's agent had its term confirmed. */
+  lastPrimaryOkAt: number;
+  /** When the arbiter's own probe round last ran (a late round: the arbiter was paused). */
+  lastRoundAt: number;
+}
+
+export interface ArbiterSettings {
+  failoverTimeoutMs: number;
+  fenceTimeoutMs: number;
+}
+
+export type ArbiterRequest =
+  /** The standby asks to be promoted: it has lost the primary for failover_timeout. */
+  | { kind: 'promote'; node: string; term: number }
+  /** The primary asks to lift its fence: is it still primary of this term? */
+  | { kind: 'confirmPrimary'; node: string; term: number }
+  /** The primary reports whether its standby may be promoted (before dropping sync: false). */
+  | { kind: 'setPromotable'; node: string; term: number; promotable: boolean }
+  /** Planned switchover: the primary has stopped cleanly and the standby replayed everything. */
+  | { kind: 'handover'; node: string; to: string; term: number }
+  | { kind: 'maintenance'; enabled: boolean }
+  /** A person forces a failover to `to` (the automatic path refused). */
+  | { kind: 'forceFailover'; to: string };
+
+export interface ArbiterAnswer {
+  state: ArbiterState;
+  ok: boolean;
+  /** Why, in one sentence: shown in logs and to the caller. */
+  reason: string;
+  /** The record changed and must be persisted before the answer is sent. */
+  changed: boolean;
+}
+
+export function initialArbiterState(record: ClusterRecord, now: number): ArbiterState {
+  // At start the arbiter has not observed anything: treat the primary as just seen, so no grant
+  // happens before a full failover_timeout of its own observation.
+  return { record, lastPrimaryOkAt: now, lastRoundAt: now };
+}
+
+/** One probe round of the arbiter: did the recorded primary answer as a writable primary? */
+export function arbiterObserve(
+  prev: ArbiterState,
+  primaryOk: boolean,
+  now: number,
+  s: ArbiterSettings,
+): ArbiterState {
+  const paused = now - prev.lastRoundAt > s.fenceTimeoutMs;
+  return {
+    ...prev,
+    lastRoundAt: now,
+    // After a pause the arbiter knows nothing: it starts observing afresh.
+    lastPrimaryOkAt: primaryOk || paused ? now : prev.lastPrimaryOkAt,
+  };
+}
+
+export function arbiterHandle(
+  prev: ArbiterState,
+  req: ArbiterRequest,
+  now: number,
+  s: ArbiterSettings,
+): ArbiterAnswer {
+  const rec = prev.record;
+  const refuse = (reason: string): ArbiterAnswer => ({ state: prev, ok: false, reason, changed: false });
+  const accept = (state: ArbiterState, reason: string, changed = true): ArbiterAnswer => ({
+    state,
+    ok: true,
+    reason,
+    changed,
+  });
+
+  switch (req.kind) {
+    case 'promote': {
+      if (req.node !== rec.standby)
+        return refuse(`${req.node} is not the standby of record (${rec.standby})`);
+      if (req.term !== rec.term) return refuse(`stale term ${req.term}: current term is ${rec.term}`);
+      if (rec.maintenance) return refuse('maintenance mode: automatic failover is paused');
+      if (!rec.standbyPromotable)
+        return refuse(`${req.node} is not promotable: it may lack acknowledged writes`);
+      if (now - prev.lastRoundAt > s.fenceTimeoutMs)
+        return refuse('the arbiter was paused; observing the primary afresh');
+      const sinceSeen = now - prev.lastPrimaryOkAt;
+      if (sinceSeen < s.failoverTimeoutMs)
+        return refuse(`the arbiter reached primary ${rec.primary} ${sinceSeen} ms ago: it is not lost`);
+      return accept(
+        {
+          ...prev,
+          record: {
+            ...rec,
+            term: rec.term + 1,
+            primary: req.node,
+            standby: rec.primary,
+            standbyPromotable: false,
+          },
+          // The new primary gets a full timeout to come up before it can be declared lost.
+          lastPrimaryOkAt: now,
+        },
+        `granted term ${rec.term + 1} to ${req.node}: primary ${rec.primary} lost for ${sinceSeen} ms by the arbiter too`,
+      );
+    }
+    case 'confirmPrimary': {
+      if (req.node !== rec.primary)
+        return refuse(`${req.node} is not the primary of record (${rec.primary}, term ${rec.term})`);
+      if (req.term !== rec.term) return refuse(`stale term ${req.term}: current term is ${rec.term}`);
+      // The primary is about to take clients again: count it as reached, so no grant can race it.
+      return accept(
+        { ...prev, lastPrimaryOkAt: now },
+        `confirmed ${req.node} as primary of term ${rec.term}`,
+        false,
+      );
+    }
+    case 'setPromotable': {
+      if (req.node !== rec.primary)
+        return refuse(`${req.node} is not the primary of record (${rec.primary})`);
+      if (req.term !== rec.term) return refuse(`stale term ${req.term}: current term is ${rec.term}`);
+      if (rec.standbyPromotable === req.promotable) return accept(prev, 'unchanged', false);
+      return accept(
+        { ...prev, record: { ...rec, standbyPromotable: req.promotable } },
+        `${rec.standby} marked ${req.promotable ? 'promotable' : 'not promotable'}`,
+      );
+    }
+    case 'handover': {
+      if (req.node !== rec.primary)
+        return refuse(`${req.node} is not the primary of record (${rec.primary})`);
+      if (req.term !== rec.term) return refuse(`stale term ${req.term}: current term is ${rec.term}`);
+      if (req.to !== rec.standby) return refuse(`${req.to} is not the standby of record (${rec.standby})`);
+      return accept(
+        {
+          ...prev,
+          record: {
+            ...rec,
+            term: rec.term + 1,
+            primary: req.to,
+            standby: rec.primary,
+            standbyPromotable: false,
+          },
+          lastPrimaryOkAt: now,
+        },
+        `switchover: term ${rec.term + 1} handed from ${rec.primary} to ${req.to}`,
+      );
+    }
+    case 'maintenance':
+      if (rec.maintenance === req.enabled) return accept(prev, 'unchanged', false);
+      return accept(
+        { ...prev, record: { ...rec, maintenance: req.enabled } },
+        `maintenance ${req.enabled ? 'on' : 'off'}`,
+      );
+    case 'forceFailover': {
+      if (req.to !== rec.standby) return refuse(`${req.to} is not the standby of record (${rec.standby})`);
+      return accept(
+        {
+          ...prev,
+          record: {
+            ...rec,
+            term: rec.term + 1,
+            primary: req.to,
+            standby: rec.primary,
+            standbyPromotable: false,
+          },
+          lastPrimaryOkAt: now,
+        },
+        `FORCED failover: term ${rec.term + 1} given to ${req.to} without checks; writes acknowledged by ${rec.primary} may be lost`,
+      );
+    }
+  }
+}
