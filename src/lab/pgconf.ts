@@ -1,0 +1,96 @@
+// The lab's pgarbiter configs (one YAML per host) and the connection parameters for its roles.
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { validateConfig } from '../config.js';
+import type { ConnOptions } from '../postgres/client.js';
+import type { Lab } from './state.js';
+import type { HostName } from './topology.js';
+
+export const PG_PORT = 5432;
+export const PG_BIN_DIR = '/usr/lib/postgresql/15/bin';
+/** The database that holds the demo tables. */
+export const LAB_DATABASE = 'postgres';
+export const APP_USER = 'app';
+export const ADMIN_USER = 'pgarbiter';
+/** Handed to `pgarbiter init` on the initial primary: the app role's password. */
+export const APP_PASSWORD_ENV = 'PGARBITER_APP_PASSWORD';
+
+export const configPath = (lab: Lab, host: HostName) => join(lab.hosts[host].dir, 'pgarbiter.yaml');
+export const dataDir = (lab: Lab, host: HostName) => join(lab.hosts[host].dir, 'data');
+export const socketDir = (lab: Lab, host: HostName) => join(lab.hosts[host].dir, 'run');
+export const pgLogFile = (lab: Lab, host: HostName) => join(lab.hosts[host].dir, 'postgresql.log');
+export const stateDir = (lab: Lab, host: HostName) => join(lab.hosts[host].dir, 'state');
+
+/** The config document for one host (`node` = the member it runs as). */
+export function labConfigDoc(lab: Lab, host: HostName): Record<string, unknown> {
+  const member = host === 'client' ? 'arbiter' : host;
+  return {
+    node: member,
+    secret: lab.secrets.secret,
+    nodes: [
+      { name: 'pg1', host: lab.hosts.pg1.address },
+      { name: 'pg2', host: lab.hosts.pg2.address },
+    ],
+    arbiter: { name: 'arbiter', host: lab.hosts.arbiter.address },
+    initial_primary: 'pg1',
+    postgres: {
+      port: PG_PORT,
+      bin_dir: PG_BIN_DIR,
+      data_dir: dataDir(lab, host),
+      socket_dir: socketDir(lab, host),
+      log_file: pgLogFile(lab, host),
+      admin_user: ADMIN_USER,
+      admin_password: lab.secrets.adminPassword,
+      replication_password: lab.secrets.replicationPassword,
+      allowed_cidr: lab.subnet,
+      synchronous_commit: lab.sync,
+    },
+    timing: { profile: lab.timing },
+    state_dir: stateDir(lab, host),
+  };
+}
+
+/** Writes every host's pgarbiter.yaml (mode 0600: it holds passwords), validated first. */
+export function writeLabConfigs(lab: Lab): void {
+  for (const host of Object.keys(lab.hosts) as HostName[]) {
+    const doc = labConfigDoc(lab, host);
+    validateConfig(doc, `lab config for ${host}`);
+    const file = configPath(lab, host);
+    writeFileSync(file, `# Written by \`pgarbiter lab up\` for lab host ${host}.\n${stringify(doc)}`, {
+      mode: 0o600,
+    });
+    chmodSync(file, 0o600);
+  }
+}
+
+/** How a client connects to `host` as the app role (over TCP, from inside the lab). */
+export function appConn(lab: Lab, host: HostName, applicationName = 'lab-client'): ConnOptions {
+  return {
+    host: lab.hosts[host].address,
+    port: PG_PORT,
+    user: APP_USER,
+    password: lab.secrets.appPassword,
+    database: LAB_DATABASE,
+    applicationName,
+    connectTimeoutMs: 2000,
+    queryTimeoutMs: 5000,
+  };
+}
+
+/** The admin (superuser) role: for the monitoring views a plain role sees only partly. */
+export function adminConn(lab: Lab, host: HostName, applicationName = 'lab-admin'): ConnOptions {
+  return { ...appConn(lab, host, applicationName), user: ADMIN_USER, password: lab.secrets.adminPassword };
+}
+
+/** A libpq conninfo for psql (password not included: pass it as PGPASSWORD). */
+export function psqlConninfo(o: ConnOptions): string {
+  return [
+    `host=${o.host}`,
+    `port=${o.port}`,
+    `user=${o.user}`,
+    `dbname=${o.database ?? 'postgres'}`,
+    `application_name=${o.applicationName ?? 'lab-psql'}`,
+    'connect_timeout=2 keepalives=1 keepalives_idle=1 keepalives_interval=1 keepalives_count=3 tcp_user_timeout=4000',
+  ].join(' ');
+}
