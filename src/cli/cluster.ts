@@ -1,2 +1,311 @@
+// Commands a person runs against a cluster: status, switchover, failover --force, maintenance,
+// rejoin. With --config they talk to the members named there; without it, to the lab (they run
+// themselves again inside the lab's client host, since only code inside the lab reaches it).
+import Table from 'cli-table3';
 import type { Command } from 'commander';
-export function registerClusterCommands(_program: Command): void {}
+import pc from 'picocolors';
+import { type ClusterView, fetchClusterView, nodeState } from '../cluster/view.js';
+import { type Config, loadConfig } from '../config.js';
+import { configPath, hostArgv, loadLab, runAttached, selfArgv } from '../lab/index.js';
+import { UserError } from '../util/errors.js';
+import { sleep } from '../util/exec.js';
+import { callJson } from '../util/http.js';
+
+interface Common {
+  config?: string;
+  prefix?: string;
+  json?: boolean;
+}
+
+/** The cluster config, or null after re-running this command inside the lab's client host. */
+async function clusterConfig(opts: Common): Promise<Config | null> {
+  if (opts.config) return loadConfig(opts.config);
+  const lab = loadLab(opts.prefix);
+  const args = process.argv.slice(2);
+  const code = await runAttached(
+    hostArgv(lab, 'client', selfArgv(...args, '--config', configPath(lab, 'client'))),
+    {
+      timeoutMs: 10 * 60_000,
+    },
+  );
+  process.exitCode = code;
+  return null;
+}
+
+function withCommon(cmd: Command): Command {
+  return cmd
+    .option('-c, --config <file>', 'cluster config (YAML); default: the lab, run from its client host')
+    .option('--prefix <prefix>', 'lab name prefix (default: $PGARBITER_LAB_PREFIX or pga)');
+}
+
+const fmtBytes = (n: number | null) =>
+  n === null
+    ? ''
+    : n < 1024
+      ? `${n} B`
+      : n < 1048576
+        ? `${(n / 1024).toFixed(1)} kB`
+        : `${(n / 1048576).toFixed(1)} MB`;
+
+export function renderStatus(view: ClusterView): string {
+  const rec = view.arbiter.state?.record;
+  const table = new Table({
+    head: ['Node', 'Host', 'Role', 'State', 'Term/TL', 'LSN', 'Lag', 'Fenced', 'Reaches'],
+    style: { head: [], border: [] },
+  });
+  for (const n of view.nodes) {
+    const s = n.state;
+    const reaches = s
+      ? [
+          `arbiter:${s.reach.arbiter ? 'yes' : 'NO'}`,
+          `peer:${s.reach.peerAgent ? 'yes' : 'NO'}`,
+          ...(s.reach.primaryPostgres === null
+            ? []
+            : [`primary-pg:${s.reach.primaryPostgres ? 'yes' : 'NO'}`]),
+        ].join(' ')
+      : '';
+    const role = s
+      ? rec?.primary === n.name
+        ? 'primary'
+        : 'standby'
+      : rec?.primary === n.name
+        ? 'primary?'
+        : '?';
+    table.push([
+      n.name,
+      n.host,
+      role,
+      nodeState(s),
+      s ? `${s.term}/${s.postgres.timeline ?? '-'}` : '',
+      s?.postgres.lsn ?? '',
+      fmtBytes(s?.replication.replayLagBytes ?? null),
+      s ? (s.fenced ? 'YES' : 'no') : '',
+      reaches,
+    ]);
+  }
+  const arb = view.arbiter.state;
+  table.push([
+    'arbiter',
+    view.arbiter.host,
+    'arbiter',
+    arb ? 'running' : 'unreachable',
+    rec ? `${rec.term}` : '',
+    '',
+    '',
+    '',
+    arb ? `primary-pg:${arb.primaryReachable ? 'yes' : 'NO'}` : '',
+  ]);
+  const lines = [table.toString()];
+  if (rec)
+    lines.push(
+      `term ${rec.term}: primary ${rec.primary}, standby ${rec.standby} ` +
+        `(${rec.standbyPromotable ? 'promotable' : 'NOT promotable'})${rec.maintenance ? pc.yellow(' MAINTENANCE: automatic failover paused') : ''}`,
+    );
+  for (const n of view.nodes)
+    if (n.state?.lastRejoin) {
+      const r = n.state.lastRejoin;
+      lines.push(
+        `${n.name} last rejoined ${r.at} by ${r.method} in ${r.ms} ms` +
+          (r.discardedCommits
+            ? pc.yellow(`: ${r.discardedCommits} transactions committed only there were discarded`)
+            : ''),
+      );
+    }
+  return lines.join('\n');
+}
+
+export function registerClusterCommands(program: Command): void {
+  withCommon(
+    program
+      .command('status')
+      .description(
+        'The cluster in one table: each node, its role, state, term/timeline, LSN, lag, fence, reachability.',
+      ),
+  )
+    .option('--json', 'machine-readable output')
+    .option('-w, --watch <seconds>', 'refresh every N seconds (Ctrl-C to stop)')
+    .action(async (opts: Common & { watch?: string }) => {
+      const cfg = await clusterConfig(opts);
+      if (!cfg) return;
+      const watch = opts.watch ? Number(opts.watch) : 0;
+      if (opts.watch && !(watch > 0))
+        throw new UserError(`--watch needs a positive number of seconds, not "${opts.watch}"`);
+      for (let i = 0; i < (watch ? 100_000 : 1); i++) {
+        const view = await fetchClusterView(cfg);
+        if (opts.json) process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
+        else process.stdout.write(`${watch ? '\x1b[2J\x1b[H' : ''}${renderStatus(view)}\n`);
+        if (!view.arbiter.reachable && view.nodes.every((n) => !n.reachable)) process.exitCode = 1;
+        if (watch) await sleep(watch * 1000);
+      }
+    });
+
+  withCommon(
+    program
+      .command('switchover')
+      .description('Planned role swap: no acknowledged write lost, a short write pause.'),
+  )
+    .option('--to <node>', 'the node to become primary (default: the standby)')
+    .option('--timeout <seconds>', 'how long to wait for the new roles', '60')
+    .action(async (opts: Common & { to?: string; timeout: string }) => {
+      const cfg = await clusterConfig(opts);
+      if (!cfg) return;
+      const r = await switchover(cfg, opts.to, Number(opts.timeout) * 1000, (m) =>
+        process.stderr.write(`${m}\n`),
+      );
+      process.stdout.write(
+        opts.json ? `${JSON.stringify(r)}\n` : `switchover done: ${r.from} -> ${r.to} in ${r.ms} ms\n`,
+      );
+    });
+
+  withCommon(
+    program
+      .command('failover')
+      .description(
+        'Forced failover for when the automatic path refuses (standby not promotable, arbiter in doubt).',
+      ),
+  )
+    .requiredOption('--to <node>', 'the node to promote')
+    .option('--force', 'required: acknowledge that writes acknowledged by the old primary may be lost')
+    .action(async (opts: Common & { to: string; force?: boolean }) => {
+      if (!opts.force)
+        throw new UserError(
+          'failover without the checks of the automatic path may lose acknowledged writes and, if the old primary still runs, ' +
+            'make two primaries: repeat with --force if that is what you want',
+        );
+      const cfg = await clusterConfig(opts);
+      if (!cfg) return;
+      process.stderr.write(
+        pc.red(
+          `WARNING: forcing ${opts.to} to primary. Writes acknowledged by the old primary after its last sync may be lost.\n`,
+        ),
+      );
+      const r = await callJson<{ ok: boolean; reason: string; error?: string }>(
+        `http://${cfg.arbiter.host}:${cfg.api_port}/force-failover`,
+        { method: 'POST', body: { to: opts.to }, secret: cfg.secret, timeoutMs: 3000 },
+      ).catch((e) => {
+        throw new UserError(
+          `arbiter at ${cfg.arbiter.host} unreachable (${(e as Error).message}); a forced failover needs it`,
+        );
+      });
+      if (!r.body.ok) throw new UserError(`arbiter refused: ${r.body.reason ?? r.body.error}`);
+      process.stdout.write(`${r.body.reason}\n`);
+    });
+
+  withCommon(
+    program
+      .command('maintenance')
+      .description('Pause (on) or resume (off) automatic failover and fencing; shown in status.'),
+  )
+    .argument('<on|off>')
+    .action(async (mode: string, opts: Common) => {
+      if (mode !== 'on' && mode !== 'off')
+        throw new UserError(`maintenance takes "on" or "off", not "${mode}"`);
+      const cfg = await clusterConfig(opts);
+      if (!cfg) return;
+      const r = await callJson<{ ok: boolean; reason: string }>(
+        `http://${cfg.arbiter.host}:${cfg.api_port}/maintenance`,
+        {
+          method: 'POST',
+          body: { enabled: mode === 'on' },
+          secret: cfg.secret,
+          timeoutMs: 3000,
+        },
+      ).catch((e) => {
+        throw new UserError(`arbiter at ${cfg.arbiter.host} unreachable: ${(e as Error).message}`);
+      });
+      process.stdout.write(`maintenance ${mode}: ${r.body.reason}\n`);
+    });
+
+  withCommon(
+    program
+      .command('rejoin')
+      .description('Rewind NODE and start it as standby of the current primary (rejoin: manual).'),
+  )
+    .argument('<node>')
+    .action(async (node: string, opts: Common) => {
+      const cfg = await clusterConfig(opts);
+      if (!cfg) return;
+      const n = cfg.nodes.find((x) => x.name === node);
+      if (!n)
+        throw new UserError(`unknown node "${node}": one of ${cfg.nodes.map((x) => x.name).join(', ')}`);
+      const r = await callJson<{ ok: boolean; reason: string }>(`http://${n.host}:${cfg.api_port}/rejoin`, {
+        method: 'POST',
+        secret: cfg.secret,
+        timeoutMs: 3000,
+      }).catch((e) => {
+        throw new UserError(`agent of ${node} unreachable: ${(e as Error).message}`);
+      });
+      if (!r.body.ok) throw new UserError(r.body.reason);
+      process.stdout.write(`${node}: ${r.body.reason}; follow it with \`pgarbiter status\`\n`);
+    });
+}
+
+export interface SwitchoverResult {
+  from: string;
+  to: string;
+  ms: number;
+  term: number;
+}
+
+/** Checks the candidate, asks the primary's agent to hand over, waits for the new roles. */
+export async function switchover(
+  cfg: Config,
+  to: string | undefined,
+  timeoutMs: number,
+  say: (m: string) => void,
+): Promise<SwitchoverResult> {
+  const t0 = Date.now();
+  const view = await fetchClusterView(cfg);
+  const rec = view.arbiter.state?.record;
+  if (!rec)
+    throw new UserError(
+      `arbiter unreachable at ${cfg.arbiter.host}: a switchover needs it to hand over the term`,
+    );
+  const target = to ?? rec.standby;
+  if (target === rec.primary) throw new UserError(`${target} is already the primary`);
+  if (target !== rec.standby) throw new UserError(`unknown node "${target}": the standby is ${rec.standby}`);
+  const p = view.nodes.find((n) => n.name === rec.primary);
+  const s = view.nodes.find((n) => n.name === target)?.state;
+  if (!p?.state)
+    throw new UserError(`the primary ${rec.primary} does not answer: use failover, not switchover`);
+  if (!s || !s.postgres.up || s.postgres.inRecovery !== true || !s.postgres.receiving)
+    throw new UserError(`refused: ${target} is not a healthy streaming standby (${nodeState(s ?? null)})`);
+  if (!rec.standbyPromotable)
+    throw new UserError(`refused: ${target} is not promotable (not caught up / not synchronous)`);
+  if (rec.maintenance) throw new UserError('refused: maintenance mode is on (`pgarbiter maintenance off`)');
+  say(`switchover: ${rec.primary} -> ${target} (term ${rec.term} -> ${rec.term + 1})`);
+  const r = await callJson<{ ok: boolean; reason: string }>(`http://${p.host}:${cfg.api_port}/switchover`, {
+    method: 'POST',
+    secret: cfg.secret,
+    timeoutMs: 3000,
+  });
+  if (r.status !== 202) throw new UserError(`refused by ${rec.primary}: ${r.body.reason}`);
+  const end = Date.now() + timeoutMs;
+  let stage = 'handover';
+  while (Date.now() < end) {
+    await sleep(100);
+    const v = await fetchClusterView(cfg, 1000);
+    const nr = v.arbiter.state?.record;
+    const np = v.nodes.find((n) => n.name === target)?.state;
+    const old = v.nodes.find((n) => n.name === rec.primary)?.state;
+    if (stage === 'handover' && nr && nr.term > rec.term && nr.primary === target) {
+      stage = 'promote';
+      say(`  arbiter: term ${nr.term} handed to ${target} (${Date.now() - t0} ms)`);
+    }
+    if (stage === 'promote' && np?.postgres.inRecovery === false && !np.fenced) {
+      stage = 'rejoin';
+      say(`  ${target} is primary and writable (${Date.now() - t0} ms)`);
+    }
+    if (stage === 'rejoin' && old?.postgres.inRecovery === true && old.postgres.receiving && !old.fenced) {
+      say(`  ${rec.primary} rejoined as streaming standby (${Date.now() - t0} ms)`);
+      return { from: rec.primary, to: target, ms: Date.now() - t0, term: nr?.term ?? rec.term + 1 };
+    }
+    if (stage === 'handover' && Date.now() - t0 > 15_000)
+      throw new UserError(
+        `switchover did not start within 15 s: see ${rec.primary}'s agent log (it may have aborted and resumed)`,
+      );
+  }
+  throw new UserError(
+    `switchover not finished within ${timeoutMs / 1000} s (stage: ${stage}); see \`pgarbiter status\``,
+  );
+}

@@ -1,11 +1,14 @@
 // The commands that run on a cluster member: init (bootstrap a node), agent, arbiter.
 import type { Command } from 'commander';
+import { Agent } from '../agent/daemon.js';
+import { runArbiter } from '../arbiter/daemon.js';
 import { loadConfig } from '../config.js';
 import { PgControl } from '../postgres/control.js';
 import { initNode } from '../postgres/provision.js';
 import { UserError } from '../util/errors.js';
 
 export function registerDaemonCommands(program: Command): void {
+  registerDaemonRunners(program);
   program
     .command('init')
     .description(
@@ -31,5 +34,35 @@ export function registerDaemonCommands(program: Command): void {
         progress: (m) => process.stderr.write(`${m}\n`),
       });
       process.stdout.write(`${JSON.stringify({ node: cfg.node, result })}\n`);
+    });
+}
+
+export function registerDaemonRunners(program: Command): void {
+  program
+    .command('agent')
+    .description(
+      'Run the agent of a database node (primary or standby): probes, fencing, promotion with the\n' +
+        "arbiter's grant, sync-replication fallback, rejoin. Logs JSON lines to stdout (and log_file).",
+    )
+    .requiredOption('-c, --config <file>', 'node config (YAML)')
+    .action(async (opts: { config: string }) => {
+      const cfg = loadConfig(opts.config);
+      if (!cfg.nodes.some((n) => n.name === cfg.node))
+        throw new UserError(`${cfg.node} is the arbiter: run \`pgarbiter arbiter --config ${opts.config}\``);
+      await new Agent(cfg).run();
+    });
+  program
+    .command('arbiter')
+    .description(
+      'Run the arbiter: witness of the primary, keeper of the cluster record and its terms, grants promotions.',
+    )
+    .requiredOption('-c, --config <file>', 'arbiter config (YAML)')
+    .action(async (opts: { config: string }) => {
+      const cfg = loadConfig(opts.config);
+      if (cfg.node !== cfg.arbiter.name)
+        throw new UserError(
+          `${cfg.node} is a database node: run \`pgarbiter agent --config ${opts.config}\``,
+        );
+      await runArbiter(cfg);
     });
 }

@@ -95,6 +95,9 @@ function decidePrimary(
     return done('restarting');
   }
 
+  // Running but not answering yet (starting up, crash recovery): nothing to decide from.
+  if (obs.local.inRecovery === null) return done('primary-starting');
+
   if (obs.fenced) {
     // Only the arbiter can confirm that nobody was promoted meanwhile (a standby's own word could
     // be overtaken by a grant in flight).
@@ -223,6 +226,7 @@ function decideStandby(state: AgentState, obs: AgentObservation, s: AgentSetting
     return done('starting');
   }
 
+  if (obs.local.inRecovery === null) return done('standby-starting');
   if (obs.fenced) actions.push({ kind: 'unfenceAsStandby' });
 
   // Up, in recovery, primary reachable, yet not receiving: a forked timeline or a broken slot.

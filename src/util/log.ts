@@ -4,7 +4,10 @@ import { pino } from 'pino';
 
 export type Logger = pino.Logger;
 
-export function createLogger(name: string, bindings: Record<string, unknown> = {}, dest = 1): Logger {
+/** Logs to stdout and, when given, also appends to `file` (both synchronous). */
+export function createLogger(name: string, bindings: Record<string, unknown> = {}, file?: string): Logger {
+  const streams: pino.StreamEntry[] = [{ stream: pino.destination({ dest: 1, sync: true }) }];
+  if (file) streams.push({ stream: pino.destination({ dest: file, sync: true, append: true, mkdir: true }) });
   return pino(
     {
       name,
@@ -14,7 +17,7 @@ export function createLogger(name: string, bindings: Record<string, unknown> = {
       redact: { paths: ['password', '*.password', 'secret', '*.secret', 'conninfo'], censor: '[redacted]' },
       formatters: { level: (label) => ({ level: label }) },
     },
-    pino.destination({ dest, sync: true }),
+    pino.multistream(streams),
   );
 }
 

@@ -1,0 +1,479 @@
+// The database node's agent: every probe_interval it observes (local PostgreSQL, fence, arbiter,
+// peer), asks the pure core what to do, and does it. It also serves the small HTTP API.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config.js';
+import { hostOf, otherNode } from '../config.js';
+import { decideAgent, initialAgentState } from '../core/agent.js';
+import type {
+  AgentAction,
+  AgentObservation,
+  AgentSettings,
+  AgentState,
+  ClusterRecord,
+} from '../core/types.js';
+import { Fence, TERMINATE_CLIENTS_SQL } from '../fence/iptables.js';
+import { errorText } from '../postgres/client.js';
+import { PgControl } from '../postgres/control.js';
+import { initialPrimary } from '../postgres/provision.js';
+import { isSyncMode } from '../postgres/settings.js';
+import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
+import { sleep } from '../util/exec.js';
+import { callJson, type Route, serve } from '../util/http.js';
+import { createLogger, type Logger } from '../util/log.js';
+import { ArbiterClient } from './arbiter-client.js';
+import { type LocalObservation, probeLocal, probePrimaryPg } from './probes.js';
+import {
+  ensureSlot,
+  handover,
+  promoteLocal,
+  type RejoinResult,
+  rejoin,
+  setSyncNames,
+  waitSync,
+} from './procedures.js';
+
+export interface AgentStatus {
+  node: string;
+  host: string;
+  role: 'primary' | 'standby';
+  phase: string;
+  term: number;
+  record: ClusterRecord;
+  postgres: {
+    up: boolean;
+    inRecovery: boolean | null;
+    receiving: boolean;
+    timeline: number | null;
+    lsn: string | null;
+  };
+  replication: {
+    peerState: string | null;
+    syncState: string | null;
+    replayLagBytes: number | null;
+    syncNames: string | null;
+  };
+  fenced: boolean;
+  reach: { arbiter: boolean; peerAgent: boolean; primaryPostgres: boolean | null };
+  lastRejoin: (RejoinResult & { at: string }) | null;
+  busy: string | null;
+  updatedAt: string;
+}
+
+export class Agent {
+  readonly ctl: PgControl;
+  readonly fence: Fence;
+  readonly arbiter: ArbiterClient;
+  readonly log: Logger;
+  readonly peer: string;
+  private state: AgentState;
+  private readonly statePath: string;
+  private readonly settings: AgentSettings;
+  private lastLocal: LocalObservation | null = null;
+  private lastObs: AgentObservation | null = null;
+  private phase = 'starting';
+  private busy: string | null = null;
+  private switchoverTo: string | null = null;
+  private manualRejoin = false;
+  private lastRejoin: AgentStatus['lastRejoin'] = null;
+  private wake: (() => void) | null = null;
+  private stopping = false;
+
+  constructor(readonly cfg: Config) {
+    this.ctl = new PgControl(cfg);
+    this.fence = new Fence(cfg.postgres.port);
+    this.arbiter = new ArbiterClient(cfg, Math.max(1000, cfg.timing.probeTimeoutMs));
+    this.log = createLogger('agent', { node: cfg.node }, cfg.log_file);
+    this.peer = otherNode(cfg, cfg.node).name;
+    mkdirSync(cfg.state_dir, { recursive: true, mode: 0o700 });
+    this.statePath = join(cfg.state_dir, `agent-${cfg.node}.json`);
+    const saved = readJsonFile<{ record: ClusterRecord }>(this.statePath);
+    const primary = initialPrimary(cfg);
+    const record = saved?.record ?? {
+      term: 1,
+      primary,
+      standby: otherNode(cfg, primary).name,
+      standbyPromotable: false,
+      maintenance: false,
+    };
+    this.state = initialAgentState(record, Date.now());
+    this.settings = {
+      me: cfg.node,
+      timing: cfg.timing,
+      syncReplication: isSyncMode(cfg.postgres.synchronous_commit),
+      strictSync: cfg.postgres.sync_mode === 'strict',
+      autoRejoin: cfg.rejoin === 'auto',
+    };
+  }
+
+  private persistRecord(record: ClusterRecord): void {
+    writeFileAtomic(this.statePath, JSON.stringify({ record }));
+  }
+
+  private adopt(record: ClusterRecord): void {
+    if (record.term < this.state.record.term) return;
+    const changed = JSON.stringify(record) !== JSON.stringify(this.state.record);
+    this.state = { ...this.state, record };
+    if (changed) this.persistRecord(record);
+  }
+
+  async observe(): Promise<AgentObservation> {
+    const t = this.cfg.timing;
+    const rec = this.state.record;
+    const iAmPrimary = rec.primary === this.cfg.node;
+    const [local, fenced, arbiter, peerAgentOk, primaryPgOk] = await Promise.all([
+      probeLocal(this.ctl, this.peer, Math.max(t.probeTimeoutMs, 1000)),
+      this.fence.isFenced().catch((e) => {
+        this.log.error({ err: (e as Error).message }, 'cannot read the fence state');
+        return true; // unknown: assume fenced, so a primary asks the arbiter before serving
+      }),
+      this.arbiter.record(t.probeTimeoutMs),
+      callJson(`http://${hostOf(this.cfg, this.peer)}:${this.cfg.api_port}/health`, {
+        timeoutMs: t.probeTimeoutMs,
+      }).then(
+        (r) => r.status === 200,
+        () => false,
+      ),
+      iAmPrimary
+        ? Promise.resolve(false)
+        : probePrimaryPg(this.ctl, hostOf(this.cfg, rec.primary), t.probeTimeoutMs),
+    ]);
+    this.lastLocal = local;
+    return {
+      now: Date.now(),
+      local,
+      fenced,
+      arbiter,
+      peerAgentOk,
+      primaryPgOk,
+      switchoverRequested: this.switchoverTo !== null,
+    };
+  }
+
+  async round(): Promise<void> {
+    const obs = await this.observe();
+    this.lastObs = obs;
+    if (this.manualRejoin) {
+      this.manualRejoin = false;
+      await this.execute({ kind: 'fence', reason: 'manual rejoin' });
+      await this.execute({
+        kind: 'rejoin',
+        primary: this.state.record.primary,
+        reason: 'requested by a person',
+      });
+      return;
+    }
+    const prevRecord = this.state.record;
+    const decision = decideAgent(this.state, obs, this.settings);
+    this.state = decision.state;
+    if (
+      decision.state.record !== prevRecord &&
+      JSON.stringify(decision.state.record) !== JSON.stringify(prevRecord)
+    ) {
+      this.persistRecord(decision.state.record);
+      this.log.info(
+        { record: decision.state.record },
+        `cluster record: term ${decision.state.record.term}, primary ${decision.state.record.primary}`,
+      );
+    }
+    if (decision.phase !== this.phase)
+      this.log.info({ from: this.phase, to: decision.phase }, `phase ${decision.phase}`);
+    this.phase = decision.phase;
+    this.switchoverTo = null;
+    for (const action of decision.actions) {
+      try {
+        await this.execute(action);
+      } catch (e) {
+        this.log.error({ action, err: errorText(e) }, `${action.kind} failed: ${errorText(e)}`);
+        break;
+      } finally {
+        this.busy = null;
+      }
+    }
+  }
+
+  async execute(a: AgentAction): Promise<void> {
+    const log = this.log;
+    switch (a.kind) {
+      case 'note':
+        log[a.level]({}, a.msg);
+        return;
+      case 'fence': {
+        this.busy = 'fencing';
+        const t0 = Date.now();
+        await this.fence.fence();
+        const n = await this.ctl
+          .query<{ n: number }>(TERMINATE_CLIENTS_SQL, [], 1000)
+          .then((r) => r[0]?.n ?? 0)
+          .catch(() => 0);
+        log.warn(
+          { reason: a.reason, terminated: n, ms: Date.now() - t0 },
+          `FENCED: ${a.reason} (iptables rule inserted, ${n} client sessions terminated)`,
+        );
+        return;
+      }
+      case 'unfenceAsPrimary': {
+        const reply = await this.arbiter.post('/confirm-primary', {
+          node: this.cfg.node,
+          term: this.state.record.term,
+        });
+        if (!reply.ok) {
+          log.warn(
+            { reason: reply.reason },
+            `staying fenced: arbiter did not confirm our term: ${reply.reason}`,
+          );
+          if (reply.record) this.adopt(reply.record);
+          return;
+        }
+        await this.fence.unfence();
+        log.warn(
+          { term: this.state.record.term },
+          `UNFENCED: arbiter confirmed primary of term ${this.state.record.term}`,
+        );
+        return;
+      }
+      case 'unfenceAsStandby':
+        await this.fence.unfence();
+        log.warn({}, 'UNFENCED as standby (read-only)');
+        return;
+      case 'startPostgres':
+        this.busy = 'starting PostgreSQL';
+        log.warn({ reason: a.reason }, `starting PostgreSQL: ${a.reason}`);
+        await this.ctl.start();
+        return;
+      case 'requestPromotion': {
+        const reply = await this.arbiter.post('/promote', { node: this.cfg.node, term: a.term });
+        if (!reply.ok) {
+          log.info({ reason: reply.reason }, `promotion refused: ${reply.reason}`);
+          if (reply.record) this.adopt(reply.record);
+          return;
+        }
+        log.warn({ record: reply.record }, `PROMOTION GRANTED: ${reply.reason}`);
+        if (reply.record) this.adopt(reply.record);
+        this.busy = 'promoting';
+        await promoteLocal(this.ctl, this.peer, log);
+        return;
+      }
+      case 'promote':
+        this.busy = 'promoting';
+        log.warn({ term: a.term }, `record names us primary of term ${a.term}: promoting`);
+        await promoteLocal(this.ctl, this.peer, log);
+        return;
+      case 'degradeSync': {
+        const reply = await this.arbiter.post('/set-promotable', {
+          node: this.cfg.node,
+          term: a.term,
+          promotable: false,
+        });
+        if (!reply.ok) {
+          log.warn(
+            { reason: reply.reason },
+            `keeping synchronous replication: arbiter refused: ${reply.reason}`,
+          );
+          if (reply.record) this.adopt(reply.record);
+          return;
+        }
+        if (reply.record) this.adopt(reply.record);
+        await setSyncNames(this.ctl, false);
+        log.warn(
+          {},
+          `SYNC DROPPED: ${this.peer} stopped acknowledging; arbiter marked it not promotable first`,
+        );
+        return;
+      }
+      case 'restoreSync': {
+        await ensureSlot(this.ctl, this.peer);
+        await setSyncNames(this.ctl, true);
+        if (!(await waitSync(this.ctl, this.peer, 5000))) {
+          log.warn({}, `${this.peer} did not become synchronous within 5 s`);
+          return;
+        }
+        const reply = await this.arbiter.post('/set-promotable', {
+          node: this.cfg.node,
+          term: a.term,
+          promotable: true,
+        });
+        if (reply.record) this.adopt(reply.record);
+        log.warn(
+          { ok: reply.ok },
+          `SYNC RESTORED: ${this.peer} is a synchronous standby again${reply.ok ? ' and promotable' : ''}`,
+        );
+        return;
+      }
+      case 'setPromotable': {
+        const reply = await this.arbiter.post('/set-promotable', {
+          node: this.cfg.node,
+          term: a.term,
+          promotable: a.promotable,
+        });
+        if (reply.record) this.adopt(reply.record);
+        log.info(
+          { ok: reply.ok, reason: reply.reason },
+          `standby ${a.promotable ? 'promotable' : 'not promotable'}: ${reply.reason}`,
+        );
+        return;
+      }
+      case 'rejoin': {
+        this.busy = 'rejoining';
+        log.warn({ primary: a.primary, reason: a.reason }, `REJOIN as standby of ${a.primary}: ${a.reason}`);
+        const r = await rejoin(this.ctl, this.cfg, a.primary, log);
+        this.lastRejoin = { ...r, at: new Date().toISOString() };
+        await this.fence.unfence();
+        log.warn({}, 'UNFENCED as standby (read-only)');
+        return;
+      }
+      case 'handover': {
+        this.busy = 'switchover';
+        await this.execute({ kind: 'fence', reason: `switchover to ${a.to}` });
+        this.busy = 'switchover';
+        const ok = await handover(this.ctl, this.cfg, a.to, a.term, this.arbiter, log);
+        if (ok) {
+          const rec = await this.arbiter.record(2000);
+          if (rec) this.adopt(rec);
+          // Let the new primary act now rather than at its next round.
+          await callJson(`http://${hostOf(this.cfg, a.to)}:${this.cfg.api_port}/wake`, {
+            method: 'POST',
+            secret: this.cfg.secret,
+            timeoutMs: 1000,
+          }).catch(() => {});
+        }
+        return;
+      }
+    }
+  }
+
+  status(): AgentStatus {
+    const l = this.lastLocal;
+    const o = this.lastObs;
+    const rec = this.state.record;
+    return {
+      node: this.cfg.node,
+      host: hostOf(this.cfg, this.cfg.node),
+      role: rec.primary === this.cfg.node ? 'primary' : 'standby',
+      phase: this.phase,
+      term: rec.term,
+      record: rec,
+      postgres: {
+        up: l?.up ?? false,
+        inRecovery: l?.inRecovery ?? null,
+        receiving: l?.receiving ?? false,
+        timeline: l?.details.timeline ?? null,
+        lsn: l?.details.lsn ?? null,
+      },
+      replication: {
+        peerState: l?.peerReplication?.state ?? null,
+        syncState: l?.details.syncState ?? null,
+        replayLagBytes: l?.details.replayLagBytes ?? null,
+        syncNames: l?.details.syncNames ?? null,
+      },
+      fenced: o?.fenced ?? false,
+      reach: {
+        arbiter: o ? o.arbiter !== null : false,
+        peerAgent: o?.peerAgentOk ?? false,
+        primaryPostgres: rec.primary === this.cfg.node ? null : (o?.primaryPgOk ?? false),
+      },
+      lastRejoin: this.lastRejoin,
+      busy: this.busy,
+      updatedAt: new Date().toISOString(),
+    };
+  }
+
+  routes(): Route[] {
+    const st = () => this.status();
+    const isWritablePrimary = () => {
+      const s = st();
+      return s.role === 'primary' && s.postgres.up && s.postgres.inRecovery === false && !s.fenced && !s.busy;
+    };
+    const isStreamingReplica = () => {
+      const s = st();
+      return s.postgres.up && s.postgres.inRecovery === true && s.postgres.receiving && !s.fenced;
+    };
+    return [
+      {
+        method: 'GET',
+        path: '/health',
+        handler: () => ({ status: 200, body: { ok: true, node: this.cfg.node } }),
+      },
+      { method: 'GET', path: '/state', handler: () => ({ status: 200, body: st() }) },
+      {
+        method: 'GET',
+        path: '/primary',
+        handler: () => ({ status: isWritablePrimary() ? 200 : 503, body: st() }),
+      },
+      {
+        method: 'GET',
+        path: '/replica',
+        handler: () => ({ status: isStreamingReplica() ? 200 : 503, body: st() }),
+      },
+      {
+        method: 'POST',
+        path: '/switchover',
+        auth: true,
+        handler: () => {
+          const s = st();
+          if (s.role !== 'primary')
+            return { status: 409, body: { ok: false, reason: `${this.cfg.node} is not the primary` } };
+          this.switchoverTo = this.peer;
+          this.wake?.();
+          return { status: 202, body: { ok: true, reason: `switchover to ${this.peer} started` } };
+        },
+      },
+      {
+        method: 'POST',
+        path: '/rejoin',
+        auth: true,
+        handler: () => {
+          if (st().role === 'primary')
+            return { status: 409, body: { ok: false, reason: `${this.cfg.node} is the primary of record` } };
+          this.manualRejoin = true;
+          this.wake?.();
+          return { status: 202, body: { ok: true, reason: 'rejoin started' } };
+        },
+      },
+      {
+        method: 'POST',
+        path: '/wake',
+        auth: true,
+        handler: () => {
+          this.wake?.();
+          return { status: 200, body: { ok: true } };
+        },
+      },
+    ];
+  }
+
+  async run(): Promise<void> {
+    const server = await serve(this.routes(), this.cfg.secret, '0.0.0.0', this.cfg.api_port);
+    this.log.info(
+      { port: this.cfg.api_port, timing: this.cfg.timing, record: this.state.record },
+      'agent started',
+    );
+    const stop = () => {
+      this.stopping = true;
+      this.wake?.();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    while (!this.stopping) {
+      const started = Date.now();
+      try {
+        await this.round();
+      } catch (e) {
+        this.log.error({ err: errorText(e) }, `round failed: ${errorText(e)}`);
+      }
+      const wait = Math.max(10, this.cfg.timing.probeIntervalMs - (Date.now() - started));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = null;
+    }
+    server.close();
+    server.closeAllConnections();
+    this.log.info('agent stopped (PostgreSQL and the fence are left as they are)');
+    await sleep(0);
+  }
+}

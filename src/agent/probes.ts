@@ -1,0 +1,108 @@
+// Probes with hard deadlines: a hung connection must never stall a round.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AgentObservation } from '../core/types.js';
+import { queryOnce } from '../postgres/client.js';
+import type { PgControl } from '../postgres/control.js';
+
+/** A standby within this much WAL of the primary counts as caught up (sync is then restored). */
+export const CAUGHT_UP_BYTES = 16 * 1024 * 1024;
+
+function deadline<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.catch(() => fallback),
+    new Promise<T>((r) => {
+      timer = setTimeout(() => r(fallback), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Does the server at `host` answer as a writable primary? */
+export function probePrimaryPg(ctl: PgControl, host: string, timeoutMs: number): Promise<boolean> {
+  const q = queryOnce<{ r: boolean }>(ctl.remote(host, timeoutMs), 'SELECT pg_is_in_recovery() AS r').then(
+    (rows) => rows[0]?.r === false,
+  );
+  return deadline(q, timeoutMs + 100, false);
+}
+
+export interface LocalDetails {
+  timeline: number | null;
+  lsn: string | null;
+  replayLagBytes: number | null;
+  syncState: string | null;
+  syncNames: string | null;
+}
+
+export type LocalObservation = AgentObservation['local'] & { details: LocalDetails };
+
+/** The local server, seen through its socket; pg_ctl status tells "down" from "busy/starting". */
+export async function probeLocal(ctl: PgControl, peer: string, timeoutMs: number): Promise<LocalObservation> {
+  const standbySignal = existsSync(join(ctl.pg.data_dir, 'standby.signal'));
+  const details: LocalDetails = {
+    timeline: null,
+    lsn: null,
+    replayLagBytes: null,
+    syncState: null,
+    syncNames: null,
+  };
+  try {
+    const rows = await queryOnce<{
+      in_recovery: boolean;
+      sync_names: string;
+      tli: number;
+      lsn: string;
+      rep_state: string | null;
+      sync_state: string | null;
+      lag: string | null;
+      receiving: boolean | null;
+    }>(
+      { ...ctl.local(timeoutMs), connectTimeoutMs: timeoutMs },
+      `SELECT pg_is_in_recovery() AS in_recovery,
+              current_setting('synchronous_standby_names') AS sync_names,
+              (SELECT timeline_id FROM pg_control_checkpoint()) AS tli,
+              (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
+              r.state AS rep_state, r.sync_state,
+              (CASE WHEN pg_is_in_recovery() THEN NULL
+                    ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn) END)::text AS lag,
+              (SELECT status = 'streaming' FROM pg_stat_wal_receiver LIMIT 1) AS receiving
+         FROM (SELECT 1) one
+         LEFT JOIN pg_stat_replication r ON r.application_name = $1`,
+      [peer],
+    );
+    const row = rows[0]!;
+    const lag = row.lag === null ? null : Number(row.lag);
+    details.timeline = row.tli;
+    details.lsn = row.lsn;
+    details.replayLagBytes = lag;
+    details.syncState = row.sync_state;
+    details.syncNames = row.sync_names;
+    return {
+      up: true,
+      inRecovery: row.in_recovery,
+      peerReplication: row.rep_state
+        ? {
+            state: row.rep_state,
+            syncState: row.sync_state ?? '',
+            caughtUp: lag !== null && lag <= CAUGHT_UP_BYTES,
+          }
+        : null,
+      syncNamesActive: row.sync_names.trim() !== '',
+      receiving: row.receiving === true,
+      standbySignal,
+      details,
+    };
+  } catch {
+    // No answer: running (starting up, recovering, overloaded) or really down?
+    const running = await ctl.isRunning().catch(() => false);
+    return {
+      up: running,
+      inRecovery: null,
+      peerReplication: null,
+      syncNamesActive: false,
+      receiving: false,
+      standbySignal,
+      details,
+    };
+  }
+}

@@ -1,0 +1,209 @@
+// The multi-step procedures of an agent: promotion, rejoin (rewind or base backup) and the
+// primary's side of a switchover. Each step is logged with its duration.
+import type { Config } from '../config.js';
+import { hostOf } from '../config.js';
+import { errorText, queryOnce } from '../postgres/client.js';
+import type { PgControl } from '../postgres/control.js';
+import { slotName, syncStandbyNames } from '../postgres/settings.js';
+import { sleep } from '../util/exec.js';
+import type { Logger } from '../util/log.js';
+import type { ArbiterClient } from './arbiter-client.js';
+import { probePrimaryPg } from './probes.js';
+
+export function lsnToNumber(lsn: string): bigint {
+  const [hi, lo] = lsn.split('/');
+  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
+}
+
+async function timed<T>(log: Logger, step: string, fn: () => Promise<T>): Promise<T> {
+  const t0 = Date.now();
+  const r = await fn();
+  log.info({ step, ms: Date.now() - t0 }, `${step} done in ${Date.now() - t0} ms`);
+  return r;
+}
+
+/** Promote the local standby: sync names cleared first (a promoted standby inherits them and every
+ *  write would hang), pg_ctl promote, CHECKPOINT (pg_rewind of the old primary needs the new
+ *  timeline in the control file), and a replication slot for the peer. */
+export async function promoteLocal(ctl: PgControl, peer: string, log: Logger): Promise<void> {
+  const t0 = Date.now();
+  await ctl.query("ALTER SYSTEM SET synchronous_standby_names = ''");
+  await ctl.query('SELECT pg_reload_conf()');
+  await timed(log, 'pg_ctl promote', () => ctl.promote());
+  await ctl.query('CHECKPOINT', [], 30_000);
+  await ensureSlot(ctl, peer);
+  log.warn({ ms: Date.now() - t0 }, `promoted to primary in ${Date.now() - t0} ms`);
+}
+
+export async function ensureSlot(ctl: PgControl, peer: string): Promise<void> {
+  await ctl.query(
+    `SELECT pg_create_physical_replication_slot($1, true)
+      WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`,
+    [slotName(peer)],
+  );
+}
+
+export async function setSyncNames(ctl: PgControl, on: boolean): Promise<void> {
+  const value = on ? syncStandbyNames(ctl.cfg) : '';
+  await ctl.query(`ALTER SYSTEM SET synchronous_standby_names = '${value.replace(/'/g, "''")}'`);
+  await ctl.query('SELECT pg_reload_conf()');
+}
+
+/** Waits until the peer is a synchronous standby (after synchronous_standby_names was set). */
+export async function waitSync(ctl: PgControl, peer: string, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const rows = await ctl
+      .query<{ s: string }>('SELECT sync_state AS s FROM pg_stat_replication WHERE application_name = $1', [
+        peer,
+      ])
+      .catch(() => []);
+    if (rows[0]?.s === 'sync') return true;
+    await sleep(100);
+  }
+  return false;
+}
+
+export interface RejoinResult {
+  method: 'rewind' | 'basebackup';
+  discardedCommits: number | null;
+  ms: number;
+}
+
+/** Old primary -> standby of `primary`. The caller has fenced this node. */
+export async function rejoin(
+  ctl: PgControl,
+  cfg: Config,
+  primary: string,
+  log: Logger,
+): Promise<RejoinResult> {
+  const t0 = Date.now();
+  const host = hostOf(cfg, primary);
+  // The new primary must be up and promoted, and checkpointed (else pg_rewind says "no rewind
+  // required" and the old primary loops on a forked timeline: research pitfall 9).
+  if (!(await probePrimaryPg(ctl, host, 2000)))
+    throw new Error(`new primary ${primary} is not reachable as a primary yet`);
+  await queryOnce(ctl.remote(host, 30_000), 'CHECKPOINT');
+
+  let discardedCommits: number | null = null;
+  if (ctl.hasData()) {
+    if (await ctl.isRunning()) await timed(log, 'stop old primary', () => ctl.stop('fast'));
+    discardedCommits = await countDiscarded(ctl, host, log);
+  }
+
+  let method: RejoinResult['method'] = 'rewind';
+  try {
+    if (!ctl.hasData()) throw new Error('no data directory');
+    const out = await timed(log, 'pg_rewind', () => ctl.rewind(host));
+    log.info({ output: out.trim().split('\n').slice(-3).join(' | ') }, 'pg_rewind finished');
+    ctl.writeNodeConfig(host);
+    await timed(log, 'start as standby', () => ctl.start());
+    if (!(await waitStreaming(ctl, 20_000))) throw new Error('not streaming 20 s after the rewind');
+  } catch (e) {
+    log.warn(
+      { err: (e as Error).message },
+      `pg_rewind path failed: ${(e as Error).message}; falling back to a fresh base backup`,
+    );
+    method = 'basebackup';
+    await ctl.stop('immediate').catch(() => {});
+    await timed(log, 'pg_basebackup', () => ctl.baseBackup(host));
+    ctl.writeNodeConfig(host);
+    await timed(log, 'start as standby', () => ctl.start());
+    if (!(await waitStreaming(ctl, 30_000))) throw new Error('not streaming 30 s after a fresh base backup');
+  }
+  const ms = Date.now() - t0;
+  log.warn(
+    { method, discardedCommits, ms },
+    `rejoined as standby of ${primary} by ${method} in ${ms} ms` +
+      (discardedCommits
+        ? `; ${discardedCommits} transactions committed here after the fork were discarded`
+        : ''),
+  );
+  return { method, discardedCommits, ms };
+}
+
+async function waitStreaming(ctl: PgControl, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const rows = await ctl
+      .query<{ s: string }>('SELECT status AS s FROM pg_stat_wal_receiver', [], 1000)
+      .catch(() => []);
+    if (rows[0]?.s === 'streaming') return true;
+    await sleep(200);
+  }
+  return false;
+}
+
+/** Transactions this node committed after the new primary's timeline forked off: a rewind
+ *  discards them (possible only without synchronous replication). Counted with pg_waldump. */
+async function countDiscarded(ctl: PgControl, primaryHost: string, log: Logger): Promise<number | null> {
+  try {
+    const local = await ctl.controlData();
+    const rows = await queryOnce<{ tli: number }>(
+      ctl.remote(primaryHost, 5000),
+      'SELECT timeline_id AS tli FROM pg_control_checkpoint()',
+    );
+    const newTli = rows[0]?.tli;
+    if (!newTli || newTli <= local.timeline) return 0;
+    const hist = await queryOnce<{ h: string }>(
+      ctl.remote(primaryHost, 5000),
+      'SELECT pg_read_file($1) AS h',
+      [`pg_wal/${newTli.toString(16).toUpperCase().padStart(8, '0')}.history`],
+    );
+    // history lines: "<parent tli>\t<switchpoint lsn>\t<reason>"
+    const line = (hist[0]?.h ?? '')
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .find((f) => Number(f[0]) === local.timeline);
+    if (!line?.[1]) return null;
+    const { commits } = await ctl.countCommitsAfter(line[1], local.timeline);
+    return commits;
+  } catch (e) {
+    log.warn({ err: errorText(e) }, 'could not count the transactions a rewind discards');
+    return null;
+  }
+}
+
+/** Primary side of a switchover. On success the arbiter names `to` primary of term+1. */
+export async function handover(
+  ctl: PgControl,
+  cfg: Config,
+  to: string,
+  term: number,
+  arbiter: ArbiterClient,
+  log: Logger,
+): Promise<boolean> {
+  const t0 = Date.now();
+  // Clean shutdown: the shutdown checkpoint is streamed to the standby before the walsender ends.
+  await timed(log, 'stop primary for switchover', () => ctl.stop('fast'));
+  const { checkpointLsn } = await ctl.controlData();
+  const host = hostOf(cfg, to);
+  const end = Date.now() + 10_000;
+  let replayed = false;
+  while (Date.now() < end && !replayed) {
+    const rows = await queryOnce<{ lsn: string | null }>(
+      ctl.remote(host, 1000),
+      'SELECT pg_last_wal_replay_lsn()::text AS lsn',
+    ).catch(() => []);
+    const lsn = rows[0]?.lsn;
+    replayed = !!lsn && lsnToNumber(lsn) >= lsnToNumber(checkpointLsn);
+    if (!replayed) await sleep(50);
+  }
+  if (!replayed) {
+    log.warn(
+      { checkpointLsn },
+      `switchover aborted: ${to} did not replay up to ${checkpointLsn} within 10 s`,
+    );
+    return false;
+  }
+  const reply = await arbiter.post('/handover', { node: cfg.node, to, term });
+  if (!reply.ok) {
+    log.warn({ reason: reply.reason }, `switchover aborted: arbiter refused: ${reply.reason}`);
+    return false;
+  }
+  log.warn(
+    { ms: Date.now() - t0, term: term + 1 },
+    `switchover: handed term ${term + 1} to ${to} in ${Date.now() - t0} ms`,
+  );
+  return true;
+}

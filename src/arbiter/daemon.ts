@@ -1,0 +1,176 @@
+// The arbiter daemon: witnesses the primary's PostgreSQL, keeps the cluster record on disk and
+// answers the agents' requests (promotion grants, fence confirmations, sync state).
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { probePrimaryPg } from '../agent/probes.js';
+import type { Config } from '../config.js';
+import { hostOf, otherNode } from '../config.js';
+import {
+  type ArbiterRequest,
+  type ArbiterState,
+  arbiterHandle,
+  arbiterObserve,
+  initialArbiterState,
+} from '../core/arbiter.js';
+import type { ClusterRecord } from '../core/types.js';
+import { PgControl } from '../postgres/control.js';
+import { initialPrimary } from '../postgres/provision.js';
+import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
+import { sleep } from '../util/exec.js';
+import { callJson, parseBody, type Route, serve } from '../util/http.js';
+import { createLogger } from '../util/log.js';
+
+const term = z.number().int().nonnegative();
+const node = z.string().min(1).max(64);
+const schemas = {
+  promote: z.object({ node, term }).strict(),
+  confirmPrimary: z.object({ node, term }).strict(),
+  setPromotable: z.object({ node, term, promotable: z.boolean() }).strict(),
+  handover: z.object({ node, to: node, term }).strict(),
+  maintenance: z.object({ enabled: z.boolean() }).strict(),
+  forceFailover: z.object({ to: node }).strict(),
+};
+
+export interface ArbiterEvent {
+  at: string;
+  request: string;
+  ok: boolean;
+  reason: string;
+  term: number;
+}
+
+export async function runArbiter(cfg: Config): Promise<void> {
+  const log = createLogger('arbiter', { node: cfg.node }, cfg.log_file);
+  mkdirSync(cfg.state_dir, { recursive: true, mode: 0o700 });
+  const recordPath = join(cfg.state_dir, 'record.json');
+  let record = readJsonFile<ClusterRecord>(recordPath);
+  if (!record) {
+    const primary = initialPrimary(cfg);
+    // Not promotable until the primary confirms a synchronous (or streaming) standby.
+    record = {
+      term: 1,
+      primary,
+      standby: otherNode(cfg, primary).name,
+      standbyPromotable: false,
+      maintenance: false,
+    };
+    writeFileAtomic(recordPath, JSON.stringify(record));
+    log.info({ record }, 'created the cluster record');
+  } else log.info({ record }, 'loaded the cluster record');
+
+  const settings = {
+    failoverTimeoutMs: cfg.timing.failoverTimeoutMs,
+    fenceTimeoutMs: cfg.timing.fenceTimeoutMs,
+  };
+  let state: ArbiterState = initialArbiterState(record, Date.now());
+  const events: ArbiterEvent[] = [];
+  const agents: Record<string, unknown> = {};
+  let primaryReachable = false;
+  const ctl = new PgControl(cfg);
+
+  const handle = (kind: ArbiterRequest['kind'], req: ArbiterRequest) => {
+    const answer = arbiterHandle(state, req, Date.now(), settings);
+    // Persist before answering: a grant must survive an arbiter crash.
+    if (answer.changed) writeFileAtomic(recordPath, JSON.stringify(answer.state.record));
+    state = answer.state;
+    const ev: ArbiterEvent = {
+      at: new Date().toISOString(),
+      request: kind,
+      ok: answer.ok,
+      reason: answer.reason,
+      term: state.record.term,
+    };
+    if (kind !== 'confirmPrimary' || !answer.ok) {
+      events.push(ev);
+      if (events.length > 200) events.shift();
+    }
+    const level = kind === 'forceFailover' ? 'warn' : answer.ok && answer.changed ? 'info' : 'debug';
+    log[answer.ok ? level : 'info'](
+      { request: req, ok: answer.ok, record: state.record },
+      `${kind}: ${answer.reason}`,
+    );
+    return {
+      status: answer.ok ? 200 : 409,
+      body: { ok: answer.ok, reason: answer.reason, record: state.record },
+    };
+  };
+
+  const post = (path: string, kind: keyof typeof schemas): Route => ({
+    method: 'POST',
+    path,
+    auth: true,
+    handler: (_req, body) =>
+      handle(kind, { kind, ...parseBody(schemas[kind] as z.ZodType<object>, body) } as ArbiterRequest),
+  });
+
+  const routes: Route[] = [
+    {
+      method: 'GET',
+      path: '/health',
+      handler: () => ({ status: 200, body: { ok: true, node: cfg.node, role: 'arbiter' } }),
+    },
+    {
+      method: 'GET',
+      path: '/state',
+      handler: () => ({
+        status: 200,
+        body: {
+          node: cfg.node,
+          role: 'arbiter',
+          record: state.record,
+          primaryReachable,
+          primaryLastSeenMsAgo: Date.now() - state.lastPrimaryOkAt,
+          agents,
+          events: events.slice(-50),
+        },
+      }),
+    },
+    post('/promote', 'promote'),
+    post('/confirm-primary', 'confirmPrimary'),
+    post('/set-promotable', 'setPromotable'),
+    post('/handover', 'handover'),
+    post('/maintenance', 'maintenance'),
+    post('/force-failover', 'forceFailover'),
+  ];
+  const server = await serve(routes, cfg.secret, '0.0.0.0', cfg.api_port);
+  log.info({ port: cfg.api_port, timing: cfg.timing }, 'arbiter listening');
+
+  let stopping = false;
+  const stop = () => {
+    stopping = true;
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+
+  let lastWitness = primaryReachable;
+  while (!stopping) {
+    const started = Date.now();
+    const primaryHost = hostOf(cfg, state.record.primary);
+    const [ok] = await Promise.all([
+      probePrimaryPg(ctl, primaryHost, cfg.timing.probeTimeoutMs),
+      ...cfg.nodes.map(async (n) => {
+        try {
+          const r = await callJson(`http://${n.host}:${cfg.api_port}/state`, {
+            timeoutMs: cfg.timing.probeTimeoutMs,
+          });
+          agents[n.name] = { reachable: true, state: r.body };
+        } catch {
+          agents[n.name] = { reachable: false };
+        }
+      }),
+    ]);
+    primaryReachable = ok as boolean;
+    if (primaryReachable !== lastWitness)
+      log.info(
+        { primary: state.record.primary, reachable: primaryReachable },
+        primaryReachable ? 'primary reachable' : 'primary NOT reachable',
+      );
+    lastWitness = primaryReachable;
+    state = arbiterObserve(state, primaryReachable, Date.now(), settings);
+    await sleep(Math.max(10, cfg.timing.probeIntervalMs - (Date.now() - started)));
+  }
+  server.close();
+  server.closeAllConnections();
+  log.info('arbiter stopped');
+}

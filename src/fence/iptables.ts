@@ -1,0 +1,57 @@
+// Self-fencing: an iptables rule that rejects new (and resets existing) client connections to
+// this host's PostgreSQL port. Loopback stays open so the local agent still works, and outgoing
+// traffic (the agent's probes, pg_rewind) is untouched: the rule matches only incoming TCP to
+// the port. Inserted (-I) so it wins over any accept rule an administrator has.
+import { run } from '../util/exec.js';
+
+const COMMENT = 'pgarbiter-fence';
+
+function ruleSpec(port: number): string[] {
+  return [
+    'INPUT',
+    '-p',
+    'tcp',
+    '--dport',
+    String(port),
+    '!',
+    '-i',
+    'lo',
+    '-m',
+    'comment',
+    '--comment',
+    COMMENT,
+    '-j',
+    'REJECT',
+    '--reject-with',
+    'tcp-reset',
+  ];
+}
+
+export class Fence {
+  constructor(readonly port: number) {}
+
+  async isFenced(): Promise<boolean> {
+    const r = await run(['iptables', '-w', '5', '-C', ...ruleSpec(this.port)], {
+      allowFailure: true,
+      timeoutMs: 5000,
+    });
+    if (r.code === 0) return true;
+    if (r.code === 1) return false;
+    throw new Error(`iptables -C failed (exit ${r.code}): ${r.stderr.trim()}`);
+  }
+
+  async fence(): Promise<void> {
+    if (await this.isFenced()) return;
+    await run(['iptables', '-w', '5', '-I', ...ruleSpec(this.port)], { timeoutMs: 5000 });
+  }
+
+  /** Removes every copy of the rule. */
+  async unfence(): Promise<void> {
+    for (let i = 0; i < 10 && (await this.isFenced()); i++)
+      await run(['iptables', '-w', '5', '-D', ...ruleSpec(this.port)], { timeoutMs: 5000 });
+  }
+}
+
+/** SQL that ends client sessions (not walsenders, not ourselves) once the fence is up. */
+export const TERMINATE_CLIENTS_SQL = `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+  WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`;
