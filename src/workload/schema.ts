@@ -19,7 +19,16 @@ CREATE TABLE IF NOT EXISTS orders (
 );
 CREATE INDEX IF NOT EXISTS orders_customer_idx ON orders (customer_id);
 CREATE INDEX IF NOT EXISTS orders_session_idx ON orders (session);
+CREATE TABLE IF NOT EXISTS writer_runs (
+  run         integer PRIMARY KEY,
+  started_at  timestamptz NOT NULL DEFAULT now(),
+  sessions    integer NOT NULL,
+  target      text NOT NULL
+);
 `;
+
+/** The tables the writer needs (the demo tables plus its register of run numbers). */
+export const WRITER_TABLES = ['customers', 'orders', 'writer_runs'] as const;
 
 export const SEED_CUSTOMERS: ReadonlyArray<[number, string, string]> = [
   [1, 'Ada Lovelace', 'London'],
@@ -45,6 +54,23 @@ export async function applyDemoSchema(client: pg.Client): Promise<void> {
         [id, id, (id * 10.5).toFixed(2)],
       );
     }
+    await client.query('COMMIT');
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw e;
+  }
+}
+
+/** Creates whatever of the writer's tables is missing (no seed rows). Idempotent. */
+export async function ensureWriterSchema(client: pg.Client): Promise<void> {
+  const r = await client.query<{ missing: number }>(
+    'SELECT count(*)::int AS missing FROM unnest($1::text[]) AS t(name) WHERE to_regclass(name) IS NULL',
+    [WRITER_TABLES],
+  );
+  if ((r.rows[0]?.missing ?? 0) === 0) return;
+  await client.query('BEGIN');
+  try {
+    await client.query(SCHEMA_SQL);
     await client.query('COMMIT');
   } catch (e) {
     await client.query('ROLLBACK').catch(() => {});

@@ -1,0 +1,351 @@
+// Connection targets for the writer and the checker: libpq-style keyword strings and URIs,
+// including libpq's multi-host form (`host=a,b port=5432 target_session_attrs=read-write`),
+// which node-postgres does not implement. We do it the way libpq does: try each host in order
+// with a short connect timeout and keep the first one whose session matches the attributes.
+// An HAProxy read-write port is just a single host:port.
+import type pg from 'pg';
+import { closeClient, errorText, makeClient } from '../postgres/client.js';
+import { UserError } from '../util/errors.js';
+
+export type TargetSessionAttrs = 'any' | 'read-write' | 'read-only' | 'primary' | 'standby';
+const TSA: readonly TargetSessionAttrs[] = ['any', 'read-write', 'read-only', 'primary', 'standby'];
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+export interface ConnTarget {
+  endpoints: Endpoint[];
+  user: string;
+  database: string;
+  password?: string;
+  targetSessionAttrs: TargetSessionAttrs;
+  /** Per host (libpq's connect_timeout, in ms here). */
+  connectTimeoutMs: number;
+  applicationName?: string;
+  /** Session settings (`options='-c k=v'`). */
+  options?: Record<string, string>;
+}
+
+const KNOWN_KEYS = new Set([
+  'host',
+  'hostaddr',
+  'port',
+  'user',
+  'password',
+  'dbname',
+  'connect_timeout',
+  'target_session_attrs',
+  'application_name',
+  'options',
+  'sslmode',
+  // Accepted and ignored: node-postgres has its own keepalive handling and we add deadlines.
+  'keepalives',
+  'keepalives_idle',
+  'keepalives_interval',
+  'keepalives_count',
+  'tcp_user_timeout',
+]);
+
+export interface ParseDsnDefaults {
+  user?: string;
+  database?: string;
+  targetSessionAttrs?: TargetSessionAttrs;
+  connectTimeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Parses `key=value ...`, `postgresql://...` or a bare `host[:port][,host[:port]]`. */
+export function parseDsn(dsn: string, defaults: ParseDsnDefaults = {}): ConnTarget {
+  const text = dsn.trim();
+  if (!text) throw new UserError('empty connection string: give --dsn, e.g. "host=127.0.0.1 port=5432"');
+  let kv: Map<string, string>;
+  if (/^postgres(ql)?:\/\//i.test(text)) kv = parseUri(text);
+  else if (text.includes('=')) kv = parseKeywords(text);
+  else kv = new Map([['host', text]]);
+  for (const k of kv.keys()) {
+    if (!KNOWN_KEYS.has(k)) throw new UserError(`connection string: unknown option "${k}"`);
+  }
+  const env = defaults.env ?? process.env;
+  const hostsRaw = kv.get('host') ?? kv.get('hostaddr') ?? env.PGHOST;
+  if (!hostsRaw) throw new UserError('connection string has no host= (and PGHOST is not set)');
+  const portRaw = kv.get('port') ?? env.PGPORT ?? '5432';
+  const endpoints = splitHosts(hostsRaw, portRaw);
+
+  const tsaRaw = kv.get('target_session_attrs') ?? defaults.targetSessionAttrs ?? 'read-write';
+  if (!TSA.includes(tsaRaw as TargetSessionAttrs))
+    throw new UserError(`target_session_attrs=${tsaRaw} is not supported (use one of ${TSA.join(', ')})`);
+
+  let connectTimeoutMs = defaults.connectTimeoutMs ?? 2000;
+  const ct = kv.get('connect_timeout');
+  if (ct !== undefined) {
+    const n = Number(ct);
+    if (!Number.isFinite(n) || n <= 0)
+      throw new UserError(`connect_timeout=${ct}: give a positive number of seconds`);
+    connectTimeoutMs = Math.max(500, Math.round(n * 1000));
+  }
+  const sslmode = kv.get('sslmode');
+  if (sslmode && !['disable', 'allow', 'prefer'].includes(sslmode))
+    throw new UserError(`sslmode=${sslmode} is not supported by the writer (use disable or prefer)`);
+
+  const user = kv.get('user') ?? defaults.user ?? env.PGUSER ?? 'postgres';
+  return {
+    endpoints,
+    user,
+    database: kv.get('dbname') ?? defaults.database ?? env.PGDATABASE ?? 'postgres',
+    password: kv.get('password'),
+    targetSessionAttrs: tsaRaw as TargetSessionAttrs,
+    connectTimeoutMs,
+    applicationName: kv.get('application_name'),
+    options: kv.has('options') ? parseOptions(kv.get('options') ?? '') : undefined,
+  };
+}
+
+function splitHosts(hostsRaw: string, portRaw: string): Endpoint[] {
+  const hosts = hostsRaw.split(',').map((h) => h.trim());
+  const ports = portRaw.split(',').map((p) => p.trim());
+  if (ports.length !== 1 && ports.length !== hosts.length)
+    throw new UserError(`connection string: ${hosts.length} hosts but ${ports.length} ports`);
+  return hosts.map((h, i) => {
+    let host = h;
+    let port = ports.length === 1 ? ports[0] : ports[i];
+    // host:port inside the host list (bare form and URIs); [v6]:port for IPv6.
+    const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(host) ?? /^([^:]+):(\d+)$/.exec(host);
+    if (m) {
+      host = m[1] ?? '';
+      if (m[2]) port = m[2];
+    }
+    if (!host) throw new UserError(`connection string: empty host in "${hostsRaw}"`);
+    const n = Number(port);
+    if (!Number.isInteger(n) || n < 1 || n > 65535)
+      throw new UserError(`connection string: bad port "${port}"`);
+    return { host, port: n };
+  });
+}
+
+/** libpq keyword/value syntax: key = value, values optionally single-quoted with \' and \\. */
+export function parseKeywords(s: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let i = 0;
+  const n = s.length;
+  const ws = () => {
+    while (i < n && /\s/.test(s[i] ?? '')) i++;
+  };
+  for (let guard = 0; guard <= n; guard++) {
+    ws();
+    if (i >= n) return out;
+    const ks = i;
+    while (i < n && /[A-Za-z0-9_]/.test(s[i] ?? '')) i++;
+    const key = s.slice(ks, i);
+    ws();
+    if (!key || s[i] !== '=')
+      throw new UserError(`connection string: expected key=value near "${s.slice(ks, ks + 20)}"`);
+    i++;
+    ws();
+    let value = '';
+    if (s[i] === "'") {
+      i++;
+      let closed = false;
+      while (i < n) {
+        const c = s[i];
+        if (c === '\\' && i + 1 < n) {
+          value += s[i + 1];
+          i += 2;
+        } else if (c === "'") {
+          i++;
+          closed = true;
+          break;
+        } else {
+          value += c;
+          i++;
+        }
+      }
+      if (!closed) throw new UserError(`connection string: unterminated quote in ${key}=`);
+    } else {
+      while (i < n && !/\s/.test(s[i] ?? '')) {
+        if (s[i] === '\\' && i + 1 < n) i++;
+        value += s[i];
+        i++;
+      }
+    }
+    out.set(key, value);
+  }
+  return out;
+}
+
+/** postgresql://user:pw@h1:p1,h2:p2/dbname?k=v&... */
+function parseUri(s: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const m = /^postgres(?:ql)?:\/\/([^/?]*)(?:\/([^?]*))?(?:\?(.*))?$/i.exec(s);
+  if (!m) throw new UserError('connection URI is malformed');
+  let authority = m[1] ?? '';
+  const at = authority.lastIndexOf('@');
+  if (at >= 0) {
+    const userinfo = authority.slice(0, at);
+    authority = authority.slice(at + 1);
+    const colon = userinfo.indexOf(':');
+    const user = colon >= 0 ? userinfo.slice(0, colon) : userinfo;
+    if (user) out.set('user', decodeURIComponent(user));
+    if (colon >= 0) out.set('password', decodeURIComponent(userinfo.slice(colon + 1)));
+  }
+  if (authority) out.set('host', decodeURIComponent(authority));
+  if (m[2]) out.set('dbname', decodeURIComponent(m[2]));
+  for (const part of (m[3] ?? '').split('&')) {
+    if (!part) continue;
+    const eq = part.indexOf('=');
+    if (eq < 0) throw new UserError(`connection URI: parameter "${part}" has no value`);
+    out.set(decodeURIComponent(part.slice(0, eq)), decodeURIComponent(part.slice(eq + 1)));
+  }
+  return out;
+}
+
+/** `-c name=value -c other=value` (also `--name=value`) into a settings record. */
+function parseOptions(opts: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const words = opts.split(/\s+/).filter(Boolean);
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i] ?? '';
+    let setting: string | undefined;
+    if (w === '-c') setting = words[++i];
+    else if (w.startsWith('-c')) setting = w.slice(2);
+    else if (w.startsWith('--')) setting = w.slice(2);
+    const eq = setting?.indexOf('=') ?? -1;
+    if (!setting || eq <= 0)
+      throw new UserError(`connection string: cannot read options='${opts}' (use -c name=value)`);
+    out[setting.slice(0, eq)] = setting.slice(eq + 1);
+  }
+  return out;
+}
+
+/** The target as text for logs, headers and messages: never contains the password. */
+export function describeTarget(t: ConnTarget): string {
+  const hosts = t.endpoints.map((e) => (e.host.includes(':') ? `[${e.host}]` : e.host));
+  const ports = t.endpoints.map((e) => e.port);
+  const samePort = ports.every((p) => p === ports[0]);
+  const parts = [
+    `host=${hosts.join(',')}`,
+    `port=${samePort ? ports[0] : ports.join(',')}`,
+    `user=${t.user}`,
+    `dbname=${t.database}`,
+    `target_session_attrs=${t.targetSessionAttrs}`,
+  ];
+  if (t.options)
+    parts.push(
+      `options='${Object.entries(t.options)
+        .map(([k, v]) => `-c ${k}=${v}`)
+        .join(' ')}'`,
+    );
+  return parts.join(' ');
+}
+
+export const endpointText = (e: Endpoint) =>
+  e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
+
+export interface SessionInfo {
+  /** Which endpoint of the target we connected to. */
+  endpoint: Endpoint;
+  /** inet_server_addr():port as the server reports it (the endpoint for unix sockets). */
+  server: string;
+  inRecovery: boolean;
+  readOnly: boolean;
+  synchronousCommit: string;
+  synchronousStandbyNames: string;
+  serverVersion: string;
+}
+
+export class NoSuitableServerError extends UserError {
+  constructor(
+    readonly target: ConnTarget,
+    readonly reasons: string[],
+  ) {
+    super(
+      `no ${target.targetSessionAttrs === 'any' ? 'reachable' : target.targetSessionAttrs} server at ${describeTarget(target)}: ${reasons.join('; ')}`,
+    );
+    this.name = 'NoSuitableServerError';
+  }
+}
+
+function matches(tsa: TargetSessionAttrs, s: SessionInfo): string | undefined {
+  switch (tsa) {
+    case 'any':
+      return undefined;
+    case 'read-write':
+      return s.readOnly ? 'read-only' : undefined;
+    case 'read-only':
+      return s.readOnly ? undefined : 'read-write';
+    case 'primary':
+      return s.inRecovery ? 'in recovery (standby)' : undefined;
+    case 'standby':
+      return s.inRecovery ? undefined : 'not in recovery (primary)';
+  }
+}
+
+export interface ConnectOptions {
+  queryTimeoutMs?: number;
+  applicationName?: string;
+  password?: string;
+}
+
+/**
+ * Tries each endpoint in order; returns the first connected client whose session matches
+ * target_session_attrs. Bounded: one connect timeout plus one query timeout per endpoint.
+ * Throws NoSuitableServerError (a UserError) naming why each host was refused.
+ */
+export async function connectTarget(
+  t: ConnTarget,
+  o: ConnectOptions = {},
+): Promise<{ client: pg.Client; info: SessionInfo }> {
+  const reasons: string[] = [];
+  for (const endpoint of t.endpoints) {
+    const client = makeClient({
+      host: endpoint.host,
+      port: endpoint.port,
+      user: t.user,
+      password: o.password ?? t.password,
+      database: t.database,
+      applicationName: o.applicationName ?? t.applicationName ?? 'pgarbiter-writer',
+      connectTimeoutMs: t.connectTimeoutMs,
+      queryTimeoutMs: o.queryTimeoutMs ?? 5000,
+      options: t.options,
+    });
+    try {
+      await client.connect();
+      const r = await client.query<{
+        rec: boolean;
+        ro: string;
+        addr: string | null;
+        port: number | null;
+        sc: string;
+        ssn: string;
+        ver: string;
+      }>(
+        `SELECT pg_is_in_recovery() AS rec, current_setting('transaction_read_only') AS ro,
+                host(inet_server_addr()) AS addr, inet_server_port() AS port,
+                current_setting('synchronous_commit') AS sc,
+                current_setting('synchronous_standby_names') AS ssn,
+                current_setting('server_version') AS ver`,
+      );
+      const row = r.rows[0];
+      if (!row) throw new Error('empty answer to the session check');
+      const info: SessionInfo = {
+        endpoint,
+        server: row.addr
+          ? endpointText({ host: row.addr, port: row.port ?? endpoint.port })
+          : endpointText(endpoint),
+        inRecovery: row.rec,
+        readOnly: row.ro === 'on',
+        synchronousCommit: row.sc,
+        synchronousStandbyNames: row.ssn,
+        serverVersion: row.ver,
+      };
+      const refused = matches(t.targetSessionAttrs, info);
+      if (!refused) return { client, info };
+      reasons.push(`${endpointText(endpoint)}: ${refused}`);
+    } catch (e) {
+      reasons.push(`${endpointText(endpoint)}: ${errorText(e)}`);
+    }
+    await closeClient(client);
+  }
+  throw new NoSuitableServerError(t, reasons);
+}
