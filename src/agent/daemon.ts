@@ -139,6 +139,10 @@ export class Agent {
         : probePrimaryPg(this.ctl, hostOf(this.cfg, rec.primary), t.probeTimeoutMs),
     ]);
     this.lastLocal = local;
+    // A primary without its standby connected makes sure the standby's slot exists (a promoted
+    // node has none for its new standby).
+    if (iAmPrimary && local.inRecovery === false && !local.peerReplication)
+      await ensureSlot(this.ctl, this.peer).catch(() => {});
     return {
       now: Date.now(),
       local,

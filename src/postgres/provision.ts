@@ -7,6 +7,7 @@ import { sleep } from '../util/exec.js';
 import { applyDemoSchema } from '../workload/schema.js';
 import { closeClient, errorText, makeClient, queryOnce } from './client.js';
 import type { PgControl } from './control.js';
+import { slotName } from './settings.js';
 
 export const sqlLiteral = (s: string) => `'${s.replace(/'/g, "''")}'`;
 export const sqlIdent = (s: string) => `"${s.replace(/"/g, '""')}"`;
@@ -84,6 +85,8 @@ async function createRoles(ctl: PgControl, demoAppPassword?: string): Promise<vo
     await client.query(
       `CREATE ROLE ${sqlIdent(pg.replication_user)} LOGIN REPLICATION PASSWORD ${sqlLiteral(pg.replication_password)}`,
     );
+    // The standby's slot keeps the WAL it needs (bounded by max_slot_wal_keep_size).
+    await client.query('SELECT pg_create_physical_replication_slot($1, true)', [slotName(otherNode(ctl.cfg, ctl.cfg.node).name)]);
     if (demoAppPassword) {
       await client.query(`CREATE ROLE app LOGIN PASSWORD ${sqlLiteral(demoAppPassword)}`);
       await applyDemoSchema(client);
