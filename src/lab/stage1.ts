@@ -113,7 +113,6 @@ export async function collectStage1(lab: Lab): Promise<Stage1Result> {
 
     // Standby: reads work, a write is refused by PostgreSQL itself.
     const info2 = (await app2.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!;
-    const counts2 = await counts(app2);
     const refusedSql = "INSERT INTO customers (id, name, city) VALUES (-1, 'not allowed', 'standby')";
     let writeRefused: Stage1Result['standby']['writeRefused'] = null;
     try {
@@ -142,6 +141,7 @@ export async function collectStage1(lab: Lab): Promise<Stage1Result> {
       }
       await sleep(1);
     }
+    const counts2 = await counts(app2);
     const max1 = (await app1.query<{ m: string }>('SELECT max(id)::text AS m FROM orders')).rows[0]?.m;
     const max2 = (await app2.query<{ m: string }>('SELECT max(id)::text AS m FROM orders')).rows[0]?.m;
 
@@ -225,7 +225,7 @@ export function formatStage1(s: Stage1Result): string {
     table(p.latestOrders),
     '',
     pc.bold(`Standby ${sb.host} (${sb.address}): read-only`),
-    `  pg_is_in_recovery() = ${sb.inRecovery}; reads work: customers ${sb.counts.customers}, orders ${sb.counts.orders}`,
+    `  pg_is_in_recovery() = ${sb.inRecovery}; reads work: customers ${sb.counts.customers} rows, orders ${sb.counts.orders} rows (read after the freshness check below)`,
     `  ${sb.writeRefused?.sql ?? '(write)'}`,
     sb.writeRefused
       ? `  -> ${pc.red(`ERROR:  ${sb.writeRefused.message}`)} (SQLSTATE ${sb.writeRefused.sqlstate})`
