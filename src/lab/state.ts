@@ -7,6 +7,7 @@ import type { SyncCommit, TimingProfile } from '../config.js';
 import { UserError } from '../util/errors.js';
 import {
   bridgePort,
+  DEFAULT_PREFIX,
   HOSTS,
   type HostName,
   hostAddress,
@@ -133,7 +134,7 @@ export function loadLab(prefix?: string): Lab {
   const lab = readLab(id.prefix);
   if (!lab)
     throw new UserError(
-      `no lab "${id.prefix}" is up (no ${labFile(labDirOf(id.prefix))}): run \`pgarbiter lab up\` first`,
+      `no lab "${id.prefix}" is up (no ${labFile(labDirOf(id.prefix))}): run \`pgarbiter lab up${id.prefix === DEFAULT_PREFIX ? '' : ` --prefix ${id.prefix}`}\` first`,
     );
   return lab;
 }
