@@ -189,6 +189,9 @@ export async function startWriter(opts: WriterOptions): Promise<WriterHandle> {
     } catch {
       systemIdentifier = null; // needs superuser or GRANT EXECUTE ON FUNCTION pg_control_system()
     }
+    // The setup's own writes (schema, run register) are bookkeeping, not data under test: they
+    // must not wait for a stalled synchronous standby (info above kept the session's real mode).
+    await setup.query('SET synchronous_commit = local');
     await ensureWriterSchema(setup);
     for (let attempt = 0; attempt < 20 && run === 0; attempt++) {
       const candidate = randomInt(1, MAX_RUN + 1);
