@@ -1,0 +1,378 @@
+// The writer and the checker against a real, throwaway PostgreSQL 15 on 127.0.0.1:55432 with
+// its own data dir and socket dir. Needs root (initdb runs as the postgres OS user). It stops
+// only the server of its own data dir, and cleans up what a previous crashed run left.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type pg from 'pg';
+import { closeClient, makeClient } from '../../src/postgres/client.js';
+import { UserError } from '../../src/util/errors.js';
+import { asUser, run, sleep } from '../../src/util/exec.js';
+import { checkLedger } from '../../src/workload/checker.js';
+import { parseLedger } from '../../src/workload/ledger.js';
+import { startWriter } from '../../src/workload/writer.js';
+
+const BASE = '/tmp/pgw-test';
+const DATA = join(BASE, 'data');
+const SOCK = join(BASE, 'run');
+const LEDGERS = join(BASE, 'ledgers');
+const PORT = 55432;
+const BIN = '/usr/lib/postgresql/15/bin';
+const DSN = `host=127.0.0.1 port=${PORT} user=postgres dbname=postgres`;
+
+const canRun = process.getuid?.() === 0 && existsSync(join(BIN, 'initdb'));
+
+async function pgCtl(args: string[], allowFailure = false) {
+  return run(asUser('postgres', [join(BIN, 'pg_ctl'), '-D', DATA, ...args]), {
+    timeoutMs: 60_000,
+    allowFailure,
+  });
+}
+
+/** Stops the server of our data dir if one is running (a previous crashed run), then deletes it. */
+async function cleanup() {
+  if (existsSync(join(DATA, 'postmaster.pid')))
+    await pgCtl(['stop', '-m', 'immediate', '-w', '-t', '20'], true);
+  rmSync(BASE, { recursive: true, force: true });
+}
+
+async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = makeClient({
+    host: '127.0.0.1',
+    port: PORT,
+    user: 'postgres',
+    queryTimeoutMs: 10_000,
+    options: { synchronous_commit: 'local' },
+  });
+  try {
+    await c.connect();
+    return await fn(c);
+  } finally {
+    await closeClient(c);
+  }
+}
+
+async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs = 10_000) {
+  const end = Date.now() + timeoutMs;
+  for (let i = 0; Date.now() < end && i < 1000; i++) {
+    if (await fn()) return;
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const syncRepWaiters = () =>
+  admin(async (c) => {
+    const r = await c.query<{ pid: number }>(
+      "SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND application_name LIKE 'pgarbiter-writer-%'",
+    );
+    return r.rows.map((x) => x.pid);
+  });
+
+async function setSyncStandbyNames(v: string) {
+  await admin(async (c) => {
+    await c.query(`ALTER SYSTEM SET synchronous_standby_names = '${v}'`);
+    await c.query('SELECT pg_reload_conf()');
+  });
+  await sleep(300);
+}
+
+/** The compiled CLI next to this compiled test (or the source via tsx when run from source). */
+function cli(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number; out: string; err: string }> {
+  const js = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+  const ts = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+  const argv = existsSync(js) ? [js] : ['--import', 'tsx', ts];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...argv, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 1, out, err });
+    });
+  });
+}
+
+let n = 0;
+const ledgerPath = (name: string) => join(LEDGERS, `${name}-${++n}.jsonl`);
+
+describe('writer and check against PostgreSQL 15', {
+  skip: canRun ? false : 'needs root and PostgreSQL 15',
+}, () => {
+  before(async () => {
+    await cleanup();
+    mkdirSync(SOCK, { recursive: true });
+    mkdirSync(LEDGERS, { recursive: true });
+    await run(['chown', '-R', 'postgres', BASE]);
+    await run(asUser('postgres', [join(BIN, 'initdb'), '-D', DATA, '-A', 'trust', '-U', 'postgres']), {
+      timeoutMs: 120_000,
+    });
+    await pgCtl([
+      'start',
+      '-w',
+      '-t',
+      '30',
+      '-l',
+      join(BASE, 'postgresql.log'),
+      '-o',
+      `-c unix_socket_directories=${SOCK} -c listen_addresses=127.0.0.1 -c port=${PORT} -c cluster_name=pgwtest`,
+    ]);
+  });
+
+  after(async () => {
+    await cleanup();
+  });
+
+  test('acknowledged writes are all found; deleting one is reported lost with exit status 3', async () => {
+    const path = ledgerPath('basic');
+    const h = await startWriter({ target: DSN, sessions: 3, durationMs: 1500, ledgerPath: path });
+    const s = await h.done;
+    assert.equal(s.stoppedBy, 'duration');
+    assert.ok(s.acknowledged > 50, `only ${s.acknowledged} acks`);
+    assert.equal(s.unknown, 0);
+    assert.equal(s.failed, 0);
+    assert.ok(s.acksPerSecond.length >= 1 && s.acksPerSecond.reduce((a, b) => a + b, 0) === s.acknowledged);
+
+    const ledger = parseLedger(readFileSync(path, 'utf8'));
+    assert.equal(ledger.txs.filter((t) => t.outcome === 'ack').length, s.acknowledged);
+    assert.ok(ledger.end);
+    assert.match(ledger.header.systemIdentifier ?? '', /^[0-9]+$/);
+    assert.ok(ledger.txs.every((t) => t.server === '127.0.0.1:55432'));
+    // One sequence per session, no gaps.
+    for (let sess = 0; sess < 3; sess++) {
+      const seqs = ledger.txs.filter((t) => t.session === sess).map((t) => t.seq);
+      assert.deepEqual(
+        seqs,
+        seqs.map((_, i) => i + 1),
+      );
+    }
+
+    const ok = await checkLedger(path);
+    assert.equal(ok.lost.count, 0);
+    assert.equal(ok.totals.acknowledged, s.acknowledged);
+    assert.equal(ok.exitCode, 0);
+    assert.equal(ok.unrecorded.count, 0);
+
+    const victim = ledger.txs.find((t) => t.outcome === 'ack')?.id ?? '';
+    await admin(async (c) => {
+      await c.query('DELETE FROM orders WHERE id = $1', [victim]);
+      await c.query('DELETE FROM customers WHERE id = $1', [victim]);
+    });
+    const lost = await checkLedger(path, { expectNoLoss: true });
+    assert.equal(lost.lost.count, 1);
+    assert.deepEqual(lost.lost.ids, [victim]);
+    assert.equal(lost.exitCode, 3);
+    // synchronous_commit=on without a sync standby promises nothing: reported, not a failure.
+    assert.equal((await checkLedger(path)).exitCode, 0);
+
+    const r = await cli(['check', '--ledger', path, '--expect-no-loss']);
+    assert.equal(r.code, 3, r.err);
+    assert.match(r.out, /lost {10}1/);
+    const j = await cli(['check', '--ledger', path, '--json', '--dsn', DSN]);
+    assert.equal(j.code, 0, j.err);
+    assert.equal(JSON.parse(j.out).lost.count, 1);
+  });
+
+  test('a commit cut while waiting for a sync standby is unknown, and resolves as committed', async () => {
+    const path = ledgerPath('unknown');
+    await setSyncStandbyNames('nobody');
+    try {
+      const h = await startWriter({
+        target: DSN,
+        sessions: 2,
+        ledgerPath: path,
+        commitTimeoutMs: 20_000,
+        backoffMinMs: 50,
+        backoffMaxMs: 200,
+      });
+      try {
+        // Both sessions block in COMMIT (no standby will ever confirm).
+        await waitFor('2 commits waiting for sync rep', async () => (await syncRepWaiters()).length >= 2);
+        assert.equal(h.stats().acknowledged, 0);
+        // Kill the connections mid-COMMIT: the client cannot know; the server committed locally.
+        await admin((c) =>
+          c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"),
+        );
+        await waitFor('unknown outcomes', async () => h.stats().unknown >= 2);
+        // The sessions reconnect by themselves and block again; a cancel now makes COMMIT return
+        // OK with a warning: acknowledged, but only committed locally.
+        await waitFor('sessions blocked again', async () => (await syncRepWaiters()).length >= 2);
+        await admin((c) =>
+          c.query("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"),
+        );
+        await waitFor('acks with a warning', async () => h.stats().acknowledgedWithWarning >= 2);
+        await setSyncStandbyNames('');
+        // Whatever still waits was queued before the reload; release it.
+        await admin((c) =>
+          c.query("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"),
+        );
+        const before = h.stats().acknowledged;
+        await waitFor('plain acks again', async () => h.stats().acknowledged > before + 20);
+      } finally {
+        await h.stop();
+      }
+      const ledger = parseLedger(readFileSync(path, 'utf8'));
+      const unknown = ledger.txs.filter((t) => t.outcome === 'unknown');
+      assert.ok(unknown.length >= 2);
+      assert.ok(
+        unknown.every((t) => /terminat/i.test(t.error ?? '')),
+        JSON.stringify(unknown),
+      );
+      const warned = ledger.txs.filter((t) => t.outcome === 'ack' && t.warning);
+      assert.ok(warned.every((t) => /synchronous replication/.test(t.warning ?? '')));
+      assert.ok(ledger.events.some((e) => e.event === 'disconnected'));
+
+      const r = await checkLedger(path);
+      assert.equal(r.synchronousStandbyNames, 'nobody');
+      assert.equal(r.promisesNoLoss, true);
+      assert.equal(r.unknown.count, unknown.length);
+      // Terminated during the sync wait = committed locally: present.
+      assert.equal(r.unknown.committed, unknown.length);
+      assert.equal(r.lost.count, 0);
+      assert.equal(r.exitCode, 0);
+    } finally {
+      await setSyncStandbyNames('');
+    }
+  });
+
+  test('a COMMIT past its deadline is unknown too', async () => {
+    const path = ledgerPath('timeout');
+    await setSyncStandbyNames('nobody');
+    try {
+      const h = await startWriter({ target: DSN, sessions: 1, ledgerPath: path, commitTimeoutMs: 500 });
+      await waitFor('a timed-out commit', async () => h.stats().unknown >= 1);
+      const s = await h.stop();
+      assert.ok(s.unknown >= 1);
+      assert.equal(s.acknowledged, 0);
+    } finally {
+      await setSyncStandbyNames('');
+      await admin((c) =>
+        c.query("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"),
+      );
+    }
+    const r = await checkLedger(path);
+    assert.ok(r.unknown.count >= 1);
+    assert.equal(r.unknown.torn, 0);
+    const l = parseLedger(readFileSync(path, 'utf8'));
+    assert.ok(l.txs.some((t) => t.outcome === 'unknown' && /Query read timeout/.test(t.error ?? '')));
+  });
+
+  test('bad input: another cluster, a cut ledger, unreachable and silent servers, bad flags', async () => {
+    const path = ledgerPath('bad');
+    const s = await (await startWriter({ target: DSN, sessions: 1, durationMs: 300, ledgerPath: path })).done;
+    assert.ok(s.acknowledged > 0);
+    const text = readFileSync(path, 'utf8');
+
+    // Another cluster: the system identifier in the header differs.
+    const other = ledgerPath('other');
+    const [head, ...rest] = text.split('\n');
+    const h = JSON.parse(head ?? '{}');
+    writeFileSync(other, [JSON.stringify({ ...h, systemIdentifier: '1234567890' }), ...rest].join('\n'));
+    await assert.rejects(
+      checkLedger(other),
+      (e: unknown) => e instanceof UserError && /cluster 1234567890/.test(e.message),
+    );
+
+    // Cut last line: tolerated, with a warning.
+    const cut = ledgerPath('cut');
+    writeFileSync(cut, text.slice(0, text.length - 20));
+    const r = await checkLedger(cut);
+    assert.ok(r.warnings.some((w) => /last line is incomplete/.test(w)));
+    assert.equal(r.lost.count, 0);
+
+    // Corrupt middle line: an error with the line number, from the CLI as one line, exit 1.
+    const bad = ledgerPath('corrupt');
+    const lines = text.split('\n');
+    lines[2] = '{"type":"tx", oops';
+    writeFileSync(bad, lines.join('\n'));
+    const c = await cli(['check', '--ledger', bad]);
+    assert.equal(c.code, 1);
+    assert.match(c.err, /:3: not valid JSON/);
+    assert.equal(c.err.trim().split('\n').length, 1);
+
+    // Unreachable: refused at once.
+    const t0 = Date.now();
+    await assert.rejects(
+      startWriter({ target: 'host=127.0.0.1 port=1 user=postgres', ledgerPath: ledgerPath('x') }),
+      (e: unknown) => e instanceof UserError && /no read-write server .*127\.0\.0\.1:1/.test(e.message),
+    );
+    assert.ok(Date.now() - t0 < 3000);
+
+    // Silent: a listener that never answers; bounded by the connect timeout.
+    const silent = createServer(() => {});
+    await new Promise<void>((res) => silent.listen(0, '127.0.0.1', res));
+    const port = (silent.address() as { port: number }).port;
+    try {
+      const t1 = Date.now();
+      await assert.rejects(
+        checkLedger(path, { target: `host=127.0.0.1 port=${port} user=postgres connect_timeout=1` }),
+        (e: unknown) => e instanceof UserError && /timeout/i.test(e.message),
+      );
+      assert.ok(Date.now() - t1 < 4000, `took ${Date.now() - t1} ms`);
+    } finally {
+      silent.close();
+    }
+
+    // A multi-host list skips a dead host and lands on the writable one.
+    const mh = await startWriter({
+      target: `host=127.0.0.1,127.0.0.1 port=1,${PORT} user=postgres`,
+      sessions: 2,
+      durationMs: 300,
+      ledgerPath: ledgerPath('multi'),
+    });
+    const ms = await mh.done;
+    assert.ok(ms.acknowledged > 0);
+    assert.deepEqual(Object.keys(ms.acksByServer), ['127.0.0.1:55432']);
+
+    // CLI flags: one-line user errors, exit status 1, nothing written.
+    for (const args of [
+      ['writer', '--dsn', DSN, '--duration', '0'],
+      ['writer', '--dsn', DSN, '--duration', '-3'],
+      ['writer', '--dsn', DSN, '--sessions', '0'],
+      ['writer', '--dsn', DSN, '--sessions', '1.5'],
+      ['writer', '--dsn', 'host=127.0.0.1 port=1', '--duration', '1'],
+      ['writer', '--dsn', DSN, '--password-env', 'PGW_TEST_NO_SUCH_VAR'],
+      ['check', '--ledger', join(LEDGERS, 'missing.jsonl')],
+      ['check', '--ledger', path, '--allow-loss', '--expect-no-loss'],
+    ]) {
+      const res = await cli(args);
+      assert.equal(res.code, 1, `${args.join(' ')}: ${res.err}`);
+      assert.match(res.err, /^error: /, args.join(' '));
+      assert.equal(res.err.trim().split('\n').length, 1, `${args.join(' ')}: ${res.err}`);
+    }
+
+    // The CLI writer end to end, with a JSON summary.
+    const cliLedger = ledgerPath('cli');
+    const w = await cli([
+      'writer',
+      '--dsn',
+      DSN,
+      '--duration',
+      '1',
+      '--sessions',
+      '2',
+      '--ledger',
+      cliLedger,
+      '--json',
+    ]);
+    assert.equal(w.code, 0, w.err);
+    const sum = JSON.parse(w.out);
+    assert.ok(sum.acknowledged > 0);
+    assert.equal(sum.ledgerPath, cliLedger);
+  });
+});
