@@ -229,18 +229,31 @@ export class PgControl {
     return `${r.stdout}${r.stderr}`;
   }
 
-  /** Counts transactions committed in this node's WAL after `fromLsn` on timeline `tli`
-   *  (used to report what a rewind is about to discard). */
+  /**
+   * Transactions committed in this node's WAL after `fromLsn` on timeline `tli` that changed a
+   * user table (relfilenode >= 16384), and the rows they inserted: what a rewind discards.
+   * Catalog-only transactions (autovacuum's ANALYZE, say) are not counted.
+   */
   async countCommitsAfter(fromLsn: string, tli: number): Promise<{ commits: number; inserts: number }> {
     const r = await this.runAsPg(
       [this.bin('pg_waldump'), '-p', join(this.pg.data_dir, 'pg_wal'), '-s', fromLsn, '-t', String(tli)],
       60_000,
     );
+    const userXids = new Set<string>();
+    const insertsByXid = new Map<string, number>();
     let commits = 0;
     let inserts = 0;
     for (const line of r.stdout.split('\n')) {
-      if (/rmgr: Transaction .*desc: COMMIT/.test(line)) commits++;
-      else if (/rmgr: Heap .*desc: INSERT/.test(line)) inserts++;
+      const xid = /\btx:\s+(\d+)/.exec(line)?.[1];
+      if (!xid) continue;
+      const rel = /rel \d+\/\d+\/(\d+)/.exec(line);
+      if (/rmgr: Heap2? /.test(line) && rel && Number(rel[1]) >= 16384) {
+        userXids.add(xid);
+        if (/desc: (INSERT|MULTI_INSERT)/.test(line)) insertsByXid.set(xid, (insertsByXid.get(xid) ?? 0) + 1);
+      } else if (/rmgr: Transaction .*desc: COMMIT/.test(line) && userXids.has(xid)) {
+        commits++;
+        inserts += insertsByXid.get(xid) ?? 0;
+      }
     }
     return { commits, inserts };
   }

@@ -1,0 +1,251 @@
+// The faults of issue 3, each with a writer running, on a real lab: PostgreSQL 15, iptables
+// fences, network namespaces. After each fault: never two writable primaries (no write
+// acknowledged by the old primary after the arbiter granted the newer term) and, with
+// remote_apply, no acknowledged row lost. Then the cluster must heal by itself.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import type { Lab } from '../../src/lab/index.js';
+import { freeze, heal, isolate, labDown, labUp, partition, thaw, unpartition } from '../../src/lab/index.js';
+import type { HostName } from '../../src/lab/topology.js';
+import {
+  checkLabLedger,
+  clusterView,
+  healthy,
+  startLabWriter,
+  waitFor,
+  waitHealthy,
+} from '../../src/scenario/lab-run.js';
+import { run, sleep } from '../../src/util/exec.js';
+
+const PREFIX = 'pgft';
+const SUBNET = '10.213.60.0/24';
+let lab: Lab;
+
+/** Ledger acks by server address: [time, server][]. */
+function acks(ledger: string): { t: number; server: string }[] {
+  return readFileSync(ledger, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"type":"tx"') && l.includes('"outcome":"ack"'))
+    .map((l) => JSON.parse(l) as { t: number; server: string });
+}
+
+function addressOf(name: string): string {
+  return lab.hosts[name as HostName].address;
+}
+
+async function grantTime(term: number): Promise<number> {
+  const v = await clusterView(lab);
+  const ev = v.arbiter.state?.events.find(
+    (e) => e.ok && e.term === term && /granted|handed|FORCED/.test(e.reason),
+  );
+  assert.ok(ev, `the arbiter recorded the grant of term ${term}`);
+  return Date.parse(ev.at);
+}
+
+/** Invariant 1: after the grant, nothing is acknowledged by the old primary. */
+function assertNoAckAfter(ledger: string, oldPrimary: string, grantAt: number) {
+  const late = acks(ledger).filter((a) => a.server?.startsWith(addressOf(oldPrimary)) && a.t > grantAt);
+  assert.equal(
+    late.length,
+    0,
+    `${late.length} writes acknowledged by ${oldPrimary} after the newer term was granted`,
+  );
+}
+
+async function assertNoLoss(ledger: string) {
+  const c = await checkLabLedger(lab, ledger);
+  assert.ok(c.report.acknowledged > 0, 'the writer got acknowledgements');
+  assert.equal(c.report.lost.count, 0, `acknowledged rows lost: ${JSON.stringify(c.report.lost)}`);
+  assert.equal(c.exitCode, 0);
+  return c;
+}
+
+const ledgerPath = (name: string) => `${lab.dir}/client/${name}-${Date.now()}.jsonl`;
+
+describe('automatic failover faults (remote_apply, default timing)', { timeout: 900_000 }, () => {
+  before(async () => {
+    await labDown(PREFIX);
+    ({ lab } = await labUp({ prefix: PREFIX, subnet: SUBNET, sync: 'remote_apply', timing: 'default' }));
+    await waitHealthy(lab);
+  });
+  after(async () => {
+    await labDown(PREFIX);
+  });
+
+  for (const mode of ['link-down', 'subnet'] as const) {
+    test(`primary isolated (${mode}): fenced, standby promoted with a grant, writes go on, old primary rejoins`, async () => {
+      const h0 = await waitHealthy(lab);
+      const w = startLabWriter(lab, { ledger: ledgerPath(`iso-${mode}`) });
+      await sleep(1500);
+      const cutAt = Date.now();
+      await isolate(lab, h0.primary as HostName, mode);
+      const v = await waitFor('the standby promoted', 30_000, async () => {
+        const view = await clusterView(lab);
+        const rec = view.arbiter.state?.record;
+        const s = view.nodes.find((n) => n.name === h0.standby)?.state;
+        return rec && rec.term > h0.term && rec.primary === h0.standby && s?.postgres.inRecovery === false
+          ? view
+          : undefined;
+      });
+      assert.equal(v.arbiter.state?.record.term, h0.term + 1, 'exactly one new term');
+      const grantAt = await grantTime(h0.term + 1);
+      assert.ok(grantAt - cutAt < 15_000, `failover within a generous bound (${grantAt - cutAt} ms)`);
+      // The isolated primary fenced itself: check from inside its host.
+      const rules = await run([
+        'ip',
+        'netns',
+        'exec',
+        lab.hosts[h0.primary as HostName].ns,
+        'iptables',
+        '-S',
+        'INPUT',
+      ]);
+      assert.match(rules.stdout, /pgarbiter-fence/, 'the isolated primary inserted its fence rule');
+      // Writes go on against the new primary.
+      const before = acks(w.ledger).filter((a) => a.server?.startsWith(addressOf(h0.standby))).length;
+      await waitFor('acks from the new primary', 20_000, async () =>
+        acks(w.ledger).filter((a) => a.server?.startsWith(addressOf(h0.standby))).length > before + 10
+          ? true
+          : undefined,
+      );
+      await heal(lab, h0.primary as HostName);
+      const h1 = await waitHealthy(lab, 90_000);
+      assert.equal(h1.primary, h0.standby);
+      assert.equal(h1.standby, h0.primary, 'the old primary rejoined as standby');
+      await w.stop();
+      assertNoAckAfter(w.ledger, h0.primary, grantAt);
+      await assertNoLoss(w.ledger);
+    });
+  }
+
+  test('standby isolated: no promotion, standby marked not promotable before sync is dropped, writes go on', async () => {
+    const h0 = await waitHealthy(lab);
+    const w = startLabWriter(lab, { ledger: ledgerPath('standby-iso') });
+    await sleep(1000);
+    await isolate(lab, h0.standby as HostName, 'link-down');
+    const v = await waitFor('sync dropped on the primary', 20_000, async () => {
+      const view = await clusterView(lab);
+      const p = view.nodes.find((n) => n.name === h0.primary)?.state;
+      return p && p.replication.syncNames === '' ? view : undefined;
+    });
+    assert.equal(v.arbiter.state?.record.term, h0.term, 'no new term');
+    assert.equal(v.arbiter.state?.record.standbyPromotable, false, 'standby marked not promotable');
+    assert.equal(
+      v.nodes.find((n) => n.name === h0.primary)?.state?.fenced,
+      false,
+      'the primary is not fenced',
+    );
+    const n0 = acks(w.ledger).length;
+    await waitFor('writes going on without the standby', 15_000, async () =>
+      acks(w.ledger).length > n0 + 20 ? true : undefined,
+    );
+    await heal(lab, h0.standby as HostName);
+    const h1 = await waitHealthy(lab, 60_000);
+    assert.deepEqual([h1.primary, h1.term], [h0.primary, h0.term]);
+    await w.stop();
+    const c = await assertNoLoss(w.ledger);
+    assert.ok((c.report.longestGap?.ms ?? 0) < 15_000, `write gap bounded (${c.report.longestGap?.ms} ms)`);
+  });
+
+  test('arbiter isolated, then frozen: nothing changes, no fence, no promotion', async () => {
+    const h0 = await waitHealthy(lab);
+    const w = startLabWriter(lab, { ledger: ledgerPath('arbiter') });
+    await isolate(lab, 'arbiter', 'link-down');
+    await sleep(6000);
+    let v = await clusterView(lab);
+    for (const n of v.nodes)
+      assert.equal(n.state?.fenced, false, `${n.name} not fenced while only the arbiter is gone`);
+    assert.equal(v.nodes.find((n) => n.name === h0.primary)?.state?.postgres.inRecovery, false);
+    assert.equal(v.nodes.find((n) => n.name === h0.standby)?.state?.postgres.inRecovery, true);
+    await heal(lab, 'arbiter');
+    await freeze(lab, 'arbiter');
+    await sleep(5000);
+    await thaw(lab, 'arbiter');
+    v = await clusterView(lab);
+    for (const n of v.nodes) assert.equal(n.state?.fenced, false);
+    const h1 = await waitHealthy(lab, 30_000);
+    assert.deepEqual([h1.primary, h1.term], [h0.primary, h0.term], 'same primary, same term');
+    await w.stop();
+    await assertNoLoss(w.ledger);
+  });
+
+  test('primary<->standby link cut while both reach the arbiter: no promotion, sync dropped, writes go on', async () => {
+    const h0 = await waitHealthy(lab);
+    const w = startLabWriter(lab, { ledger: ledgerPath('partition') });
+    await sleep(1000);
+    await partition(lab, h0.primary as HostName, h0.standby as HostName);
+    await waitFor('sync dropped', 20_000, async () => {
+      const p = (await clusterView(lab)).nodes.find((n) => n.name === h0.primary)?.state;
+      return p?.replication.syncNames === '' ? true : undefined;
+    });
+    await sleep(3000); // well past failover_timeout: the standby asked, the arbiter must have refused
+    const v = await clusterView(lab);
+    assert.equal(
+      v.arbiter.state?.record.term,
+      h0.term,
+      'no promotion: the arbiter still reaches the primary',
+    );
+    assert.equal(v.nodes.find((n) => n.name === h0.standby)?.state?.postgres.inRecovery, true);
+    const n0 = acks(w.ledger).length;
+    await waitFor('writes going on', 15_000, async () =>
+      acks(w.ledger).length > n0 + 20 ? true : undefined,
+    );
+    await unpartition(lab, h0.primary as HostName, h0.standby as HostName);
+    await waitHealthy(lab, 60_000);
+    await w.stop();
+    await assertNoLoss(w.ledger);
+  });
+
+  test('primary PostgreSQL killed (kill -9): the agent restarts it, fenced until the arbiter confirms', async () => {
+    const h0 = await waitHealthy(lab);
+    const w = startLabWriter(lab, { ledger: ledgerPath('kill9') });
+    await sleep(1000);
+    const pidFile = `${lab.hosts[h0.primary as HostName].dir}/data/postmaster.pid`;
+    const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+    process.kill(pid, 'SIGKILL');
+    await waitFor('postgres back on the primary', 30_000, async () => {
+      const p = (await clusterView(lab)).nodes.find((n) => n.name === h0.primary)?.state;
+      return p?.postgres.up && p.postgres.inRecovery === false && !p.fenced ? true : undefined;
+    });
+    const h1 = await waitHealthy(lab, 60_000);
+    assert.equal(h1.primary, h0.primary, 'no failover for a quick restart');
+    await w.stop();
+    await assertNoLoss(w.ledger);
+  });
+
+  test('short blip (link down 1 s): no failover, no fence left behind', async () => {
+    const h0 = await waitHealthy(lab);
+    const w = startLabWriter(lab, { ledger: ledgerPath('blip') });
+    await sleep(1000);
+    await isolate(lab, h0.primary as HostName, 'link-down');
+    await sleep(1000);
+    await heal(lab, h0.primary as HostName);
+    await sleep(5000);
+    const h1 = await waitHealthy(lab, 30_000);
+    assert.deepEqual([h1.primary, h1.term], [h0.primary, h0.term]);
+    const v = await clusterView(lab);
+    for (const n of v.nodes) assert.equal(n.state?.fenced, false, `${n.name} has no fence left`);
+    await w.stop();
+    await assertNoLoss(w.ledger);
+  });
+
+  test('primary host frozen (SIGSTOP) past the failover timeout: failover, then the thawed primary fences and rejoins', async () => {
+    const h0 = await waitHealthy(lab);
+    const w = startLabWriter(lab, { ledger: ledgerPath('freeze') });
+    await sleep(1000);
+    await freeze(lab, h0.primary as HostName);
+    await waitFor('promotion', 30_000, async () => {
+      const rec = (await clusterView(lab)).arbiter.state?.record;
+      return rec && rec.term > h0.term ? true : undefined;
+    });
+    const grantAt = await grantTime(h0.term + 1);
+    await thaw(lab, h0.primary as HostName);
+    const h1 = await waitHealthy(lab, 90_000);
+    assert.equal(h1.standby, h0.primary, 'the thawed primary rejoined as standby');
+    await w.stop();
+    assertNoAckAfter(w.ledger, h0.primary, grantAt);
+    await assertNoLoss(w.ledger);
+    assert.ok(healthy(await clusterView(lab)));
+  });
+});
