@@ -34,6 +34,7 @@ function passwordFrom(envVar: string | undefined): string | undefined {
 }
 
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
+const dur = (ms: number) => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`);
 
 function serversText(st: WriterStats): string {
   const counts = new Map<string, number>();
@@ -51,7 +52,7 @@ function formatSummary(s: WriterSummary): string {
     `synchronous_commit=${s.synchronousCommit} synchronous_standby_names='${s.synchronousStandbyNames}'`,
     `acknowledged ${s.acknowledged} (${s.ackRatePerSec}/s), failed ${s.failed}, unknown ${s.unknown}, reconnects ${s.reconnects}`,
     `acks by server: ${by || 'none'}`,
-    `longest gap between acks: ${s.maxAckGap ? `${secs(s.maxAckGap.ms)} (${s.maxAckGap.from} .. ${s.maxAckGap.to})` : 'n/a'}`,
+    `longest gap between acks: ${s.maxAckGap ? `${dur(s.maxAckGap.ms)} (${s.maxAckGap.from} .. ${s.maxAckGap.to})` : 'n/a'}`,
     `ledger: ${s.ledgerPath}  (verify with: pgarbiter check --ledger ${s.ledgerPath})`,
   ].join('\n');
 }
@@ -168,6 +169,7 @@ export function registerWorkloadCommands(program: Command): void {
         expectNoLoss: o.expectNoLoss ? true : o.allowLoss ? false : undefined,
         listLimit: positive('--list', o.list, { integer: true, allowZero: true }),
       });
+      if (o.json) for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
       process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : formatCheckReport(report));
       process.exitCode = report.exitCode;
     });

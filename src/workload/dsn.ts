@@ -4,7 +4,7 @@
 // with a short connect timeout and keep the first one whose session matches the attributes.
 // An HAProxy read-write port is just a single host:port.
 import type pg from 'pg';
-import { closeClient, errorText, makeClient } from '../postgres/client.js';
+import { type ConnOptions, closeClient, errorText, makeClient } from '../postgres/client.js';
 import { UserError } from '../util/errors.js';
 
 export type TargetSessionAttrs = 'any' | 'read-write' | 'read-only' | 'primary' | 'standby';
@@ -216,6 +216,29 @@ function parseOptions(opts: string): Record<string, string> {
     out[setting.slice(0, eq)] = setting.slice(eq + 1);
   }
   return out;
+}
+
+/**
+ * A multi-host target from ConnOptions of each node (e.g. the lab's appConn for pg1 and pg2), for
+ * callers that know the candidates but not which one is primary. User, database, password and
+ * timeouts come from the first entry.
+ */
+export function targetFromConnOptions(
+  nodes: ConnOptions[],
+  targetSessionAttrs: TargetSessionAttrs = 'read-write',
+): ConnTarget {
+  const first = nodes[0];
+  if (!first) throw new UserError('no hosts to connect to');
+  return {
+    endpoints: nodes.map((n) => ({ host: n.host, port: n.port })),
+    user: first.user,
+    database: first.database ?? 'postgres',
+    password: first.password,
+    targetSessionAttrs,
+    connectTimeoutMs: first.connectTimeoutMs ?? 2000,
+    applicationName: first.applicationName,
+    options: first.options,
+  };
 }
 
 /** The target as text for logs, headers and messages: never contains the password. */
