@@ -10,11 +10,12 @@
 //                                                              sync-rep wait was cancelled)
 //   connection broke / timed out during COMMIT    -> unknown  (the checker resolves it)
 import { randomInt } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import { closeClient, errorText } from '../postgres/client.js';
 import { UserError } from '../util/errors.js';
-import { type ConnTarget, connectTarget, describeTarget, parseDsn } from './dsn.js';
+import { type ConnTarget, connectTarget, describeTarget, parseDsn, type SessionInfo } from './dsn.js';
 import { encodeId, MAX_RUN, MAX_SEQ, MAX_SESSIONS, runIdRange } from './ids.js';
 import { LEDGER_FORMAT, LEDGER_VERSION, type LedgerHeader, LedgerWriter, type Outcome } from './ledger.js';
 import { ensureWriterSchema } from './schema.js';
@@ -156,11 +157,14 @@ interface Session {
  */
 export async function startWriter(opts: WriterOptions): Promise<WriterHandle> {
   validate(opts);
-  const target =
+  const parsed =
     typeof opts.target === 'string'
       ? parseDsn(opts.target, { targetSessionAttrs: 'read-write' })
       : opts.target;
-  if (opts.connectTimeoutMs) target.connectTimeoutMs = opts.connectTimeoutMs;
+  const target: ConnTarget = {
+    ...parsed,
+    connectTimeoutMs: opts.connectTimeoutMs ?? parsed.connectTimeoutMs,
+  };
   const password = opts.password ?? target.password;
   const nSessions = opts.sessions ?? 4;
   const queryTimeoutMs = opts.queryTimeoutMs ?? 5000;
@@ -171,15 +175,29 @@ export async function startWriter(opts: WriterOptions): Promise<WriterHandle> {
   const appName = opts.applicationName ?? 'pgarbiter-writer';
   const targetText = describeTarget(target);
 
+  // A named ledger is created first: a bad path fails before any connection is made.
+  let ledger: LedgerWriter | undefined = opts.ledgerPath ? new LedgerWriter(opts.ledgerPath) : undefined;
+  const discardLedger = () => {
+    if (!ledger) return;
+    ledger.close();
+    rmSync(ledger.path, { force: true });
+  };
+
   // Setup session: schema, run number, what the server promises.
-  const { client: setup, info } = await connectTarget(target, {
-    password,
-    queryTimeoutMs: commitTimeoutMs,
-    applicationName: `${appName}-setup`,
-  });
+  let setup: pg.Client;
+  let info: SessionInfo;
+  try {
+    ({ client: setup, info } = await connectTarget(target, {
+      password,
+      queryTimeoutMs: commitTimeoutMs,
+      applicationName: `${appName}-setup`,
+    }));
+  } catch (e) {
+    discardLedger();
+    throw e;
+  }
   let run = 0;
   let systemIdentifier: string | null = null;
-  let ledger: LedgerWriter;
   try {
     try {
       const r = await setup.query<{ id: string }>(
@@ -205,8 +223,9 @@ export async function startWriter(opts: WriterOptions): Promise<WriterHandle> {
       if (ins.rowCount) run = candidate;
     }
     if (run === 0) throw new Error('could not register a fresh run number in writer_runs after 20 attempts');
-    ledger = new LedgerWriter(opts.ledgerPath ?? `writer-r${run}.jsonl`);
+    ledger ??= new LedgerWriter(`writer-r${run}.jsonl`);
   } catch (e) {
+    discardLedger();
     if (e instanceof UserError) throw e;
     throw new UserError(`writer setup on ${info.server} failed: ${errorText(e)}`);
   } finally {
