@@ -148,7 +148,7 @@ export function registerWorkloadCommands(program: Command): void {
     .description(
       'Compare a writer ledger with what the primary holds: lost (acknowledged but missing), unexpected (failed but ' +
         'present), unknown outcomes resolved, torn transactions, and the longest gap between acks. ' +
-        'Exit status 3 when an acknowledged row is lost under a mode that promises none, or a transaction is torn.',
+        'Exit status 3 when an acknowledged row is lost under a mode that promises none, a transaction is torn, or a failed one is present.',
     )
     .requiredOption('--ledger <file>', 'the writer ledger (JSON lines)')
     .option(
