@@ -6,6 +6,7 @@ import type { ClusterView } from '../cluster/view.js';
 import { configPath, hostArgv, type Lab, selfArgv } from '../lab/index.js';
 import type { HostName } from '../lab/topology.js';
 import { run, sleep } from '../util/exec.js';
+import type { CheckReport } from '../workload/compare.js';
 
 /** Runs our CLI inside a lab host and returns its stdout (throws on a non-zero exit). */
 export async function cliIn(
@@ -95,12 +96,7 @@ export function startLabWriter(
 
 export interface CheckJson {
   exitCode: number;
-  report: Record<string, unknown> & {
-    acknowledged: number;
-    lost: { count: number };
-    unknown: { count: number };
-    longestGap: { ms: number } | null;
-  };
+  report: CheckReport;
 }
 
 export async function checkLabLedger(lab: Lab, ledger: string, extra: string[] = []): Promise<CheckJson> {
@@ -163,3 +159,27 @@ export const waitHealthy = (lab: Lab, timeoutMs = 60_000) =>
     async () => healthy(await clusterView(lab)),
     300,
   );
+
+/** Runs SQL with psql on the client host against `host` as the app role; returns psql's -At rows. */
+export async function sqlIn(
+  lab: Lab,
+  host: HostName,
+  sql: string,
+  opts: { admin?: boolean } = {},
+): Promise<string[][]> {
+  const user = opts.admin ? 'pgarbiter' : 'app';
+  const password = opts.admin ? lab.secrets.adminPassword : lab.secrets.appPassword;
+  const conninfo = `host=${lab.hosts[host].address} port=5432 user=${user} dbname=postgres connect_timeout=3 application_name=lab-check`;
+  const r = await run(
+    hostArgv(lab, 'client', ['psql', conninfo, '-XAt', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-c', sql]),
+    {
+      timeoutMs: 15_000,
+      env: { ...process.env, PGPASSWORD: password },
+    },
+  );
+  return r.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => l.split('\t'));
+}

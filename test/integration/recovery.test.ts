@@ -1,0 +1,188 @@
+// Issue 4 on a real lab: the old primary rejoins by itself (pg_rewind, or a base backup when the
+// rewind cannot work), holds every row written meanwhile, and a switchover restores the roles
+// without losing an acknowledged write. Three alternating cycles keep slots, pg_hba, timelines.
+import assert from 'node:assert/strict';
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Lab } from '../../src/lab/index.js';
+import {
+  configPath,
+  heal,
+  isolate,
+  labDown,
+  labUp,
+  selfArgv,
+  startDaemon,
+  stopDaemon,
+} from '../../src/lab/index.js';
+import type { HostName } from '../../src/lab/topology.js';
+import {
+  checkLabLedger,
+  cliIn,
+  clusterView,
+  sqlIn,
+  startLabWriter,
+  waitFor,
+  waitHealthy,
+} from '../../src/scenario/lab-run.js';
+import { run, sleep } from '../../src/util/exec.js';
+
+const PREFIX = 'pgrc';
+const SUBNET = '10.213.80.0/24';
+let lab: Lab;
+
+async function failoverOf(primary: string, term: number) {
+  await isolate(lab, primary as HostName, 'link-down');
+  await waitFor('promotion', 30_000, async () => {
+    const rec = (await clusterView(lab)).arbiter.state?.record;
+    return rec && rec.term > term ? true : undefined;
+  });
+  await heal(lab, primary as HostName);
+}
+
+/** Both nodes at the same replay position hold the same rows. */
+async function sameData(primary: string, standby: string) {
+  const [[lsn]] = (await sqlIn(lab, primary as HostName, 'SELECT pg_current_wal_lsn()')) as [[string]];
+  await waitFor('standby replayed the primary', 20_000, async () => {
+    const [[ok]] = (await sqlIn(
+      lab,
+      standby as HostName,
+      `SELECT pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn`,
+    )) as [[string]];
+    return ok === 't' ? true : undefined;
+  });
+  const q =
+    'SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM orders), (SELECT coalesce(sum(id), 0) FROM orders)';
+  assert.deepEqual(
+    await sqlIn(lab, standby as HostName, q),
+    await sqlIn(lab, primary as HostName, q),
+    'same rows on both nodes',
+  );
+}
+
+const timeline = async (host: string) =>
+  Number(
+    (
+      await sqlIn(lab, host as HostName, 'SELECT timeline_id FROM pg_control_checkpoint()', { admin: true })
+    )[0]![0],
+  );
+
+describe('recovery: rejoin, switchover, fallback', { timeout: 900_000 }, () => {
+  before(async () => {
+    await labDown(PREFIX);
+    ({ lab } = await labUp({ prefix: PREFIX, subnet: SUBNET, sync: 'remote_apply', timing: 'default' }));
+    await waitHealthy(lab);
+  });
+  after(async () => {
+    await labDown(PREFIX);
+  });
+
+  test('three cycles of failover -> rejoin -> switchover back, every acknowledged row kept', async () => {
+    const w = startLabWriter(lab, { ledger: join(lab.dir, 'client', 'cycles.jsonl') });
+    let lastTli = await timeline('pg1');
+    for (let cycle = 1; cycle <= 3; cycle++) {
+      const h0 = await waitHealthy(lab);
+      await sleep(1000);
+      await failoverOf(h0.primary, h0.term);
+      const h1 = await waitHealthy(lab, 90_000);
+      assert.equal(h1.primary, h0.standby, `cycle ${cycle}: failed over`);
+      const v = await clusterView(lab);
+      assert.equal(
+        v.nodes.find((n) => n.name === h0.primary)?.state?.lastRejoin?.method,
+        'rewind',
+        'rejoined by pg_rewind',
+      );
+      await sleep(1000);
+      await sameData(h1.primary, h1.standby);
+      // Switch back: the original roles return.
+      const sw = await cliIn(lab, 'client', ['switchover', '--json', '--config', configPath(lab, 'client')]);
+      assert.equal(sw.code, 0, `switchover failed: ${sw.stderr}`);
+      const h2 = await waitHealthy(lab, 60_000);
+      assert.equal(h2.primary, h0.primary, `cycle ${cycle}: roles restored`);
+      assert.equal(h2.term, h0.term + 2, 'one term for the failover, one for the switchover');
+      const tli = await timeline(h2.primary);
+      assert.ok(tli >= lastTli + 2, `timeline moved on (${lastTli} -> ${tli})`);
+      lastTli = tli;
+      // Slot of the standby on the primary, active; app role still admitted on both (pg_hba).
+      const slots = await sqlIn(
+        lab,
+        h2.primary as HostName,
+        'SELECT slot_name, active FROM pg_replication_slots',
+        { admin: true },
+      );
+      assert.deepEqual(slots, [[`pgarbiter_${h2.standby}`, 't']]);
+      await sameData(h2.primary, h2.standby);
+    }
+    await sleep(1000);
+    await w.stop();
+    const c = await checkLabLedger(lab, w.ledger);
+    assert.ok(c.report.totals.acknowledged > 100);
+    assert.equal(c.report.lost.count, 0, 'no acknowledged row lost over three cycles');
+    assert.equal(c.exitCode, 0);
+  });
+
+  test('switchover is refused without a healthy candidate', async () => {
+    const h0 = await waitHealthy(lab);
+    await isolate(lab, h0.standby as HostName, 'link-down');
+    await waitFor('standby seen as not streaming', 20_000, async () => {
+      const v = await clusterView(lab);
+      return v.arbiter.state?.record.standbyPromotable === false ? true : undefined;
+    });
+    const sw = await cliIn(lab, 'client', ['switchover', '--config', configPath(lab, 'client')]);
+    assert.notEqual(sw.code, 0);
+    assert.match(sw.stderr, /refused|not a healthy/);
+    const v = await clusterView(lab);
+    assert.equal(v.arbiter.state?.record.term, h0.term, 'nothing changed');
+    await heal(lab, h0.standby as HostName);
+    await waitHealthy(lab, 60_000);
+  });
+
+  test('a rewind that cannot work (WAL removed) falls back to a fresh base backup', async () => {
+    const h0 = await waitHealthy(lab);
+    const old = h0.primary as HostName;
+    await isolate(lab, old, 'link-down');
+    await waitFor('promotion', 30_000, async () => {
+      const rec = (await clusterView(lab)).arbiter.state?.record;
+      return rec && rec.term > h0.term ? true : undefined;
+    });
+    // Take the old primary's agent and server down and remove its WAL: pg_rewind needs it.
+    await stopDaemon(lab, `agent-${old}`);
+    const data = join(lab.hosts[old].dir, 'data');
+    await run(
+      [
+        'ip',
+        'netns',
+        'exec',
+        lab.hosts[old].ns,
+        'runuser',
+        '-u',
+        'postgres',
+        '--',
+        '/usr/lib/postgresql/15/bin/pg_ctl',
+        '-D',
+        data,
+        '-m',
+        'immediate',
+        '-w',
+        'stop',
+      ],
+      { allowFailure: true },
+    );
+    for (const f of readdirSync(join(data, 'pg_wal')))
+      if (/^[0-9A-F]{24}$/.test(f)) rmSync(join(data, 'pg_wal', f));
+    await heal(lab, old);
+    await startDaemon(
+      lab,
+      old,
+      `agent-${old}`,
+      selfArgv('agent', '--config', configPath(lab, old)),
+      join(lab.hosts[old].dir, 'agent.log'),
+    );
+    const h1 = await waitHealthy(lab, 120_000);
+    assert.equal(h1.standby, old);
+    const v = await clusterView(lab);
+    assert.equal(v.nodes.find((n) => n.name === old)?.state?.lastRejoin?.method, 'basebackup');
+    await sameData(h1.primary, h1.standby);
+  });
+});
