@@ -1,0 +1,335 @@
+// The namespace lab against the real system (root, real namespaces, real PostgreSQL 15).
+// Own prefix and subnet so that other labs on the machine are never touched.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { validateConfig } from '../../src/config.js';
+import {
+  adminConn,
+  allNamespaces,
+  appConn,
+  dataDir,
+  heal,
+  hostArgv,
+  isolate,
+  type Lab,
+  labConfigDoc,
+  labDown,
+  labUp,
+  netnsPids,
+  PG_BIN_DIR,
+  partition,
+  pidAlive,
+  psqlConninfo,
+  selfArgv,
+  showStage1,
+  startDaemon,
+  stopAgents,
+  stopDaemon,
+  tcpProbe,
+  unpartition,
+} from '../../src/lab/index.js';
+import { newLab } from '../../src/lab/state.js';
+import { type RunResult, run, sleep } from '../../src/util/exec.js';
+
+const PREFIX = 'pgat';
+const SUBNET = '10.213.50.0/24';
+const LAB_DIR = `/tmp/pgarbiter-${PREFIX}`;
+const isRoot = process.getuid?.() === 0;
+const skip = isRoot ? false : 'needs root (network namespaces)';
+
+async function ourNamespaces(): Promise<string[]> {
+  const r = await run(['ip', 'netns', 'list'], { timeoutMs: 5000 });
+  const mine = new Set(allNamespaces(PREFIX));
+  return r.stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => mine.has(n));
+}
+
+/** PIDs of processes whose command line mentions our lab (its dir or a namespace name). */
+function ourProcesses(): number[] {
+  const found: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    const pid = Number(d);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if ((cmd.includes(LAB_DIR) || cmd.includes(`${PREFIX}-`)) && pidAlive(pid)) found.push(pid);
+    } catch {}
+  }
+  return found;
+}
+
+async function assertNothingLeft(): Promise<void> {
+  assert.deepEqual(await ourNamespaces(), [], 'no namespace of the lab is left');
+  assert.equal(existsSync(LAB_DIR), false, 'the lab directory is gone');
+  assert.deepEqual(ourProcesses(), [], 'no process of the lab is left');
+  const addrs = await run(['ip', '-o', 'addr'], { timeoutMs: 5000 });
+  assert.equal(addrs.stdout.includes('10.213.50.'), false, 'nothing of the lab subnet in the root namespace');
+}
+
+function cli(args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 120_000): Promise<RunResult> {
+  return run(selfArgv(...args), { timeoutMs, allowFailure: true, env });
+}
+
+/** Runs psql on the client host against `target` over TCP; returns the result and how long it took. */
+async function psql(
+  lab: Lab,
+  target: 'pg1' | 'pg2',
+  sql: string,
+  o: { admin?: boolean; env?: NodeJS.ProcessEnv; cancelAfterS?: number } = {},
+): Promise<RunResult & { ms: number }> {
+  const conn = o.admin ? adminConn(lab, target) : appConn(lab, target);
+  let argv = [`${PG_BIN_DIR}/psql`, psqlConninfo(conn), '-XAtq', '-v', 'ON_ERROR_STOP=1', '-c', sql];
+  // A commit waiting for a synchronous standby ends only by a cancel: psql sends one on SIGINT.
+  if (o.cancelAfterS) argv = ['timeout', '-s', 'INT', String(o.cancelAfterS), ...argv];
+  const t = performance.now();
+  const r = await run(hostArgv(lab, 'client', argv), {
+    timeoutMs: 30_000,
+    allowFailure: true,
+    env: { ...process.env, ...o.env, PGPASSWORD: conn.password },
+  });
+  return { ...r, ms: performance.now() - t };
+}
+
+before(async () => {
+  if (isRoot) await labDown(PREFIX); // a previous crashed run
+});
+after(async () => {
+  if (isRoot) await labDown(PREFIX);
+});
+
+describe('lab network', { skip }, () => {
+  test('up and down leave nothing behind; up is idempotent', async () => {
+    const up = await labUp({ prefix: PREFIX, subnet: SUBNET, postgres: false });
+    assert.equal(up.reused, false);
+    assert.deepEqual((await ourNamespaces()).sort(), allNamespaces(PREFIX).sort());
+    const addrs = await run(['ip', '-o', 'addr'], { timeoutMs: 5000 });
+    assert.equal(addrs.stdout.includes('10.213.50.'), false, 'lab addresses only inside namespaces');
+    const again = await labUp({ prefix: PREFIX, subnet: SUBNET, postgres: false });
+    assert.equal(again.reused, true);
+    const down = await labDown(PREFIX);
+    assert.ok(down.seconds < 10);
+    await assertNothingLeft();
+  });
+
+  test('isolate and heal cut and restore TCP reachability (both modes), partition cuts one pair', async () => {
+    const { lab } = await labUp({ prefix: PREFIX, subnet: SUBNET, postgres: false });
+    const pg1 = lab.hosts.pg1.address;
+    const listener = await startDaemon(
+      lab,
+      'pg1',
+      'listener',
+      [process.execPath, '-e', "require('net').createServer((s) => s.end()).listen(7000, '0.0.0.0')"],
+      `${lab.hosts.pg1.dir}/listener.log`,
+    );
+    const reach = async (from: 'client' | 'arbiter' | 'pg2') => tcpProbe(lab, from, pg1, 7000, 1);
+    assert.equal(await reach('client'), 'open');
+    assert.equal(await reach('arbiter'), 'open');
+    for (const mode of ['link-down', 'subnet'] as const) {
+      await isolate(lab, 'pg1', mode);
+      assert.equal(await reach('client'), 'timeout', `${mode}: client cut off`);
+      assert.equal(await reach('arbiter'), 'timeout', `${mode}: arbiter cut off`);
+      await heal(lab, 'pg1');
+      assert.equal(await reach('client'), 'open', `${mode}: healed`);
+      assert.equal(await reach('arbiter'), 'open', `${mode}: healed`);
+    }
+    await partition(lab, 'pg1', 'pg2');
+    assert.equal(await reach('pg2'), 'timeout', 'pg2 cut off from pg1');
+    assert.equal(await reach('client'), 'open', 'the client still reaches pg1');
+    await unpartition(lab);
+    assert.equal(await reach('pg2'), 'open');
+    assert.equal(await stopDaemon(lab, 'listener', 2000), true);
+    assert.equal(pidAlive(listener.pid), false);
+    await labDown(PREFIX);
+    await assertNothingLeft();
+  });
+
+  test('a half-built lab is rebuilt by up and removed by down', async () => {
+    // What a crash half-way leaves: some namespaces, one with a process inside, no lab.json.
+    await run(['ip', 'netns', 'add', `${PREFIX}-sw`], { timeoutMs: 5000 });
+    await run(['ip', 'netns', 'add', `${PREFIX}-pg1`], { timeoutMs: 5000 });
+    // (its output away from our pipes: run() waits until they close)
+    await run(
+      [
+        'ip',
+        'netns',
+        'exec',
+        `${PREFIX}-pg1`,
+        'bash',
+        '-c',
+        'setsid -f sleep 300 </dev/null >/dev/null 2>&1',
+      ],
+      {
+        timeoutMs: 5000,
+      },
+    );
+    const [sleeper] = await netnsPids(`${PREFIX}-pg1`);
+    assert.ok(sleeper && pidAlive(sleeper));
+    const up = await labUp({ prefix: PREFIX, subnet: SUBNET, postgres: false });
+    assert.equal(up.rebuilt, true);
+    assert.equal(pidAlive(sleeper), false, 'the leftover process was ended');
+    assert.equal(
+      await tcpProbe(up.lab, 'client', up.lab.hosts.pg2.address, 9, 1),
+      'refused',
+      'the rebuilt lab works',
+    );
+    // Only namespaces by hand again, then down.
+    await labDown(PREFIX);
+    await run(['ip', 'netns', 'add', `${PREFIX}-client`], { timeoutMs: 5000 });
+    await labDown(PREFIX);
+    await assertNothingLeft();
+  });
+
+  test('bad input: one-line errors, nothing changed', async () => {
+    const noLab = await cli(['lab', 'psql', '--prefix', PREFIX]);
+    assert.equal(noLab.code, 1);
+    assert.match(noLab.stderr, /no lab "pgat" is up.*lab up --prefix pgat/);
+    assert.equal(noLab.stderr.trim().split('\n').length, 1);
+
+    const notRoot = await run(
+      ['runuser', '-u', 'nobody', '--', ...selfArgv('lab', 'up', '--prefix', PREFIX)],
+      {
+        timeoutMs: 30_000,
+        allowFailure: true,
+      },
+    );
+    assert.equal(notRoot.code, 1);
+    assert.match(notRoot.stderr, /must run as root/);
+
+    const noTools = await cli(['lab', 'up', '--prefix', PREFIX], { ...process.env, PATH: '/nonexistent' });
+    assert.equal(noTools.code, 1);
+    assert.match(noTools.stderr, /missing ip, iptables, nft.*apt-get install -y iproute2 iptables nftables/);
+
+    const badSubnet = await cli(['lab', 'up', '--prefix', PREFIX, '--subnet', '10.0.0.0/8']);
+    assert.equal(badSubnet.code, 1);
+    assert.match(badSubnet.stderr, /invalid lab subnet/);
+    await assertNothingLeft();
+
+    await labUp({ prefix: PREFIX, subnet: SUBNET, postgres: false });
+    const unknown = await cli(['lab', 'isolate', 'db3', '--prefix', PREFIX]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /unknown lab host "db3": the hosts are pg1, pg2, arbiter, client/);
+    const otherSubnet = await cli([
+      'lab',
+      'up',
+      '--no-postgres',
+      '--prefix',
+      PREFIX,
+      '--subnet',
+      '10.213.51.0/24',
+    ]);
+    assert.equal(otherSubnet.code, 1);
+    assert.match(otherSubnet.stderr, /already up on 10\.213\.50\.0\/24.*lab down --prefix pgat/);
+    assert.equal((await ourNamespaces()).length, 5, 'the existing lab is untouched');
+    await labDown(PREFIX);
+    await assertNothingLeft();
+  });
+
+  test('the lab config for each host is valid and carries the sync setting', () => {
+    const lab = newLab(PREFIX, SUBNET, { postgres: true, agents: true, sync: 'off', timing: 'fast' });
+    for (const h of ['pg1', 'pg2', 'arbiter', 'client'] as const) {
+      const cfg = validateConfig(labConfigDoc(lab, h), h);
+      assert.equal(cfg.postgres.synchronous_commit, 'off');
+      assert.equal(cfg.postgres.allowed_cidr, SUBNET);
+    }
+  });
+});
+
+describe('lab with PostgreSQL', { skip }, () => {
+  test('a killed `lab up` is cleaned up by `lab down`', async () => {
+    // Killed during `pgarbiter init` (the network takes 0.1 s, init about 1-2 s).
+    const r = await run(selfArgv('lab', 'up', '--no-show', '--prefix', PREFIX, '--subnet', SUBNET), {
+      timeoutMs: 1500,
+      allowFailure: true,
+    });
+    assert.equal(r.code, 124, 'lab up was killed half-way');
+    assert.ok((await ourNamespaces()).length > 0);
+    await sleep(500); // the orphaned init may still start a postmaster
+    await labDown(PREFIX);
+    await assertNothingLeft();
+  });
+
+  test('stage 1: streaming replication, read-only standby (25006), standby current; sync commit waits', async () => {
+    const up = await labUp({ prefix: PREFIX, subnet: SUBNET, sync: 'remote_apply', timing: 'fast' });
+    const lab = up.lab;
+    const s = await showStage1(lab);
+    assert.equal(s.primary.inRecovery, false);
+    assert.equal(s.standby.inRecovery, true);
+    assert.equal(s.replication[0]?.application_name, 'pg2');
+    assert.equal(s.replication[0]?.state, 'streaming');
+    assert.equal(s.walReceiver[0]?.status, 'streaming');
+    assert.equal(s.standby.writeRefused?.sqlstate, '25006');
+    assert.match(s.standby.writeRefused?.message ?? '', /read-only transaction/);
+    assert.notEqual(s.freshness.visibleAfterMs, null);
+    assert.equal(s.freshness.sameMaxOrderId, true);
+
+    // A row written on pg1 appears on pg2 (over the lab network, from the client host).
+    const w = await psql(lab, 'pg1', "INSERT INTO customers (id, name, city) VALUES (1000, 'Probe', 'Lab')");
+    assert.equal(w.code, 0, w.stderr);
+    let seen = '';
+    for (let i = 0; i < 50 && seen !== 'Probe'; i++) {
+      seen = (await psql(lab, 'pg2', 'SELECT name FROM customers WHERE id = 1000')).stdout.trim();
+      if (seen !== 'Probe') await sleep(100);
+    }
+    assert.equal(seen, 'Probe');
+    const onStandby = await psql(lab, 'pg2', "UPDATE customers SET city = 'x' WHERE id = 1000");
+    assert.notEqual(onStandby.code, 0);
+    assert.match(onStandby.stderr, /cannot execute UPDATE in a read-only transaction/);
+
+    // synchronous_commit: the agents set pg2 as synchronous standby; stop them (so nothing
+    // drops sync or restarts pg2), then stop pg2: a remote_apply commit waits, `off` does not.
+    assert.equal((await psql(lab, 'pg1', 'SHOW synchronous_commit')).stdout.trim(), 'remote_apply');
+    let syncState = '';
+    for (let i = 0; i < 50 && syncState !== 'sync'; i++) {
+      syncState = (
+        await psql(lab, 'pg1', "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'pg2'", {
+          admin: true,
+        })
+      ).stdout.trim();
+      if (syncState !== 'sync') await sleep(100);
+    }
+    assert.equal(syncState, 'sync', 'pg2 is a synchronous standby');
+    await stopAgents(lab);
+    await run(
+      hostArgv(lab, 'pg2', [
+        'runuser',
+        '-u',
+        'postgres',
+        '--',
+        `${PG_BIN_DIR}/pg_ctl`,
+        '-D',
+        dataDir(lab, 'pg2'),
+        '-m',
+        'fast',
+        '-w',
+        '-t',
+        '20',
+        'stop',
+      ]),
+      { timeoutMs: 30_000 },
+    );
+    const waited = await psql(
+      lab,
+      'pg1',
+      "INSERT INTO customers (id, name, city) VALUES (1001, 'Waits', 'Lab')",
+      { cancelAfterS: 2 },
+    );
+    assert.ok(waited.ms >= 1900, `the remote_apply commit waited (${waited.ms.toFixed(0)} ms)`);
+    assert.match(waited.stderr, /canceling wait for synchronous replication/);
+    const off = await psql(lab, 'pg1', "INSERT INTO customers (id, name, city) VALUES (1002, 'Off', 'Lab')", {
+      cancelAfterS: 10,
+      env: { PGOPTIONS: '-c synchronous_commit=off' },
+    });
+    assert.equal(off.code, 0, off.stderr);
+    assert.ok(off.ms < 1500, `synchronous_commit=off did not wait (${off.ms.toFixed(0)} ms)`);
+
+    const down = await labDown(PREFIX);
+    assert.ok(
+      up.seconds + down.seconds < 15,
+      `lab up + down took ${(up.seconds + down.seconds).toFixed(1)} s`,
+    );
+    await assertNothingLeft();
+  });
+});
