@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cli=(node dist/src/cli/main.js)
-if "${cli[@]}" demo --help >/dev/null 2>&1; then
+if "${cli[@]}" --help | grep -qE '^ +demo( |$)'; then
   exec "${cli[@]}" demo "$@"
 fi
 # Until `pgarbiter demo` exists: the lab with stage 1 (primary + hot standby, seen from the client).
