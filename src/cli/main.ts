@@ -5,6 +5,7 @@ import pc from 'picocolors';
 import { UserError } from '../util/errors.js';
 import { registerClusterCommands } from './cluster.js';
 import { registerDaemonCommands } from './daemons.js';
+import { registerDemoCommand } from './demo.js';
 import { registerLabCommands } from './lab.js';
 import { registerWorkloadCommands } from './workload.js';
 
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
     )
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)');
+  registerDemoCommand(program);
   registerLabCommands(program);
   registerDaemonCommands(program);
   registerClusterCommands(program);

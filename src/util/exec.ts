@@ -43,6 +43,11 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill('SIGKILL');
+      // A grandchild may still hold the pipes open: stop waiting for them.
+      setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+      }, 1000).unref();
     }, timeoutMs);
     child.stdout.on('data', (d) => {
       stdout += d;
