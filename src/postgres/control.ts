@@ -99,9 +99,23 @@ export class PgControl {
     };
   }
 
+  /** Is the postmaster of postmaster.pid alive? Read from /proc, not `pg_ctl status`: a killed
+   *  postmaster stays a zombie until PID 1 reaps it (seconds, measured), and kill -0 counts it. */
   async isRunning(): Promise<boolean> {
-    const r = await this.runAsPg([this.bin('pg_ctl'), '-D', this.pg.data_dir, 'status'], 10_000);
-    return r.code === 0;
+    let pid: number;
+    try {
+      pid = Number(readFileSync(join(this.pg.data_dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    } catch {
+      return false;
+    }
+    if (!Number.isInteger(pid) || pid <= 0) return false;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      return state !== 'Z' && state !== 'X' && stat.includes('(postgres)');
+    } catch {
+      return false;
+    }
   }
 
   async initdb(): Promise<void> {

@@ -86,7 +86,9 @@ async function createRoles(ctl: PgControl, demoAppPassword?: string): Promise<vo
       `CREATE ROLE ${sqlIdent(pg.replication_user)} LOGIN REPLICATION PASSWORD ${sqlLiteral(pg.replication_password)}`,
     );
     // The standby's slot keeps the WAL it needs (bounded by max_slot_wal_keep_size).
-    await client.query('SELECT pg_create_physical_replication_slot($1, true)', [slotName(otherNode(ctl.cfg, ctl.cfg.node).name)]);
+    await client.query('SELECT pg_create_physical_replication_slot($1, true)', [
+      slotName(otherNode(ctl.cfg, ctl.cfg.node).name),
+    ]);
     if (demoAppPassword) {
       await client.query(`CREATE ROLE app LOGIN PASSWORD ${sqlLiteral(demoAppPassword)}`);
       await applyDemoSchema(client);
