@@ -2,7 +2,7 @@
 // namespace reaches the lab), the writer as a background process on the client host, cluster
 // views, and waits. Used by the demo, test-loss, the integration tests and the benchmarks.
 import { type ChildProcess, spawn } from 'node:child_process';
-import type { ClusterView } from '../cluster/view.js';
+import type { ArbiterView, ClusterView } from '../cluster/view.js';
 import { configPath, hostArgv, type Lab, selfArgv } from '../lab/index.js';
 import type { HostName } from '../lab/topology.js';
 import { run, sleep } from '../util/exec.js';
@@ -182,4 +182,68 @@ export async function sqlIn(
     .split('\n')
     .filter((l) => l !== '')
     .map((l) => l.split('\t'));
+}
+
+/**
+ * Runs SQL with psql on the client host through any libpq conninfo: a multi-host list with
+ * target_session_attrs, or HAProxy's port on 127.0.0.1. Returns psql's -At rows.
+ */
+export async function psqlIn(
+  lab: Lab,
+  conninfo: string,
+  sql: string,
+  opts: { admin?: boolean; timeoutMs?: number } = {},
+): Promise<string[][]> {
+  const password = opts.admin ? lab.secrets.adminPassword : lab.secrets.appPassword;
+  const full = `${conninfo}${opts.admin ? ' user=pgarbiter' : ''} connect_timeout=2 application_name=lab-psql`;
+  const r = await run(
+    hostArgv(lab, 'client', ['psql', full, '-XAt', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-c', sql]),
+    { timeoutMs: opts.timeoutMs ?? 15_000, env: { ...process.env, PGPASSWORD: password } },
+  );
+  return r.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => l.split('\t'));
+}
+
+/**
+ * GET one API endpoint of a lab member (agent or arbiter, port 8008) with curl from the client
+ * host: bounded by timeoutS, a dead or isolated member gives null at once after it. (Cheaper than
+ * clusterView, which waits for every member.)
+ */
+export async function apiGetIn<T = unknown>(
+  lab: Lab,
+  host: HostName,
+  path: string,
+  timeoutS = 1.5,
+): Promise<{ status: number; body: T } | null> {
+  const url = `http://${lab.hosts[host].address}:8008${path}`;
+  const r = await run(
+    hostArgv(lab, 'client', ['curl', '-sS', '-m', String(timeoutS), '-w', '\n%{http_code}', url]),
+    {
+      timeoutMs: timeoutS * 1000 + 5000,
+      allowFailure: true,
+    },
+  );
+  if (r.code !== 0) return null;
+  const cut = r.stdout.lastIndexOf('\n');
+  const status = Number(r.stdout.slice(cut + 1));
+  try {
+    return { status, body: JSON.parse(r.stdout.slice(0, cut)) as T };
+  } catch {
+    return { status, body: r.stdout.slice(0, cut) as T };
+  }
+}
+
+/** The arbiter's record and events, or null when the arbiter does not answer. */
+export async function arbiterView(lab: Lab): Promise<ArbiterView | null> {
+  const r = await apiGetIn<ArbiterView>(lab, 'arbiter', '/state');
+  return r?.status === 200 ? r.body : null;
+}
+
+/** When the arbiter granted (or handed over) `term`, as epoch ms; null when it has no such event. */
+export function grantTimeOf(v: ArbiterView, term: number): number | null {
+  const ev = v.events.find((e) => e.ok && e.term === term && /granted|handed|FORCED/.test(e.reason));
+  return ev ? Date.parse(ev.at) : null;
 }

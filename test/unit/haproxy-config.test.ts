@@ -1,0 +1,147 @@
+// The rendered haproxy.cfg (pure), checked by structure and by Debian's haproxy itself (-c).
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import {
+  haproxyDsn,
+  parseShowStat,
+  renderHaproxyConfig,
+  validateHaproxyConfig,
+} from '../../src/routing/haproxy.js';
+import { UserError } from '../../src/util/errors.js';
+import { parseDsn } from '../../src/workload/dsn.js';
+
+const servers = [
+  { name: 'pg1', address: '10.213.0.11' },
+  { name: 'pg2', address: '10.213.0.12' },
+];
+
+/** The lines of one `listen` section (up to the next blank line). */
+function section(cfg: string, name: string): string[] {
+  const lines = cfg.split('\n');
+  const i = lines.indexOf(`listen ${name}`);
+  assert.ok(i >= 0, `listen ${name} present`);
+  const end = lines.indexOf('', i);
+  return lines.slice(i + 1, end < 0 ? undefined : end).map((l) => l.trim());
+}
+
+test('Patroni-style read-write and read-only listeners', () => {
+  const cfg = renderHaproxyConfig({ servers });
+  const rw = section(cfg, 'primary');
+  assert.ok(rw.includes('bind *:5000'));
+  assert.ok(rw.includes('option httpchk GET /primary'));
+  assert.ok(rw.includes('http-check expect status 200'));
+  assert.ok(rw.includes('default-server inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions'));
+  assert.ok(rw.includes('server pg1 10.213.0.11:5432 maxconn 100 check port 8008'));
+  assert.ok(rw.includes('server pg2 10.213.0.12:5432 maxconn 100 check port 8008'));
+  const ro = section(cfg, 'replicas');
+  assert.ok(ro.includes('bind *:5001'));
+  assert.ok(ro.includes('option httpchk GET /replica'));
+  assert.ok(ro.includes('server pg2 10.213.0.12:5432 maxconn 100 check port 8008'));
+  // TCP mode, a short connect timeout, client/server timeouts long enough for a writer.
+  assert.match(cfg, /^ {4}mode tcp$/m);
+  assert.match(cfg, /^ {4}timeout connect 2s$/m);
+  assert.match(cfg, /^ {4}timeout client 30m$/m);
+  assert.match(cfg, /^ {4}timeout server 30m$/m);
+  // No syslog: the log goes to stdout (the daemon's log file).
+  assert.match(cfg, /log stdout/);
+  assert.doesNotMatch(cfg, /\/dev\/log|daemon$/m);
+  // Stats page by default, none on request; a stats socket when asked.
+  assert.match(cfg, /listen stats\n {4}mode http\n {4}bind \*:7000/);
+  assert.doesNotMatch(renderHaproxyConfig({ servers, statsPort: null }), /listen stats/);
+  assert.match(
+    renderHaproxyConfig({ servers, statsSocket: '/tmp/lab/haproxy.sock' }),
+    /stats socket \/tmp\/lab\/haproxy\.sock mode 600 level admin/,
+  );
+});
+
+test('ports, timing and bind are configurable; the output is deterministic', () => {
+  const o = {
+    servers,
+    pgPort: 6432,
+    apiPort: 9008,
+    rwPort: 15000,
+    roPort: 15001,
+    bind: '127.0.0.1',
+    checkInterval: '1s',
+    fall: 3,
+    rise: 2,
+  };
+  const cfg = renderHaproxyConfig(o);
+  assert.equal(cfg, renderHaproxyConfig(o));
+  assert.ok(section(cfg, 'primary').includes('bind 127.0.0.1:15000'));
+  assert.ok(section(cfg, 'replicas').includes('bind 127.0.0.1:15001'));
+  assert.ok(section(cfg, 'primary').includes('server pg1 10.213.0.11:6432 maxconn 100 check port 9008'));
+  assert.ok(
+    section(cfg, 'primary').includes(
+      'default-server inter 1s fall 3 rise 2 on-marked-down shutdown-sessions',
+    ),
+  );
+});
+
+test('bad input is refused with a clear error', () => {
+  const bad: [string, Parameters<typeof renderHaproxyConfig>[0]][] = [
+    ['no servers', { servers: [] }],
+    ['bad server name', { servers: [{ name: 'pg 1', address: '10.0.0.1' }] }],
+    ['listed twice', { servers: [servers[0]!, servers[0]!] }],
+    ['bad server address', { servers: [{ name: 'x', address: '10.0.0.1\n  bind *:1' }] }],
+    ['is not a port', { servers, rwPort: 70000 }],
+    ['collide', { servers, rwPort: 5001 }],
+    ['is not an HAProxy duration', { servers, checkInterval: 'soon' }],
+    ['fall and rise', { servers, fall: 0 }],
+    ['bad stats socket', { servers, statsSocket: 'relative.sock' }],
+  ];
+  for (const [msg, o] of bad)
+    assert.throws(
+      () => renderHaproxyConfig(o),
+      (e: unknown) => e instanceof UserError && e.message.includes(msg),
+      msg,
+    );
+});
+
+test('haproxy -c accepts the rendered config and refuses a broken one', {
+  skip: !existsSync('/usr/sbin/haproxy') && 'haproxy not installed',
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgarbiter-haproxy-'));
+  try {
+    const good = join(dir, 'good.cfg');
+    writeFileSync(good, renderHaproxyConfig({ servers, statsSocket: join(dir, 'haproxy.sock') }));
+    await validateHaproxyConfig(good);
+    const broken = join(dir, 'broken.cfg');
+    writeFileSync(broken, `${renderHaproxyConfig({ servers })}\n    frobnicate yes\n`);
+    await assert.rejects(validateHaproxyConfig(broken), /haproxy refused .*broken\.cfg/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('haproxyDsn gives the writer a single host:port on the client host', () => {
+  const lab = {} as Parameters<typeof haproxyDsn>[0];
+  const rw = parseDsn(haproxyDsn(lab, 'rw'), { env: {} });
+  assert.deepEqual(rw.endpoints, [{ host: '127.0.0.1', port: 5000 }]);
+  assert.equal(rw.targetSessionAttrs, 'read-write');
+  assert.equal(rw.user, 'app');
+  const ro = parseDsn(haproxyDsn(lab, 'ro'), { env: {} });
+  assert.deepEqual(ro.endpoints, [{ host: '127.0.0.1', port: 5001 }]);
+  assert.equal(ro.targetSessionAttrs, 'read-only');
+});
+
+test('parseShowStat keeps the server rows', () => {
+  const csv = [
+    '# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status',
+    'primary,FRONTEND,,,3,4,2000,10,0,0,0,0,0,,,,,OPEN',
+    'primary,pg1,0,0,3,4,100,10,0,0,,0,,0,0,0,0,UP',
+    'primary,pg2,0,0,0,0,100,0,0,0,,0,,0,0,0,0,DOWN',
+    'primary,BACKEND,0,0,3,4,200,10,0,0,0,0,,0,0,0,0,UP',
+    'replicas,pg2,0,0,0,0,100,0,0,0,,0,,0,0,0,0,UP 1/2',
+    '',
+  ].join('\n');
+  assert.deepEqual(parseShowStat(csv), [
+    { proxy: 'primary', server: 'pg1', status: 'UP', sessions: 3 },
+    { proxy: 'primary', server: 'pg2', status: 'DOWN', sessions: 0 },
+    { proxy: 'replicas', server: 'pg2', status: 'UP 1/2', sessions: 0 },
+  ]);
+  assert.throws(() => parseShowStat('garbage'), /unexpected "show stat" output/);
+});
