@@ -72,10 +72,10 @@ function decidePrimary(
   const lostArbiter = now - state.lastArbiterOkAt >= t.fenceTimeoutMs;
   const lostPeer = now - state.lastPeerOkAt >= t.fenceTimeoutMs;
   // Isolated from both peers (or just woke from a pause without the arbiter's word): the
-  // standby may be promoted soon, so stop accepting clients now.
+  // standby may be promoted soon, so stop accepting clients now. Maintenance mode does not
+  // exempt us: cut off, we cannot see a person end it, and the arbiter would then grant after
+  // failover_timeout while we still served. The fence lifts by itself once the arbiter confirms.
   if ((lostArbiter && lostPeer) || (paused && !obs.arbiter)) {
-    if (rec.maintenance)
-      return note(done('primary-isolated'), 'warn', 'isolated, but maintenance mode: not fencing');
     if (!obs.fenced)
       actions.push({
         kind: 'fence',
