@@ -81,7 +81,7 @@ export class Agent {
 
   constructor(readonly cfg: Config) {
     this.ctl = new PgControl(cfg);
-    this.fence = new Fence(cfg.postgres.port);
+    this.fence = new Fence(cfg.postgres.port, hostOf(cfg, otherNode(cfg, cfg.node).name));
     this.arbiter = new ArbiterClient(cfg, Math.max(1000, cfg.timing.probeTimeoutMs));
     this.log = createLogger('agent', { node: cfg.node }, cfg.log_file);
     this.peer = otherNode(cfg, cfg.node).name;

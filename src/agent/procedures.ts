@@ -174,11 +174,19 @@ export async function handover(
   log: Logger,
 ): Promise<boolean> {
   const t0 = Date.now();
+  // The standby loses our server while we stop: the arbiter must not grant it a failover in the
+  // meantime. A confirmation counts as contact, so no grant for failover_timeout from now.
+  const hold = await arbiter.post('/confirm-primary', { node: cfg.node, term });
+  if (!hold.ok) {
+    log.warn({ reason: hold.reason }, `switchover aborted before stopping: ${hold.reason}`);
+    return false;
+  }
+  const budget = cfg.timing.failoverTimeoutMs - cfg.timing.probeIntervalMs - 500;
   // Clean shutdown: the shutdown checkpoint is streamed to the standby before the walsender ends.
   await timed(log, 'stop primary for switchover', () => ctl.stop('fast'));
   const { checkpointLsn } = await ctl.controlData();
   const host = hostOf(cfg, to);
-  const end = Date.now() + 10_000;
+  const end = t0 + budget;
   let replayed = false;
   while (Date.now() < end && !replayed) {
     const rows = await queryOnce<{ lsn: string | null }>(
@@ -192,7 +200,7 @@ export async function handover(
   if (!replayed) {
     log.warn(
       { checkpointLsn },
-      `switchover aborted: ${to} did not replay up to ${checkpointLsn} within 10 s`,
+      `switchover aborted: ${to} did not replay up to ${checkpointLsn} within ${budget} ms`,
     );
     return false;
   }

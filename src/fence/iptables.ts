@@ -2,20 +2,18 @@
 // this host's PostgreSQL port. Loopback stays open so the local agent still works, and outgoing
 // traffic (the agent's probes, pg_rewind) is untouched: the rule matches only incoming TCP to
 // the port. Inserted (-I) so it wins over any accept rule an administrator has.
+// The peer database node is exempt: its walreceiver must keep streaming (a switchover's clean
+// shutdown ships the last WAL through it), and it writes nothing. When this node is isolated
+// the peer cannot reach it anyway.
 import { run } from '../util/exec.js';
 
 const COMMENT = 'pgarbiter-fence';
 
-function ruleSpec(port: number): string[] {
+function ruleSpec(port: number, peerAddress: string): string[] {
+  const match = ['-p', 'tcp', '--dport', String(port), '!', '-i', 'lo', '!', '-s', peerAddress];
   return [
     'INPUT',
-    '-p',
-    'tcp',
-    '--dport',
-    String(port),
-    '!',
-    '-i',
-    'lo',
+    ...match,
     '-m',
     'comment',
     '--comment',
@@ -28,10 +26,13 @@ function ruleSpec(port: number): string[] {
 }
 
 export class Fence {
-  constructor(readonly port: number) {}
+  constructor(
+    readonly port: number,
+    readonly peerAddress: string,
+  ) {}
 
   async isFenced(): Promise<boolean> {
-    const r = await run(['iptables', '-w', '5', '-C', ...ruleSpec(this.port)], {
+    const r = await run(['iptables', '-w', '5', '-C', ...ruleSpec(this.port, this.peerAddress)], {
       allowFailure: true,
       timeoutMs: 5000,
     });
@@ -42,13 +43,13 @@ export class Fence {
 
   async fence(): Promise<void> {
     if (await this.isFenced()) return;
-    await run(['iptables', '-w', '5', '-I', ...ruleSpec(this.port)], { timeoutMs: 5000 });
+    await run(['iptables', '-w', '5', '-I', ...ruleSpec(this.port, this.peerAddress)], { timeoutMs: 5000 });
   }
 
   /** Removes every copy of the rule. */
   async unfence(): Promise<void> {
     for (let i = 0; i < 10 && (await this.isFenced()); i++)
-      await run(['iptables', '-w', '5', '-D', ...ruleSpec(this.port)], { timeoutMs: 5000 });
+      await run(['iptables', '-w', '5', '-D', ...ruleSpec(this.port, this.peerAddress)], { timeoutMs: 5000 });
   }
 }
 

@@ -1,6 +1,7 @@
 // Bringing the lab up and down, and the failures it offers. Every host is a network namespace
 // whose e0 is one end of a veth pair; the other end is a port of br0 in the switch namespace
 // (created there directly, so nothing of the lab ever appears in the root namespace).
+
 import {
   accessSync,
   chownSync,
@@ -14,6 +15,7 @@ import {
 } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { SyncCommit, TimingProfile } from '../config.js';
+import { startHaproxy } from '../routing/haproxy.js';
 import { UserError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { daemonAlive, hostArgv, selfArgv, startDaemon, stopDaemon } from './daemon.js';
@@ -103,6 +105,7 @@ export function missingTools(postgres: boolean): { tool: string; pkg: string }[]
     ['nft', 'nftables'],
     ['runuser', 'util-linux'],
     ['setsid', 'util-linux'],
+    ['haproxy', 'haproxy'],
   ];
   const missing = tools.filter(([t]) => !onPath(t)).map(([tool, pkg]) => ({ tool, pkg }));
   if (postgres) {
@@ -349,6 +352,12 @@ export async function labUp(opts: LabUpOptions): Promise<LabUpResult> {
     t = performance.now();
     await startAgents(lab);
     say(`arbiter and agents started (${((performance.now() - t) / 1000).toFixed(2)} s)`);
+    // Client routing the way Patroni users do it: HAProxy on the client host checks the agents.
+    t = performance.now();
+    await startHaproxy(lab);
+    say(
+      `haproxy on client: :5000 read-write, :5001 read-only (${((performance.now() - t) / 1000).toFixed(2)} s)`,
+    );
   }
   lab.complete = true;
   saveLab(lab);
