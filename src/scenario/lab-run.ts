@@ -1,6 +1,7 @@
 // Driving a running lab from outside it: our CLI run inside the lab's hosts (only code inside a
 // namespace reaches the lab), the writer as a background process on the client host, cluster
 // views, and waits. Used by the demo, test-loss, the integration tests and the benchmarks.
+import { haproxyDsn } from '../routing/haproxy.js';
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { ArbiterView, ClusterView } from '../cluster/view.js';
 import { configPath, hostArgv, type Lab, selfArgv } from '../lab/index.js';
@@ -49,20 +50,28 @@ export interface LabWriter {
   done: Promise<{ code: number; stdout: string; stderr: string }>;
 }
 
+/** The writer's target: HAProxy's read-write port when the lab runs it (it closes sessions on a
+ *  node that goes down, as Patroni setups do), else libpq-style multi-host. */
+export function writerDsn(lab: Lab): string {
+  return lab.daemons.haproxy ? haproxyDsn(lab, 'rw') : multiHostDsn(lab);
+}
+
 export function startLabWriter(
   lab: Lab,
-  opts: { ledger: string; sessions?: number; durationS?: number; dsn?: string; rate?: number },
+  opts: { ledger: string; sessions?: number; durationS?: number; dsn?: string; rate?: number; commitTimeoutS?: number },
 ): LabWriter {
   const args = [
     'writer',
     '--dsn',
-    opts.dsn ?? multiHostDsn(lab),
+    opts.dsn ?? writerDsn(lab),
     '--ledger',
     opts.ledger,
     '--json',
     '--progress',
   ];
-  args.push('--sessions', String(opts.sessions ?? 4), '--connect-timeout', '1', '--commit-timeout', '30');
+  // A COMMIT in flight when its server vanishes has an unknown outcome after this long.
+  const commitTimeout = String(opts.commitTimeoutS ?? 10);
+  args.push('--sessions', String(opts.sessions ?? 4), '--connect-timeout', '1', '--commit-timeout', commitTimeout);
   if (opts.durationS) args.push('--duration', String(opts.durationS));
   if (opts.rate) args.push('--rate', String(opts.rate));
   const argv = hostArgv(lab, 'client', selfArgv(...args));
