@@ -1,12 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the demonstration in the namespace lab.
+# Installs what is missing, builds, and runs the whole lab assignment in the namespace lab:
+# `pgarbiter demo` (pass its options through, e.g. --mode subnet, --manual, --down).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cli=(node dist/src/cli/main.js)
-if "${cli[@]}" --help | grep -qE '^ +demo( |$)'; then
-  exec "${cli[@]}" demo "$@"
-fi
-# Until `pgarbiter demo` exists: the lab with stage 1 (primary + hot standby, seen from the client).
-echo "demo: bringing the lab up and showing stage 1 (remove it with: node dist/src/cli/main.js lab down)"
-exec "${cli[@]}" lab up "$@"
+exec node dist/src/cli/main.js demo "$@"
