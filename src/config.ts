@@ -34,10 +34,10 @@ export const TIMING_PROFILES = {
   default: {
     probe_interval: 500,
     probe_timeout: 400,
-    fence_timeout: 2000,
+    fence_timeout: 1500,
     fence_action_budget: 500,
-    failover_timeout: 3500,
-    sync_stall_timeout: 3000,
+    failover_timeout: 3000,
+    sync_stall_timeout: 2500,
   },
   fast: {
     probe_interval: 250,

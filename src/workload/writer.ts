@@ -171,7 +171,7 @@ export async function startWriter(opts: WriterOptions): Promise<WriterHandle> {
   const commitTimeoutMs = opts.commitTimeoutMs ?? 10_000;
   const stopGraceMs = opts.stopGraceMs ?? 3000;
   const backoffMin = opts.backoffMinMs ?? 100;
-  const backoffMax = opts.backoffMaxMs ?? 2000;
+  const backoffMax = opts.backoffMaxMs ?? 1000;
   const appName = opts.applicationName ?? 'pgarbiter-writer';
   const targetText = describeTarget(target);
 

@@ -68,7 +68,13 @@ describe('the timing rule: fence_timeout + probe_interval + fence_action_budget 
   });
 
   test('equality is a violation, with every number in the message', () => {
-    const t = { ...timingFrom('default'), failoverTimeoutMs: 3000 };
+    const t = {
+      ...timingFrom('default'),
+      fenceTimeoutMs: 2000,
+      probeIntervalMs: 500,
+      fenceActionBudgetMs: 500,
+      failoverTimeoutMs: 3000,
+    };
     assert.equal(
       timingRuleViolation(t),
       'timing rule violated: fence_timeout + probe_interval + fence_action_budget ' +
@@ -77,7 +83,13 @@ describe('the timing rule: fence_timeout + probe_interval + fence_action_budget 
   });
 
   test('one millisecond more failover_timeout satisfies it', () => {
-    assert.equal(timingRuleViolation({ ...timingFrom('default'), failoverTimeoutMs: 3001 }), null);
+    const t = {
+      ...timingFrom('default'),
+      fenceTimeoutMs: 2000,
+      probeIntervalMs: 500,
+      fenceActionBudgetMs: 500,
+    };
+    assert.equal(timingRuleViolation({ ...t, failoverTimeoutMs: 3001 }), null);
   });
 
   test('a fence_timeout raised past the margin is a violation', () => {
@@ -246,9 +258,9 @@ describe('validateConfig', () => {
     },
     {
       name: 'timing rule broken by an override',
-      doc: doc({ timing: { failover_timeout: '3s' } }),
+      doc: doc({ timing: { failover_timeout: '2.5s' } }),
       message:
-        /timing rule violated: .*\(2000 \+ 500 \+ 500 = 3000 ms\) must be less than failover_timeout \(3000 ms\)/,
+        /timing rule violated: .*\(1500 \+ 500 \+ 500 = 2500 ms\) must be less than failover_timeout \(2500 ms\)/,
     },
     {
       name: 'probe_timeout above probe_interval',

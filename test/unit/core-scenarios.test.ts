@@ -1258,7 +1258,7 @@ describe('the simulator itself', () => {
   });
 
   test('catches a timing that breaks the rule: failover_timeout below fence_timeout', () => {
-    const sim = new Sim({ profile: 'default', mode: 'async', timing: { failoverTimeoutMs: 1500 } });
+    const sim = new Sim({ profile: 'default', mode: 'async', timing: { failoverTimeoutMs: 1000 } });
     start(sim);
     sim.isolate('pg1');
     assert.throws(() => sim.run(5000), /SAFETY .*grant while pg1 still accepts writes/);
