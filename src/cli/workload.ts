@@ -1,5 +1,23 @@
 // `pgarbiter writer` and `pgarbiter check`: the acknowledged-write ledger and its verdict.
+
+import { dirname, join, resolve } from 'node:path';
+import Table from 'cli-table3';
 import type { Command } from 'commander';
+import { requireRoot, validatePrefix, validateSubnet } from '../lab/index.js';
+import {
+  type Fault,
+  LOSS_TABLE_HEAD,
+  type LossCellResult,
+  type LossMatrixResult,
+  lossRowCells,
+  MATRIX_SYNC_MODES,
+  parseFault,
+  parseSync,
+  parseVia,
+  runLossMatrix,
+  TEST_LOSS_PREFIX,
+  TEST_LOSS_SUBNET,
+} from '../scenario/test-loss.js';
 import { UserError } from '../util/errors.js';
 import { type CheckResult, checkLedger, formatCheckReport } from '../workload/checker.js';
 import { startWriter, type WriterEvent, type WriterStats, type WriterSummary } from '../workload/writer.js';
@@ -172,5 +190,105 @@ export function registerWorkloadCommands(program: Command): void {
       if (o.json) for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
       process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : formatCheckReport(report));
       process.exitCode = report.exitCode;
+    });
+
+  registerTestLossCommand(program);
+}
+
+export function formatLossTable(rows: LossCellResult[]): string {
+  const table = new Table({ head: LOSS_TABLE_HEAD, style: { head: [], border: [] } });
+  for (const r of rows) table.push(lossRowCells(r));
+  return table.toString();
+}
+
+export function registerTestLossCommand(program: Command): void {
+  program
+    .command('test-loss')
+    .description(
+      "The original cluster's data-loss tests, for real: per cell a fresh lab, the writer at full speed, the fault, " +
+        'the failover where the fault calls for it, then the ledger checked against the primary. With no options: ' +
+        'all faults x off and remote_apply, one table. Exit status 3 when a cell that promises no loss lost an acknowledged row.',
+    )
+    .option('--fault <fault>', 'stop-standby | stop-primary | isolate-primary (default: all three)')
+    .option('--sync <mode>', `synchronous_commit of the lab (default: ${MATRIX_SYNC_MODES.join(' and ')})`)
+    .option(
+      '--kill',
+      "kill -9 the node's agent and PostgreSQL at once instead of stopping them (SIGTERM + grace)",
+    )
+    .option('--seconds <n>', 'seconds of writing after the fault has been handled', '5')
+    .option('--warmup <n>', 'seconds of writing before the fault', '2')
+    .option('--sessions <n>', 'writer sessions, each at full speed', '8')
+    .option('--via <route>', 'how the writer finds the primary: multihost | haproxy', 'multihost')
+    .option('--json <file>', 'write the results as JSON', './pgarbiter-report/test-loss.json')
+    .option('--keep-ledgers', 'keep every ledger next to the JSON (default: only those of failed cells)')
+    .option(
+      '--prefix <name>',
+      'lab prefix; THIS lab is torn down and rebuilt for every cell',
+      TEST_LOSS_PREFIX,
+    )
+    .option('--subnet <cidr>', 'lab IPv4 /24', TEST_LOSS_SUBNET)
+    .action(async (o) => {
+      const faults: Fault[] | undefined = o.fault === undefined ? undefined : [parseFault(o.fault)];
+      const syncs = o.sync === undefined ? undefined : [parseSync(o.sync)];
+      const seconds = positive('--seconds', o.seconds) as number;
+      const warmupSeconds = positive('--warmup', o.warmup, { allowZero: true }) as number;
+      const sessions = positive('--sessions', o.sessions, { integer: true }) as number;
+      const via = parseVia(o.via);
+      const jsonFile = resolve(o.json);
+      validatePrefix(o.prefix);
+      validateSubnet(o.subnet);
+      requireRoot('test-loss');
+      const ledgerDir = join(dirname(jsonFile), 'ledgers');
+
+      const ctl = new AbortController();
+      let interrupts = 0;
+      const onSignal = (sig: NodeJS.Signals) => {
+        interrupts++;
+        process.stderr.write(
+          interrupts === 1
+            ? `\n${sig}: stopping after tearing the lab "${o.prefix}" down\n`
+            : `\n${sig}: still tearing the lab down, please wait\n`,
+        );
+        ctl.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      const t0 = Date.now();
+      const say = (line: string) =>
+        process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s] ${line}\n`);
+      let res: LossMatrixResult;
+      try {
+        res = await runLossMatrix({
+          faults,
+          syncs,
+          kill: Boolean(o.kill),
+          seconds,
+          warmupSeconds,
+          sessions,
+          via,
+          prefix: o.prefix,
+          subnet: o.subnet,
+          ledgerDir,
+          keepLedgers: Boolean(o.keepLedgers),
+          say,
+          signal: ctl.signal,
+          jsonFile,
+        });
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+      process.stdout.write(`${formatLossTable(res.rows)}\n`);
+      for (const r of res.rows)
+        if (r.lost > 0)
+          process.stdout.write(
+            `${r.sync}/${r.fault}${r.kill ? ' (kill -9)' : ''}: ${r.lost} acknowledged row(s) lost, e.g. ids ${r.lostIds.slice(0, 5).join(', ')}` +
+              `${r.ledger ? ` (ledger ${r.ledger})` : ''}\n`,
+          );
+      process.stdout.write(
+        `${res.rows.length} cell(s) in ${res.seconds} s${res.aborted ? ', INTERRUPTED' : ''}; results in ${jsonFile}\n`,
+      );
+      if (res.violated) process.exitCode = 3;
+      else if (!res.ok) process.exitCode = res.aborted ? 130 : 2;
     });
 }

@@ -1,0 +1,709 @@
+// `pgarbiter test-loss`: the original cluster's data-loss tests, for real. For each cell (a fault
+// and a synchronous_commit mode): a fresh lab, the writer at full speed through the multi-host
+// DSN or HAProxy, the fault after a warm-up, the failover awaited where the fault calls for it, a
+// few more seconds of writing, the writer stopped, its ledger checked against the (new) primary.
+//
+//   stop-standby     the standby's agent and PostgreSQL stop (no failover; sync writes stall until
+//                    the primary drops synchronous replication after sync_stall_timeout)
+//   stop-primary     the primary's agent and PostgreSQL stop (failover to the standby)
+//   isolate-primary  the primary's network link goes down (failover; the old primary fences)
+//
+// "stop" is what `docker compose stop` did in the original: SIGTERM, SIGKILL after a grace period
+// (pg_ctl stop -m fast is SIGTERM to the postmaster); `kill` is kill -9 of both at once.
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { SYNC_MODES, type SyncCommit } from '../config.js';
+import {
+  dataDir,
+  hostArgv,
+  isolate,
+  type Lab,
+  labDown,
+  labUp,
+  PG_BIN_DIR,
+  postmasterPid,
+  stopDaemon,
+} from '../lab/index.js';
+import { pidAlive, signal, waitGone } from '../lab/proc.js';
+import type { HostName } from '../lab/topology.js';
+import { haproxyDsn, haproxyRoutesTo, startHaproxy } from '../routing/haproxy.js';
+import { UserError } from '../util/errors.js';
+import { run, sleep } from '../util/exec.js';
+import type { CheckReport } from '../workload/compare.js';
+import {
+  arbiterView,
+  checkLabLedger,
+  grantTimeOf,
+  type LabWriter,
+  startLabWriter,
+  waitFor,
+  waitHealthy,
+} from './lab-run.js';
+
+export const FAULTS = ['stop-standby', 'stop-primary', 'isolate-primary'] as const;
+export type Fault = (typeof FAULTS)[number];
+/** The matrix of the original: its two modes. Any synchronous_commit value can be asked for. */
+export const MATRIX_SYNC_MODES = ['off', 'remote_apply'] as const satisfies readonly SyncCommit[];
+export const VIAS = ['multihost', 'haproxy'] as const;
+export type Via = (typeof VIAS)[number];
+
+export const TEST_LOSS_PREFIX = 'pgtl';
+export const TEST_LOSS_SUBNET = '10.213.100.0/24';
+
+export interface LossCommonOptions {
+  /** Stop = SIGKILL of the node's agent and PostgreSQL at once, instead of SIGTERM + grace. */
+  kill?: boolean;
+  /** Seconds of writing after the fault has been handled (default 5). */
+  seconds?: number;
+  /** Seconds of writing before the fault (default 2). */
+  warmupSeconds?: number;
+  /** Writer sessions (default 8; full speed). */
+  sessions?: number;
+  via?: Via;
+  prefix?: string;
+  subnet?: string;
+  /** Where ledgers go (default: the lab's client directory, removed with the lab). */
+  ledgerDir?: string;
+  /** Keep every ledger (default: only those of cells that failed). Needs ledgerDir. */
+  keepLedgers?: boolean;
+  /** Progress lines. */
+  say?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface LossCellOptions extends LossCommonOptions {
+  fault: Fault;
+  sync: SyncCommit;
+  /** Leave the lab up after the cell (the matrix tears it down once at the end). */
+  keepLab?: boolean;
+}
+
+export interface LossCellResult {
+  fault: Fault;
+  sync: SyncCommit;
+  kill: boolean;
+  via: Via;
+  sessions: number;
+  /** Does this cell promise that no acknowledged row is lost? */
+  promisesNoLoss: boolean;
+  acknowledged: number;
+  failed: number;
+  unknown: { count: number; committed: number; notCommitted: number; torn: number };
+  lost: number;
+  lostIds: string[];
+  /** Lost acks whose COMMIT carried the "committed locally only" sync-rep warning. */
+  lostWithSyncWarning: number;
+  torn: number;
+  unexpected: number;
+  /** Longest time between two acknowledgements (whole run). */
+  writeGapMs: number | null;
+  /** Fault -> the arbiter granting the new term (failover faults only). */
+  failoverMs: number | null;
+  /** Fault -> the first acknowledgement after the longest pause that the fault caused. */
+  resumedMs: number | null;
+  acksBeforeFault: number;
+  acksAfterFault: number;
+  primaryBefore: string | null;
+  primaryAfter: string | null;
+  termBefore: number | null;
+  termAfter: number | null;
+  /** Why the cell failed: a broken promise, torn or unexpected rows, no acks. Empty = ok. */
+  violations: string[];
+  /** Set when the cell could not run to the end (the verdict is then missing). */
+  error?: string;
+  ok: boolean;
+  ledger: string | null;
+  seconds: number;
+}
+
+export interface LossMatrixOptions extends LossCommonOptions {
+  faults?: readonly Fault[];
+  syncs?: readonly SyncCommit[];
+  /** Called after each cell (for progress). */
+  onCell?: (r: LossCellResult) => void;
+  /** Write the result here as JSON (after every cell with `partial: true`, then the final one). */
+  jsonFile?: string;
+}
+
+export interface LossMatrixResult {
+  startedAt: string;
+  seconds: number;
+  options: {
+    kill: boolean;
+    seconds: number;
+    warmupSeconds: number;
+    sessions: number;
+    via: Via;
+    prefix: string;
+    subnet: string;
+  };
+  rows: LossCellResult[];
+  /** Every cell ran and kept its promise. */
+  ok: boolean;
+  /** A cell that promised no loss lost acknowledged rows (or had torn/unexpected rows). */
+  violated: boolean;
+  aborted: boolean;
+  /** Only in the files written while the matrix runs. */
+  partial?: true;
+}
+
+// ---------------------------------------------------------------- validation
+
+export function parseFault(raw: string): Fault {
+  if ((FAULTS as readonly string[]).includes(raw)) return raw as Fault;
+  throw new UserError(`unknown fault "${raw}": use ${FAULTS.join(', ')}`);
+}
+
+export function parseSync(raw: string): SyncCommit {
+  if ((SYNC_MODES as readonly string[]).includes(raw)) return raw as SyncCommit;
+  throw new UserError(
+    `unknown synchronous_commit mode "${raw}": use ${MATRIX_SYNC_MODES.join(' or ')} (or ${SYNC_MODES.filter((m) => !(MATRIX_SYNC_MODES as readonly string[]).includes(m)).join(', ')})`,
+  );
+}
+
+export function parseVia(raw: string): Via {
+  if ((VIAS as readonly string[]).includes(raw)) return raw as Via;
+  throw new UserError(`unknown route "${raw}": use --via ${VIAS.join(' or ')}`);
+}
+
+/** A cell promises no loss when the mode waits for the standby, or when the primary survives. */
+export function cellPromisesNoLoss(fault: Fault, sync: SyncCommit): boolean {
+  return fault === 'stop-standby' || ['on', 'remote_write', 'remote_apply'].includes(sync);
+}
+
+function validateCommon(
+  o: LossCommonOptions,
+): Required<
+  Pick<LossCommonOptions, 'seconds' | 'warmupSeconds' | 'sessions' | 'via' | 'prefix' | 'subnet' | 'kill'>
+> {
+  const seconds = o.seconds ?? 5;
+  const warmupSeconds = o.warmupSeconds ?? 2;
+  const sessions = o.sessions ?? 8;
+  if (!(Number.isFinite(seconds) && seconds > 0 && seconds <= 3600))
+    throw new UserError(`--seconds ${seconds}: give a number of seconds > 0 (at most 3600)`);
+  if (!(Number.isFinite(warmupSeconds) && warmupSeconds >= 0 && warmupSeconds <= 600))
+    throw new UserError(`warm-up ${warmupSeconds}: give a number of seconds >= 0`);
+  if (!(Number.isInteger(sessions) && sessions >= 1 && sessions <= 256))
+    throw new UserError(`--sessions ${sessions}: give a whole number from 1 to 256`);
+  const via = parseVia(o.via ?? 'multihost');
+  if (o.keepLedgers && !o.ledgerDir) throw new UserError('keeping ledgers needs a ledger directory');
+  return {
+    seconds,
+    warmupSeconds,
+    sessions,
+    via,
+    kill: o.kill ?? false,
+    prefix: o.prefix ?? TEST_LOSS_PREFIX,
+    subnet: o.subnet ?? TEST_LOSS_SUBNET,
+  };
+}
+
+// ---------------------------------------------------------------- ledger, followed as it grows
+
+interface Ack {
+  t: number;
+  server: string;
+}
+
+/** Reads the acknowledgements a running writer appends to its ledger, incrementally. */
+class AckTail {
+  readonly acks: Ack[] = [];
+  private offset = 0;
+  private rest = '';
+  private readonly decoder = new StringDecoder('utf8');
+  constructor(readonly path: string) {}
+
+  poll(): this {
+    if (!existsSync(this.path)) return this;
+    const fd = openSync(this.path, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const buf = Buffer.alloc(1 << 20);
+      // Bounded: at most the bytes the file had when we looked.
+      while (this.offset < size) {
+        const n = readSync(fd, buf, 0, Math.min(buf.length, size - this.offset), this.offset);
+        if (n <= 0) break;
+        this.offset += n;
+        this.rest += this.decoder.write(buf.subarray(0, n));
+      }
+    } finally {
+      closeSync(fd);
+    }
+    const lines = this.rest.split('\n');
+    this.rest = lines.pop() ?? '';
+    for (const l of lines) {
+      if (!l.includes('"outcome":"ack"')) continue;
+      try {
+        const e = JSON.parse(l) as { t: number; server: string | null };
+        this.acks.push({ t: e.t, server: e.server ?? '' });
+      } catch {
+        // a line being written: cannot happen before the newline, ignore defensively
+      }
+    }
+    return this;
+  }
+
+  count(pred: (a: Ack) => boolean): number {
+    let n = 0;
+    for (const a of this.acks) if (pred(a)) n++;
+    return n;
+  }
+}
+
+/** Fault -> end of the longest pause between acks that the fault caused (the pause spans it or follows it). */
+export function resumedAfter(ackTimes: number[], faultAt: number): number | null {
+  const t = [...ackTimes].sort((a, b) => a - b);
+  let best: { gap: number; end: number } | null = null;
+  for (let i = 1; i < t.length; i++) {
+    const a = t[i - 1] as number;
+    const b = t[i] as number;
+    if (b <= faultAt) continue;
+    if (!best || b - a > best.gap) best = { gap: b - a, end: b };
+  }
+  return best ? Math.max(0, best.end - faultAt) : null;
+}
+
+// ---------------------------------------------------------------- faults
+
+/** PIDs whose parent is `ppid` (from /proc). */
+function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === ppid) out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** `pg_ctl stop -m fast` (SIGTERM to the postmaster) as postgres inside the host; SIGKILL after the grace. */
+async function stopPostgres(lab: Lab, host: HostName, graceS: number): Promise<string> {
+  const pid = postmasterPid(lab, host);
+  if (pid === null) return 'PostgreSQL was not running';
+  const r = await run(
+    hostArgv(lab, host, [
+      'runuser',
+      '-u',
+      'postgres',
+      '--',
+      join(PG_BIN_DIR, 'pg_ctl'),
+      '-D',
+      dataDir(lab, host),
+      '-m',
+      'fast',
+      '-w',
+      '-t',
+      String(graceS),
+      'stop',
+    ]),
+    { timeoutMs: (graceS + 10) * 1000, allowFailure: true },
+  );
+  if (pidAlive(pid)) {
+    signal(pid, 'SIGKILL');
+    await waitGone([pid], 5000);
+    return `PostgreSQL (pid ${pid}) did not stop within ${graceS} s: killed (pg_ctl: ${r.stderr.trim().split('\n').pop()})`;
+  }
+  return `PostgreSQL (pid ${pid}) stopped (fast)`;
+}
+
+/** What `docker compose stop` (or `kill`) did to a node: its agent and its PostgreSQL, together. */
+export async function stopNode(lab: Lab, host: HostName, kill: boolean): Promise<string> {
+  const agentName = `agent-${host}`;
+  if (kill) {
+    const pm = postmasterPid(lab, host);
+    const agent = lab.daemons[agentName]?.pid;
+    const pids = [...(agent ? [agent] : []), ...(pm ? [pm, ...childrenOf(pm)] : [])];
+    for (const p of pids) signal(p, 'SIGKILL');
+    const left = await waitGone(pids, 5000);
+    await stopDaemon(lab, agentName, 1000);
+    return `kill -9 of the agent${agent ? ` (pid ${agent})` : ''} and PostgreSQL${pm ? ` (postmaster ${pm} + ${pids.length - (agent ? 2 : 1)} children)` : ' (not running)'}${left.length ? `; still alive: ${left.join(' ')}` : ''}`;
+  }
+  const [agentGone, pg] = await Promise.all([
+    stopDaemon(lab, agentName, 10_000),
+    stopPostgres(lab, host, 10),
+  ]);
+  return `agent ${agentGone ? 'stopped' : 'did NOT stop'} (SIGTERM), ${pg}`;
+}
+
+// ---------------------------------------------------------------- one cell
+
+class Aborted extends Error {
+  constructor() {
+    super('interrupted');
+    this.name = 'Aborted';
+  }
+}
+
+function checkAbort(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new Aborted();
+}
+
+async function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    checkAbort(signal);
+    await sleep(Math.min(200, end - Date.now()));
+  }
+  checkAbort(signal);
+}
+
+/** waitFor that also stops on abort and when the writer died. */
+async function waitUntil<T>(
+  what: string,
+  timeoutMs: number,
+  o: { signal?: AbortSignal; writer?: LabWriter },
+  probe: () => Promise<T | undefined>,
+  everyMs = 200,
+): Promise<T> {
+  return waitFor(
+    what,
+    timeoutMs,
+    async () => {
+      checkAbort(o.signal);
+      if (o.writer && o.writer.proc.exitCode !== null) {
+        const r = await o.writer.done;
+        throw new Error(
+          `the writer exited (${r.code}): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`,
+        );
+      }
+      return probe();
+    },
+    everyMs,
+  ).catch((e) => {
+    if (o.signal?.aborted) throw new Aborted();
+    throw e;
+  });
+}
+
+const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/** Runs one cell on a fresh lab. Never throws for a failed cell: the result says what happened. */
+export async function runLossCell(opts: LossCellOptions): Promise<LossCellResult> {
+  const c = validateCommon(opts);
+  const fault = parseFault(opts.fault);
+  const sync = parseSync(opts.sync);
+  const t0 = Date.now();
+  const tag = `[${sync} ${fault}${c.kill ? ' kill' : ''}]`;
+  const say = (line: string) => opts.say?.(`${tag} ${line}`);
+  const sig = opts.signal;
+  const result: LossCellResult = {
+    fault,
+    sync,
+    kill: c.kill,
+    via: c.via,
+    sessions: c.sessions,
+    promisesNoLoss: cellPromisesNoLoss(fault, sync),
+    acknowledged: 0,
+    failed: 0,
+    unknown: { count: 0, committed: 0, notCommitted: 0, torn: 0 },
+    lost: 0,
+    lostIds: [],
+    lostWithSyncWarning: 0,
+    torn: 0,
+    unexpected: 0,
+    writeGapMs: null,
+    failoverMs: null,
+    resumedMs: null,
+    acksBeforeFault: 0,
+    acksAfterFault: 0,
+    primaryBefore: null,
+    primaryAfter: null,
+    termBefore: null,
+    termAfter: null,
+    violations: [],
+    ok: false,
+    ledger: null,
+    seconds: 0,
+  };
+  let writer: LabWriter | undefined;
+  let lab: Lab | undefined;
+  let ledger: string | undefined;
+  try {
+    checkAbort(sig);
+    say(`lab up (synchronous_commit=${sync}, default timing) as "${c.prefix}" on ${c.subnet}`);
+    await labDown(c.prefix);
+    checkAbort(sig);
+    const up = await labUp({ prefix: c.prefix, subnet: c.subnet, sync, timing: 'default' });
+    lab = up.lab;
+    checkAbort(sig);
+    const h0 = await waitHealthy(lab, 60_000);
+    result.primaryBefore = h0.primary;
+    result.termBefore = h0.term;
+    say(
+      `lab up in ${up.seconds.toFixed(1)} s: primary ${h0.primary}, standby ${h0.standby}, term ${h0.term}`,
+    );
+    let dsn: string | undefined;
+    if (c.via === 'haproxy') {
+      await startHaproxy(lab);
+      await waitUntil(`HAProxy routing writes to ${h0.primary}`, 15_000, { signal: sig }, async () => {
+        const rw = await haproxyRoutesTo(lab!, 'primary');
+        return rw.length === 1 && rw[0] === h0.primary ? true : undefined;
+      });
+      dsn = haproxyDsn(lab, 'rw');
+      say(`HAProxy routes writes to ${h0.primary}`);
+    }
+
+    const dir = opts.ledgerDir ?? join(lab.hosts.client.dir);
+    mkdirSync(dir, { recursive: true });
+    ledger = join(dir, `test-loss-${sync}-${fault}${c.kill ? '-kill' : ''}-${Date.now()}.jsonl`);
+    writer = startLabWriter(lab, { ledger, sessions: c.sessions, dsn });
+    const tail = new AckTail(ledger);
+    await waitUntil('the first acknowledgements', 20_000, { signal: sig, writer }, async () =>
+      tail.poll().acks.length > 0 ? true : undefined,
+    );
+    say(`writer: ${c.sessions} sessions at full speed via ${c.via}; warm-up ${c.warmupSeconds} s`);
+    await pause(c.warmupSeconds * 1000, sig);
+    checkAbort(sig);
+
+    const victim = (fault === 'stop-standby' ? h0.standby : h0.primary) as HostName;
+    const faultAt = Date.now();
+    result.acksBeforeFault = tail.poll().acks.length;
+    if (fault === 'isolate-primary') {
+      await isolate(lab, victim, 'link-down');
+      say(`fault: ${victim}'s link is down (after ${result.acksBeforeFault} acks)`);
+    } else {
+      const what = await stopNode(lab, victim, c.kill);
+      say(`fault: ${c.kill ? 'killed' : 'stopped'} ${victim} in ${Date.now() - faultAt} ms: ${what}`);
+    }
+
+    if (fault === 'stop-standby') {
+      // No failover: writes go on against the same primary once the sync stall is over.
+      const primaryAddr = `${lab.hosts[h0.primary as HostName].address}:`;
+      await waitUntil(
+        'writes going on after the standby stopped',
+        30_000,
+        { signal: sig, writer },
+        async () =>
+          tail.poll().count((a) => a.t > faultAt + 1000 && a.server.startsWith(primaryAddr)) >= 20
+            ? true
+            : undefined,
+      );
+      result.primaryAfter = h0.primary;
+      result.termAfter = (await arbiterView(lab))?.record.term ?? null;
+      const resumed = resumedAfter(
+        tail.acks.map((a) => a.t),
+        faultAt,
+      );
+      say(
+        `writes go on against ${h0.primary} (resumed ${resumed === null ? '?' : secs(resumed)} after the fault)`,
+      );
+    } else {
+      const v = await waitUntil(
+        `the arbiter granting term ${h0.term + 1}`,
+        45_000,
+        { signal: sig, writer },
+        async () => {
+          const view = await arbiterView(lab!);
+          return view && view.record.term > h0.term ? view : undefined;
+        },
+      );
+      const grantAt = grantTimeOf(v, h0.term + 1);
+      result.failoverMs = grantAt === null ? null : grantAt - faultAt;
+      result.termAfter = v.record.term;
+      result.primaryAfter = v.record.primary;
+      const newAddr = `${lab.hosts[v.record.primary as HostName].address}:`;
+      say(
+        `failover: term ${v.record.term} granted to ${v.record.primary}${result.failoverMs === null ? '' : ` ${secs(result.failoverMs)} after the fault`}`,
+      );
+      await waitUntil(
+        `acknowledged writes on ${v.record.primary}`,
+        30_000,
+        { signal: sig, writer },
+        async () =>
+          tail.poll().count((a) => a.t > faultAt && a.server.startsWith(newAddr)) >= 20 ? true : undefined,
+      );
+      say(`the new primary ${v.record.primary} takes writes`);
+    }
+
+    say(`writing ${c.seconds} s more`);
+    await pause(c.seconds * 1000, sig);
+    const summary = await writer.stop();
+    writer = undefined;
+    tail.poll();
+    result.acksAfterFault = tail.count((a) => a.t > faultAt);
+    result.resumedMs = resumedAfter(
+      tail.acks.map((a) => a.t),
+      faultAt,
+    );
+    say(
+      `writer stopped: ${String(summary.acknowledged)} acknowledged; checking the ledger against the primary`,
+    );
+
+    const check = await checkLabLedger(lab, ledger);
+    fill(result, check.report);
+    say(
+      `acknowledged ${result.acknowledged}, lost ${result.lost}, unknown ${result.unknown.count} ` +
+        `(${result.unknown.committed} committed, ${result.unknown.notCommitted} not), write gap ${result.writeGapMs === null ? '-' : secs(result.writeGapMs)}` +
+        (result.violations.length ? ` -- ${result.violations.join('; ')}` : ''),
+    );
+  } catch (e) {
+    // An interrupt may also surface as a failed child process (it got the terminal's SIGINT too).
+    const interrupted = e instanceof Aborted || sig?.aborted === true;
+    result.error = interrupted ? 'interrupted' : (e as Error).message;
+    say(`error: ${result.error}`);
+    if (interrupted) {
+      finish(result, t0);
+      await cleanup(writer, opts.keepLab ? undefined : c.prefix);
+      throw e instanceof Aborted ? e : new Aborted();
+    }
+  }
+  finish(result, t0);
+  const keep = Boolean(opts.ledgerDir) && (opts.keepLedgers || !result.ok || result.lost > 0);
+  if (ledger && keep && existsSync(ledger)) result.ledger = ledger;
+  else if (ledger && opts.ledgerDir) rmSync(ledger, { force: true });
+  await cleanup(writer, opts.keepLab ? undefined : c.prefix);
+  return result;
+}
+
+function fill(r: LossCellResult, rep: CheckReport): void {
+  r.acknowledged = rep.totals.acknowledged;
+  r.failed = rep.totals.failed;
+  r.unknown = {
+    count: rep.unknown.count,
+    committed: rep.unknown.committed,
+    notCommitted: rep.unknown.notCommitted,
+    torn: rep.unknown.torn,
+  };
+  r.lost = rep.lost.count;
+  r.lostIds = rep.lost.ids;
+  r.lostWithSyncWarning = rep.lost.withSyncWarning;
+  r.torn = rep.torn.count;
+  r.unexpected = rep.unexpected.count;
+  r.writeGapMs = rep.longestWriteGap?.ms ?? null;
+  if (r.acknowledged === 0) r.violations.push('no write was acknowledged');
+  if (r.lost > 0 && r.promisesNoLoss)
+    r.violations.push(`${r.lost} acknowledged row(s) lost although ${r.sync}/${r.fault} promises none`);
+  if (r.torn > 0) r.violations.push(`${r.torn} torn transaction(s)`);
+  if (r.unexpected > 0) r.violations.push(`${r.unexpected} failed transaction(s) present`);
+}
+
+function finish(r: LossCellResult, t0: number): void {
+  r.ok = r.error === undefined && r.violations.length === 0;
+  r.seconds = Math.round((Date.now() - t0) / 100) / 10;
+}
+
+async function cleanup(writer: LabWriter | undefined, prefix: string | undefined): Promise<void> {
+  if (writer && writer.proc.exitCode === null && writer.proc.pid) {
+    signal(writer.proc.pid, 'SIGKILL');
+    await Promise.race([writer.done, sleep(5000)]);
+  }
+  if (prefix) await labDown(prefix);
+}
+
+// ---------------------------------------------------------------- the matrix
+
+/** Every fault x every mode (default: the original's 3 x 2), one fresh lab per cell; torn down at the end. */
+export async function runLossMatrix(opts: LossMatrixOptions = {}): Promise<LossMatrixResult> {
+  const c = validateCommon(opts);
+  const faults = (opts.faults ?? FAULTS).map(parseFault);
+  const syncs = (opts.syncs ?? MATRIX_SYNC_MODES).map(parseSync);
+  if (faults.length === 0 || syncs.length === 0) throw new UserError('test-loss: nothing to run');
+  const t0 = Date.now();
+  const rows: LossCellResult[] = [];
+  let aborted = false;
+  const total = faults.length * syncs.length;
+  const result = (): LossMatrixResult => ({
+    startedAt: new Date(t0).toISOString(),
+    seconds: Math.round((Date.now() - t0) / 100) / 10,
+    options: {
+      kill: c.kill,
+      seconds: c.seconds,
+      warmupSeconds: c.warmupSeconds,
+      sessions: c.sessions,
+      via: c.via,
+      prefix: c.prefix,
+      subnet: c.subnet,
+    },
+    rows,
+    ok: !aborted && rows.length === total && rows.every((r) => r.ok),
+    violated: rows.some((r) => r.violations.length > 0),
+    aborted,
+  });
+  const save = (r: LossMatrixResult) => {
+    if (!opts.jsonFile) return;
+    mkdirSync(dirname(opts.jsonFile), { recursive: true });
+    writeFileSync(opts.jsonFile, `${JSON.stringify(r, null, 2)}\n`);
+  };
+  try {
+    for (const sync of syncs) {
+      for (const fault of faults) {
+        try {
+          const r = await runLossCell({ ...opts, fault, sync, keepLab: true });
+          rows.push(r);
+          opts.onCell?.(r);
+          save({ ...result(), partial: true });
+        } catch (e) {
+          if (!(e instanceof Aborted)) throw e;
+          aborted = true;
+          break;
+        }
+      }
+      if (aborted) break;
+    }
+  } finally {
+    opts.say?.(`tearing the lab "${c.prefix}" down`);
+    await labDown(c.prefix);
+  }
+  const final = result();
+  save(final);
+  return final;
+}
+
+export { Aborted as TestLossAborted };
+
+// ---------------------------------------------------------------- presentation
+
+const fmtS = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)} s`);
+
+/** One row of the original's table, as text cells. */
+export function lossRowCells(r: LossCellResult): string[] {
+  const unknown =
+    r.unknown.count === 0
+      ? '0'
+      : `${r.unknown.count} (${r.unknown.committed} committed, ${r.unknown.notCommitted} not${r.unknown.torn ? `, ${r.unknown.torn} torn` : ''})`;
+  const result = r.error
+    ? `ERROR: ${r.error}`
+    : r.violations.length
+      ? `FAIL: ${r.violations.join('; ')}`
+      : r.lost > 0
+        ? 'loss (no promise)'
+        : 'ok';
+  return [
+    r.sync,
+    `${r.fault}${r.kill ? ' (kill -9)' : ''}`,
+    r.error && r.acknowledged === 0 ? '-' : String(r.acknowledged),
+    r.error && r.acknowledged === 0 ? '-' : String(r.lost),
+    unknown,
+    fmtS(r.writeGapMs),
+    r.fault === 'stop-standby' ? 'none' : fmtS(r.failoverMs),
+    result,
+  ];
+}
+
+export const LOSS_TABLE_HEAD = [
+  'mode',
+  'fault',
+  'acknowledged',
+  'lost',
+  'unknown (resolved)',
+  'write gap',
+  'failover',
+  'result',
+];
