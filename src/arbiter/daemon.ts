@@ -38,6 +38,8 @@ export interface ArbiterEvent {
   ok: boolean;
   reason: string;
   term: number;
+  /** How many times in a row this answer was given (refusals repeat every round). */
+  count?: number;
 }
 
 export async function runArbiter(cfg: Config): Promise<void> {
@@ -81,15 +83,24 @@ export async function runArbiter(cfg: Config): Promise<void> {
       reason: answer.reason,
       term: state.record.term,
     };
-    if (kind !== 'confirmPrimary' || !answer.ok) {
+    const last = events[events.length - 1];
+    // A standby asks every round while the primary is lost: repeats of one refusal are counted.
+    const shape = (r: string) => r.replace(/\d+/g, '#');
+    const repeat =
+      !ev.ok && last && !last.ok && last.request === ev.request && shape(last.reason) === shape(ev.reason);
+    if (repeat) {
+      last.count = (last.count ?? 1) + 1;
+      last.at = ev.at;
+    } else if (kind !== 'confirmPrimary' || !answer.ok) {
       events.push(ev);
       if (events.length > 200) events.shift();
     }
     const level = kind === 'forceFailover' ? 'warn' : answer.ok && answer.changed ? 'info' : 'debug';
-    log[answer.ok ? level : 'info'](
-      { request: req, ok: answer.ok, record: state.record },
-      `${kind}: ${answer.reason}`,
-    );
+    if (!repeat || answer.changed)
+      log[answer.ok ? level : 'info'](
+        { request: req, ok: answer.ok, record: state.record },
+        `${kind}: ${answer.reason}`,
+      );
     return {
       status: answer.ok ? 200 : 409,
       body: { ok: answer.ok, reason: answer.reason, record: state.record },

@@ -1,0 +1,252 @@
+// Operator commands and the API's bad input on a real lab: maintenance, forced failover,
+// manual rejoin, the agents' and the arbiter's HTTP API refusing malformed or unauthorised
+// requests without any effect, a stopped standby and a stopped arbiter.
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { parse, stringify } from 'yaml';
+import type { Lab } from '../../src/lab/index.js';
+import {
+  configPath,
+  heal,
+  isolate,
+  labDown,
+  labUp,
+  selfArgv,
+  startDaemon,
+  stopDaemon,
+} from '../../src/lab/index.js';
+import type { HostName } from '../../src/lab/topology.js';
+import {
+  checkLabLedger,
+  cliIn,
+  clusterView,
+  startLabWriter,
+  waitFor,
+  waitHealthy,
+} from '../../src/scenario/lab-run.js';
+import { run, sleep } from '../../src/util/exec.js';
+
+const PREFIX = 'pgop';
+const SUBNET = '10.213.130.0/24';
+let lab: Lab;
+
+const cli = (...args: string[]) => cliIn(lab, 'client', [...args, '--config', configPath(lab, 'client')]);
+
+/** curl-free HTTP from the client host: node's fetch in a one-liner. */
+async function http(host: HostName, path: string, opts: { secret?: string; body?: string } = {}) {
+  const url = `http://${lab.hosts[host].address}:8008${path}`;
+  const script = `fetch(${JSON.stringify(url)},{method:${JSON.stringify(opts.body === undefined ? 'GET' : 'POST')},headers:${JSON.stringify(
+    opts.secret ? { authorization: `Bearer ${opts.secret}` } : {},
+  )},body:${JSON.stringify(opts.body)},signal:AbortSignal.timeout(3000)}).then(async r=>console.log(r.status+' '+await r.text()))`;
+  const r = await run(['ip', 'netns', 'exec', lab.hosts.client.ns, process.execPath, '-e', script], {
+    timeoutMs: 10_000,
+  });
+  const [status, ...rest] = r.stdout.trim().split(' ');
+  return { status: Number(status), body: rest.join(' ') };
+}
+
+async function restartAgent(host: HostName) {
+  await stopDaemon(lab, `agent-${host}`);
+  await startDaemon(
+    lab,
+    host,
+    `agent-${host}`,
+    selfArgv('agent', '--config', configPath(lab, host)),
+    join(lab.hosts[host].dir, 'agent.log'),
+  );
+}
+
+describe('operations', { timeout: 900_000 }, () => {
+  before(async () => {
+    await labDown(PREFIX);
+    ({ lab } = await labUp({ prefix: PREFIX, subnet: SUBNET, sync: 'remote_apply', timing: 'default' }));
+    await waitHealthy(lab);
+  });
+  after(async () => {
+    await labDown(PREFIX);
+  });
+
+  test('API: wrong secret 401, malformed body 400, unknown path 404, stale term 409; nothing changes', async () => {
+    const h0 = await waitHealthy(lab);
+    const secret = lab.secrets.secret;
+    assert.equal(
+      (await http('arbiter', '/promote', { body: JSON.stringify({ node: h0.standby, term: h0.term }) }))
+        .status,
+      401,
+    );
+    assert.equal((await http('arbiter', '/promote', { secret: 'wrong-secret-123', body: '{}' })).status, 401);
+    assert.equal((await http('arbiter', '/promote', { secret, body: '{not json' })).status, 400);
+    const bad = await http('arbiter', '/promote', {
+      secret,
+      body: JSON.stringify({ node: h0.standby, term: 'x' }),
+    });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body, /term/);
+    assert.equal(
+      (
+        await http('arbiter', '/promote', {
+          secret,
+          body: JSON.stringify({ node: h0.standby, term: h0.term, extra: 1 }),
+        })
+      ).status,
+      400,
+    );
+    assert.equal((await http('arbiter', '/nope')).status, 404);
+    // A well-formed request the arbiter must refuse: the primary is alive.
+    const refused = await http('arbiter', '/promote', {
+      secret,
+      body: JSON.stringify({ node: h0.standby, term: h0.term }),
+    });
+    assert.equal(refused.status, 409);
+    assert.match(refused.body, /not lost/);
+    const stale = await http('arbiter', '/set-promotable', {
+      secret,
+      body: JSON.stringify({ node: h0.primary, term: h0.term - 1, promotable: false }),
+    });
+    assert.equal(stale.status, 409);
+    assert.equal((await http(h0.primary as HostName, '/switchover', { body: '{}' })).status, 401);
+    assert.equal((await http(h0.primary as HostName, '/primary')).status, 200);
+    assert.equal((await http(h0.standby as HostName, '/primary')).status, 503);
+    assert.equal((await http(h0.standby as HostName, '/replica')).status, 200);
+    const h1 = await waitHealthy(lab);
+    assert.deepEqual(h1, h0, 'nothing changed');
+  });
+
+  test('maintenance pauses failover (shown in status); off lets it happen', async () => {
+    const h0 = await waitHealthy(lab);
+    assert.equal((await cli('maintenance', 'on')).code, 0);
+    const st = await cli('status');
+    assert.match(st.stdout, /MAINTENANCE/);
+    await isolate(lab, h0.primary as HostName, 'link-down');
+    await sleep(6000);
+    let v = await clusterView(lab);
+    assert.equal(v.arbiter.state?.record.term, h0.term, 'no failover in maintenance');
+    assert.ok(
+      v.arbiter.state?.events.some((e) => !e.ok && /maintenance/.test(e.reason)),
+      'the standby asked and was refused',
+    );
+    assert.equal((await cli('maintenance', 'off')).code, 0);
+    v = await waitFor('failover after maintenance off', 20_000, async () => {
+      const x = await clusterView(lab);
+      return (x.arbiter.state?.record.term ?? 0) > h0.term ? x : undefined;
+    });
+    assert.equal(v.arbiter.state?.record.primary, h0.standby);
+    await heal(lab, h0.primary as HostName);
+    await waitHealthy(lab, 90_000);
+  });
+
+  test('forced failover: refused without --force; with it the healthy old primary is replaced and rejoins', async () => {
+    const h0 = await waitHealthy(lab);
+    const no = await cli('failover', '--to', h0.standby);
+    assert.notEqual(no.code, 0);
+    assert.match(no.stderr, /--force/);
+    assert.equal((await clusterView(lab)).arbiter.state?.record.term, h0.term);
+    const w = startLabWriter(lab, { ledger: join(lab.dir, 'client', 'forced.jsonl') });
+    await sleep(1000);
+    const yes = await cli('failover', '--to', h0.standby, '--force');
+    assert.equal(yes.code, 0, yes.stderr);
+    assert.match(yes.stderr, /WARNING/);
+    const h1 = await waitHealthy(lab, 90_000);
+    assert.equal(h1.primary, h0.standby);
+    assert.equal(h1.term, h0.term + 1);
+    await w.stop();
+    // With remote_apply the old primary could not acknowledge anything the standby lacked.
+    const c = await checkLabLedger(lab, w.ledger);
+    assert.equal(c.report.lost.count, 0);
+  });
+
+  test('rejoin: manual leaves the old primary fenced until `pgarbiter rejoin`', async () => {
+    const h0 = await waitHealthy(lab);
+    const old = h0.primary as HostName;
+    const file = configPath(lab, old);
+    const doc = parse(readFileSync(file, 'utf8'));
+    writeFileSync(file, stringify({ ...doc, rejoin: 'manual' }), { mode: 0o600 });
+    await restartAgent(old);
+    await isolate(lab, old, 'link-down');
+    await waitFor('promotion', 30_000, async () =>
+      ((await clusterView(lab)).arbiter.state?.record.term ?? 0) > h0.term ? true : undefined,
+    );
+    await heal(lab, old);
+    await sleep(5000);
+    let s = (await clusterView(lab)).nodes.find((n) => n.name === old)?.state;
+    assert.equal(s?.fenced, true, 'still fenced');
+    assert.equal(s?.phase, 'needs-rejoin');
+    const r = await cli('rejoin', old);
+    assert.equal(r.code, 0, r.stderr);
+    const h1 = await waitHealthy(lab, 90_000);
+    assert.equal(h1.standby, old);
+    s = (await clusterView(lab)).nodes.find((n) => n.name === old)?.state;
+    assert.equal(s?.lastRejoin?.method, 'rewind');
+    writeFileSync(file, stringify(doc), { mode: 0o600 });
+    await restartAgent(old);
+    await waitHealthy(lab, 60_000);
+  });
+
+  test('standby stopped (agent and PostgreSQL): sync dropped after the stall, writes go on; back when restarted', async () => {
+    const h0 = await waitHealthy(lab);
+    const sb = h0.standby as HostName;
+    const w = startLabWriter(lab, { ledger: join(lab.dir, 'client', 'standby-stop.jsonl') });
+    await sleep(1000);
+    await stopDaemon(lab, `agent-${sb}`);
+    await run([
+      'ip',
+      'netns',
+      'exec',
+      lab.hosts[sb].ns,
+      'runuser',
+      '-u',
+      'postgres',
+      '--',
+      '/usr/lib/postgresql/15/bin/pg_ctl',
+      '-D',
+      join(lab.hosts[sb].dir, 'data'),
+      '-m',
+      'fast',
+      '-w',
+      'stop',
+    ]);
+    await waitFor('sync dropped', 20_000, async () => {
+      const p = (await clusterView(lab)).nodes.find((n) => n.name === h0.primary)?.state;
+      return p?.replication.syncNames === '' ? true : undefined;
+    });
+    const v = await clusterView(lab);
+    assert.equal(v.arbiter.state?.record.standbyPromotable, false);
+    assert.equal(v.arbiter.state?.record.term, h0.term);
+    await startDaemon(
+      lab,
+      sb,
+      `agent-${sb}`,
+      selfArgv('agent', '--config', configPath(lab, sb)),
+      join(lab.hosts[sb].dir, 'agent.log'),
+    );
+    await waitHealthy(lab, 60_000);
+    await w.stop();
+    const c = await checkLabLedger(lab, w.ledger);
+    assert.equal(c.report.lost.count, 0);
+    assert.ok((c.report.longestWriteGap?.ms ?? 0) < 15_000);
+  });
+
+  test('arbiter stopped: no fence, no promotion; restarted, it keeps its record', async () => {
+    const h0 = await waitHealthy(lab);
+    await stopDaemon(lab, 'arbiter');
+    await sleep(5000);
+    const v = await clusterView(lab);
+    assert.equal(v.arbiter.reachable, false);
+    for (const n of v.nodes) assert.equal(n.state?.fenced, false, `${n.name} not fenced`);
+    await startDaemon(
+      lab,
+      'arbiter',
+      'arbiter',
+      selfArgv('arbiter', '--config', configPath(lab, 'arbiter')),
+      join(lab.hosts.arbiter.dir, 'arbiter.log'),
+    );
+    const h1 = await waitHealthy(lab, 30_000);
+    assert.deepEqual(
+      [h1.primary, h1.term],
+      [h0.primary, h0.term],
+      'the persisted record survived the restart',
+    );
+  });
+});
