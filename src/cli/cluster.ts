@@ -146,6 +146,7 @@ export function registerClusterCommands(program: Command): void {
   )
     .option('--to <node>', 'the node to become primary (default: the standby)')
     .option('--timeout <seconds>', 'how long to wait for the new roles', '60')
+    .option('--json', 'print the result as JSON')
     .action(async (opts: Common & { to?: string; timeout: string }) => {
       const cfg = await clusterConfig(opts);
       if (!cfg) return;
