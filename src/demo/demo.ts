@@ -128,6 +128,25 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
     );
     return r;
   };
+  /** psql on the client host through HAProxy (5000 read-write, 5001 read-only). */
+  const psqlVia = async (port: number, sql: string) => {
+    const l = lab!;
+    const t0 = Date.now();
+    const conninfo = `host=127.0.0.1 port=${port} user=app dbname=postgres connect_timeout=3 application_name=demo-psql`;
+    const r = await run(hostArgv(l, 'client', ['psql', conninfo, '-X', '-P', 'footer=off', '-c', sql]), {
+      timeoutMs: 20_000,
+      allowFailure: true,
+      env: { ...process.env, PGPASSWORD: l.secrets.appPassword },
+    });
+    n.command(
+      `psql "host=127.0.0.1 port=${port} user=app" -c "${sql}"`,
+      `${r.stdout}${r.stderr}`,
+      Date.now() - t0,
+      r.code === 0,
+      'client',
+    );
+    return r;
+  };
   const acksFrom = (host: HostName, after = 0) =>
     readTx(writer!.ledger).filter(
       (a) => a.outcome === 'ack' && a.t > after && a.server?.startsWith(`${lab!.hosts[host].address}:`),
@@ -255,10 +274,20 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
       'SELECT o.id, c.name, o.amount, o.session FROM orders o JOIN customers c ON c.id = o.customer_id ORDER BY o.created_at DESC LIMIT 5',
     );
     const a21 = acksFrom('pg1').length;
+    // Reads through HAProxy's read-only port land on the standby and see the writers' rows.
+    await psqlVia(
+      5001,
+      "SELECT inet_server_addr() AS server, pg_is_in_recovery(), count(*) AS writer_orders FROM orders WHERE session LIKE 'r%'",
+    );
+    const [[roServer, roRecovery, roRows]] = (await sqlIn(
+      lab,
+      'pg2',
+      "SELECT inet_server_addr(), pg_is_in_recovery(), count(*) FROM orders WHERE session LIKE 'r%'",
+    )) as [[string, string, string]];
     n.check(
       'clients write on the primary, reads on the standby',
-      a21 > 0,
-      `${a21} transactions acknowledged by pg1 so far; the same rows read on pg2`,
+      a21 > 0 && roRecovery === 't' && Number(roRows) > 0,
+      `${a21} transactions acknowledged by pg1 so far; pg2 (${roServer}, in recovery) reads ${roRows} of the writers' orders`,
     );
 
     // ───────────────────────────── 2.2
