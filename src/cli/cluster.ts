@@ -6,9 +6,9 @@ import type { Command } from 'commander';
 import pc from 'picocolors';
 import { type ClusterView, fetchClusterView, nodeState } from '../cluster/view.js';
 import { type Config, loadConfig } from '../config.js';
-import { configPath, hostArgv, loadLab, runAttached, selfArgv } from '../lab/index.js';
+import { configPath, hostArgv, loadLab, selfArgv } from '../lab/index.js';
 import { UserError } from '../util/errors.js';
-import { sleep } from '../util/exec.js';
+import { runAttached, sleep } from '../util/exec.js';
 import { callJson } from '../util/http.js';
 
 interface Common {

@@ -25,12 +25,12 @@ import {
   psqlConninfo,
   requireRoot,
   resolveIdentity,
-  runAttached,
   showStage1,
   thaw,
   unpartition,
 } from '../lab/index.js';
 import { UserError } from '../util/errors.js';
+import { runAttached } from '../util/exec.js';
 
 interface IdFlags {
   prefix?: string;

@@ -1,5 +1,5 @@
 // The lab API used by the CLI, the demo, the tests and the benchmarks.
-export { runAttached } from './attached.js';
+export { runAttached } from '../util/exec.js';
 export { CLI_MAIN, daemonAlive, hostArgv, selfArgv, startDaemon, stopDaemon } from './daemon.js';
 export * from './lab.js';
 export * from './pgconf.js';

@@ -87,3 +87,29 @@ export function asUser(user: string | undefined, argv: string[]): string[] {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * A command with the terminal attached (interactive psql, `lab exec`): run() captures output
+ * through pipes, which an interactive program cannot use. Still bounded in time; returns the exit
+ * status (128 when killed by a signal).
+ */
+export function runAttached(
+  argv: string[],
+  opts: { timeoutMs: number; env?: NodeJS.ProcessEnv },
+): Promise<number> {
+  const [cmd, ...args] = argv;
+  if (!cmd) throw new Error('runAttached: empty command');
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: '/tmp', env: opts.env ?? process.env, stdio: 'inherit' });
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (e.code === 'ENOENT') reject(new Error(`${cmd}: command not found (is its package installed?)`));
+      else reject(e);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve(code ?? (signal ? 128 : 1));
+    });
+  });
+}
