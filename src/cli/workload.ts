@@ -279,6 +279,11 @@ export function registerTestLossCommand(program: Command): void {
         process.off('SIGTERM', onSignal);
       }
       process.stdout.write(`${formatLossTable(res.rows)}\n`);
+      for (const r of res.rows) {
+        const cell = `${r.sync}/${r.fault}${r.kill ? ' (kill -9)' : ''}`;
+        if (r.error) process.stdout.write(`${cell}: ERROR: ${r.error}\n`);
+        for (const v of r.violations) process.stdout.write(`${cell}: FAIL: ${v}\n`);
+      }
       for (const r of res.rows)
         if (r.lost > 0)
           process.stdout.write(

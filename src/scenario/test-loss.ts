@@ -48,7 +48,6 @@ import {
   grantTimeOf,
   type LabWriter,
   startLabWriter,
-  waitFor,
   waitHealthy,
 } from './lab-run.js';
 
@@ -345,6 +344,8 @@ export async function stopNode(lab: Lab, host: HostName, kill: boolean): Promise
 // ---------------------------------------------------------------- one cell
 
 class Aborted extends Error {
+  /** The interrupted cell, as far as it got. */
+  result?: LossCellResult;
   constructor() {
     super('interrupted');
     this.name = 'Aborted';
@@ -364,7 +365,23 @@ async function pause(ms: number, signal?: AbortSignal): Promise<void> {
   checkAbort(signal);
 }
 
-/** waitFor that also stops on abort and when the writer died. */
+class WriterDied extends Error {}
+
+/** The useful part of a dead writer's stderr: its error line(s), not its progress lines. */
+export function writerFailure(code: number, stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const errs = lines.filter((l) => /error|Error|ERR_|FATAL|at .*\.js:\d+/.test(l) && !/^\[/.test(l));
+  const pick = (errs.length ? errs : lines).slice(0, 3).join(' | ');
+  return `the writer exited (${code})${pick ? `: ${pick.slice(0, 400)}` : ' without a message'}`;
+}
+
+/**
+ * Polls `probe` until it returns a value, at most timeoutMs. Stops at once on abort and when the
+ * writer died (those are not retried); other probe errors are retried and named at the timeout.
+ */
 async function waitUntil<T>(
   what: string,
   timeoutMs: number,
@@ -372,24 +389,26 @@ async function waitUntil<T>(
   probe: () => Promise<T | undefined>,
   everyMs = 200,
 ): Promise<T> {
-  return waitFor(
-    what,
-    timeoutMs,
-    async () => {
-      checkAbort(o.signal);
-      if (o.writer && o.writer.proc.exitCode !== null) {
-        const r = await o.writer.done;
-        throw new Error(
-          `the writer exited (${r.code}): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`,
-        );
-      }
-      return probe();
-    },
-    everyMs,
-  ).catch((e) => {
-    if (o.signal?.aborted) throw new Aborted();
-    throw e;
-  });
+  const end = Date.now() + timeoutMs;
+  let lastErr = '';
+  while (Date.now() < end) {
+    checkAbort(o.signal);
+    if (o.writer && o.writer.proc.exitCode !== null) {
+      const r = await o.writer.done;
+      throw new WriterDied(`${writerFailure(r.code, r.stderr)} (while waiting for ${what})`);
+    }
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (e) {
+      lastErr = (e as Error).message;
+    }
+    await sleep(everyMs);
+  }
+  checkAbort(o.signal);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${lastErr})` : ''}`,
+  );
 }
 
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
@@ -561,7 +580,9 @@ export async function runLossCell(opts: LossCellOptions): Promise<LossCellResult
     if (interrupted) {
       finish(result, t0);
       await cleanup(writer, opts.keepLab ? undefined : c.prefix);
-      throw e instanceof Aborted ? e : new Aborted();
+      const err = e instanceof Aborted ? e : new Aborted();
+      err.result = result;
+      throw err;
     }
   }
   finish(result, t0);
@@ -651,6 +672,7 @@ export async function runLossMatrix(opts: LossMatrixOptions = {}): Promise<LossM
           save({ ...result(), partial: true });
         } catch (e) {
           if (!(e instanceof Aborted)) throw e;
+          if (e.result) rows.push(e.result);
           aborted = true;
           break;
         }
@@ -670,7 +692,8 @@ export { Aborted as TestLossAborted };
 
 // ---------------------------------------------------------------- presentation
 
-const fmtS = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)} s`);
+const fmtS = (ms: number | null) =>
+  ms === null ? '-' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 
 /** One row of the original's table, as text cells. */
 export function lossRowCells(r: LossCellResult): string[] {
@@ -678,10 +701,11 @@ export function lossRowCells(r: LossCellResult): string[] {
     r.unknown.count === 0
       ? '0'
       : `${r.unknown.count} (${r.unknown.committed} committed, ${r.unknown.notCommitted} not${r.unknown.torn ? `, ${r.unknown.torn} torn` : ''})`;
+  const short = (t: string) => (t.length > 70 ? `${t.slice(0, 67)}...` : t);
   const result = r.error
-    ? `ERROR: ${r.error}`
+    ? `ERROR: ${short(r.error)}`
     : r.violations.length
-      ? `FAIL: ${r.violations.join('; ')}`
+      ? `FAIL: ${short(r.violations.join('; '))}`
       : r.lost > 0
         ? 'loss (no promise)'
         : 'ok';
