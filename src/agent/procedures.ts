@@ -97,7 +97,9 @@ export async function rejoin(
     const out = await timed(log, 'pg_rewind', () => ctl.rewind(host));
     log.info({ output: out.trim().split('\n').slice(-3).join(' | ') }, 'pg_rewind finished');
     ctl.writeNodeConfig(host);
-    await timed(log, 'start as standby', () => ctl.start());
+    // A rewound node that cannot find the WAL it must replay never becomes consistent: give up
+    // after 20 s and take the base backup rather than waiting pg_ctl's usual minute.
+    await timed(log, 'start as standby', () => ctl.start(20));
     if (!(await waitStreaming(ctl, 20_000))) throw new Error('not streaming 20 s after the rewind');
   } catch (e) {
     log.warn(

@@ -60,7 +60,10 @@ export function nodeSettings(cfg: Config, standbyOf?: string): Record<string, st
     max_replication_slots: '10',
     // A dead standby must not fill the disk through its slot.
     max_slot_wal_keep_size: quoteConf('2GB'),
-    wal_keep_size: quoteConf('256MB'),
+    // A rewound old primary replays from the last common checkpoint, up to max_wal_size before
+    // the fork: keep that much WAL on both nodes, or the rewind fails and a base backup follows.
+    wal_keep_size: quoteConf('1GB'),
+    max_wal_size: quoteConf('1GB'),
     wal_log_hints: 'on', // pg_rewind needs it (data checksums are on as well)
     full_page_writes: 'on',
     hot_standby: 'on',
