@@ -9,7 +9,10 @@
 import { accessSync, constants, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { delimiter, join } from 'node:path';
-import { type DaemonRecord, daemonAlive, type Lab, PG_PORT, startDaemon, stopDaemon } from '../lab/index.js';
+// Imports from the lab's modules, not its index: lab.ts may import this file (lab up starts HAProxy).
+import { daemonAlive, startDaemon, stopDaemon } from '../lab/daemon.js';
+import { PG_PORT } from '../lab/pgconf.js';
+import type { DaemonRecord, Lab } from '../lab/state.js';
 import { PG_HOSTS } from '../lab/topology.js';
 import { UserError } from '../util/errors.js';
 import { run } from '../util/exec.js';
