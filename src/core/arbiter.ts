@@ -38,6 +38,18 @@ export interface ArbiterAnswer {
   changed: boolean;
 }
 
+/** The record of a new term with `to` as primary. The old primary becomes the standby, not
+ *  promotable until it has rejoined and caught up; the new primary gets a full failover_timeout
+ *  to come up before it can be declared lost. */
+function nextTerm(prev: ArbiterState, to: string, now: number): ArbiterState {
+  const rec = prev.record;
+  return {
+    ...prev,
+    record: { ...rec, term: rec.term + 1, primary: to, standby: rec.primary, standbyPromotable: false },
+    lastPrimaryOkAt: now,
+  };
+}
+
 export function initialArbiterState(record: ClusterRecord, now: number): ArbiterState {
   // At start the arbiter has not observed anything: treat the primary as just seen, so no grant
   // happens before a full failover_timeout of its own observation.
@@ -89,18 +101,7 @@ export function arbiterHandle(
       if (sinceSeen < s.failoverTimeoutMs)
         return refuse(`the arbiter reached primary ${rec.primary} ${sinceSeen} ms ago: it is not lost`);
       return accept(
-        {
-          ...prev,
-          record: {
-            ...rec,
-            term: rec.term + 1,
-            primary: req.node,
-            standby: rec.primary,
-            standbyPromotable: false,
-          },
-          // The new primary gets a full timeout to come up before it can be declared lost.
-          lastPrimaryOkAt: now,
-        },
+        nextTerm(prev, req.node, now),
         `granted term ${rec.term + 1} to ${req.node}: primary ${rec.primary} lost for ${sinceSeen} ms by the arbiter too`,
       );
     }
@@ -131,17 +132,7 @@ export function arbiterHandle(
       if (req.term !== rec.term) return refuse(`stale term ${req.term}: current term is ${rec.term}`);
       if (req.to !== rec.standby) return refuse(`${req.to} is not the standby of record (${rec.standby})`);
       return accept(
-        {
-          ...prev,
-          record: {
-            ...rec,
-            term: rec.term + 1,
-            primary: req.to,
-            standby: rec.primary,
-            standbyPromotable: false,
-          },
-          lastPrimaryOkAt: now,
-        },
+        nextTerm(prev, req.to, now),
         `switchover: term ${rec.term + 1} handed from ${rec.primary} to ${req.to}`,
       );
     }
@@ -154,17 +145,7 @@ export function arbiterHandle(
     case 'forceFailover': {
       if (req.to !== rec.standby) return refuse(`${req.to} is not the standby of record (${rec.standby})`);
       return accept(
-        {
-          ...prev,
-          record: {
-            ...rec,
-            term: rec.term + 1,
-            primary: req.to,
-            standby: rec.primary,
-            standbyPromotable: false,
-          },
-          lastPrimaryOkAt: now,
-        },
+        nextTerm(prev, req.to, now),
         `FORCED failover: term ${rec.term + 1} given to ${req.to} without checks; writes acknowledged by ${rec.primary} may be lost`,
       );
     }

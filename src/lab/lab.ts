@@ -38,7 +38,7 @@ import {
   terminate,
   waitGone,
 } from './proc.js';
-import { type Lab, labFile, newLab, readLab, saveLab } from './state.js';
+import { type DaemonRecord, type Lab, labFile, newLab, readLab, saveLab } from './state.js';
 import {
   allNamespaces,
   BRIDGE,
@@ -273,24 +273,54 @@ async function initHost(lab: Lab, host: HostName): Promise<void> {
   }
 }
 
+/** Starts the daemon of one member: the arbiter on `arbiter`, an agent on pg1/pg2. */
+export function startAgent(lab: Lab, host: 'arbiter' | (typeof PG_HOSTS)[number]): Promise<DaemonRecord> {
+  return host === 'arbiter'
+    ? startDaemon(
+        lab,
+        'arbiter',
+        'arbiter',
+        selfArgv('arbiter', '--config', configPath(lab, 'arbiter')),
+        join(lab.hosts.arbiter.dir, 'arbiter.log'),
+      )
+    : startDaemon(
+        lab,
+        host,
+        `agent-${host}`,
+        selfArgv('agent', '--config', configPath(lab, host)),
+        join(lab.hosts[host].dir, 'agent.log'),
+      );
+}
+
 export async function startAgents(lab: Lab): Promise<void> {
-  await startDaemon(
-    lab,
-    'arbiter',
-    'arbiter',
-    selfArgv('arbiter', '--config', configPath(lab, 'arbiter')),
-    join(lab.hosts.arbiter.dir, 'arbiter.log'),
-  );
-  for (const h of PG_HOSTS)
-    await startDaemon(
-      lab,
-      h,
-      `agent-${h}`,
-      selfArgv('agent', '--config', configPath(lab, h)),
-      join(lab.hosts[h].dir, 'agent.log'),
-    );
+  await startAgent(lab, 'arbiter');
+  for (const h of PG_HOSTS) await startAgent(lab, h);
   lab.agents = true;
   saveLab(lab);
+}
+
+/** Stops a database host's PostgreSQL as its owner would (`pg_ctl stop`), inside the host. */
+export async function stopPostgres(
+  lab: Lab,
+  host: (typeof PG_HOSTS)[number],
+  mode: 'fast' | 'immediate',
+): Promise<void> {
+  const argv = [
+    'runuser',
+    '-u',
+    'postgres',
+    '--',
+    join(PG_BIN_DIR, 'pg_ctl'),
+    '-D',
+    dataDir(lab, host),
+    '-m',
+    mode,
+    '-w',
+    '-t',
+    '30',
+    'stop',
+  ];
+  await run(hostArgv(lab, host, argv), { timeoutMs: 40_000, allowFailure: true });
 }
 
 export async function stopAgents(lab: Lab): Promise<void> {

@@ -13,9 +13,9 @@ import {
   isolate,
   labDown,
   labUp,
-  selfArgv,
-  startDaemon,
+  startAgent,
   stopDaemon,
+  stopPostgres,
 } from '../../src/lab/index.js';
 import type { HostName } from '../../src/lab/topology.js';
 import {
@@ -47,15 +47,9 @@ async function http(host: HostName, path: string, opts: { secret?: string; body?
   return { status: Number(status), body: rest.join(' ') };
 }
 
-async function restartAgent(host: HostName) {
+async function restartAgent(host: 'pg1' | 'pg2') {
   await stopDaemon(lab, `agent-${host}`);
-  await startDaemon(
-    lab,
-    host,
-    `agent-${host}`,
-    selfArgv('agent', '--config', configPath(lab, host)),
-    join(lab.hosts[host].dir, 'agent.log'),
-  );
+  await startAgent(lab, host);
 }
 
 describe('operations', { timeout: 900_000 }, () => {
@@ -159,7 +153,7 @@ describe('operations', { timeout: 900_000 }, () => {
 
   test('rejoin: manual leaves the old primary fenced until `pgarbiter rejoin`', async () => {
     const h0 = await waitHealthy(lab);
-    const old = h0.primary as HostName;
+    const old = h0.primary as 'pg1' | 'pg2';
     const file = configPath(lab, old);
     const doc = parse(readFileSync(file, 'utf8'));
     writeFileSync(file, stringify({ ...doc, rejoin: 'manual' }), { mode: 0o600 });
@@ -186,27 +180,11 @@ describe('operations', { timeout: 900_000 }, () => {
 
   test('standby stopped (agent and PostgreSQL): sync dropped after the stall, writes go on; back when restarted', async () => {
     const h0 = await waitHealthy(lab);
-    const sb = h0.standby as HostName;
+    const sb = h0.standby as 'pg1' | 'pg2';
     const w = startLabWriter(lab, { ledger: join(lab.dir, 'client', 'standby-stop.jsonl') });
     await sleep(1000);
     await stopDaemon(lab, `agent-${sb}`);
-    await run([
-      'ip',
-      'netns',
-      'exec',
-      lab.hosts[sb].ns,
-      'runuser',
-      '-u',
-      'postgres',
-      '--',
-      '/usr/lib/postgresql/15/bin/pg_ctl',
-      '-D',
-      join(lab.hosts[sb].dir, 'data'),
-      '-m',
-      'fast',
-      '-w',
-      'stop',
-    ]);
+    await stopPostgres(lab, sb, 'fast');
     await waitFor('sync dropped', 20_000, async () => {
       const p = (await clusterView(lab)).nodes.find((n) => n.name === h0.primary)?.state;
       return p?.replication.syncNames === '' ? true : undefined;
@@ -214,13 +192,7 @@ describe('operations', { timeout: 900_000 }, () => {
     const v = await clusterView(lab);
     assert.equal(v.arbiter.state?.record.standbyPromotable, false);
     assert.equal(v.arbiter.state?.record.term, h0.term);
-    await startDaemon(
-      lab,
-      sb,
-      `agent-${sb}`,
-      selfArgv('agent', '--config', configPath(lab, sb)),
-      join(lab.hosts[sb].dir, 'agent.log'),
-    );
+    await startAgent(lab, sb);
     await waitHealthy(lab, 60_000);
     await w.stop();
     const c = await checkLabLedger(lab, w.ledger);
@@ -235,13 +207,7 @@ describe('operations', { timeout: 900_000 }, () => {
     const v = await clusterView(lab);
     assert.equal(v.arbiter.reachable, false);
     for (const n of v.nodes) assert.equal(n.state?.fenced, false, `${n.name} not fenced`);
-    await startDaemon(
-      lab,
-      'arbiter',
-      'arbiter',
-      selfArgv('arbiter', '--config', configPath(lab, 'arbiter')),
-      join(lab.hosts.arbiter.dir, 'arbiter.log'),
-    );
+    await startAgent(lab, 'arbiter');
     const h1 = await waitHealthy(lab, 30_000);
     assert.deepEqual(
       [h1.primary, h1.term],

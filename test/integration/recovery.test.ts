@@ -12,9 +12,9 @@ import {
   isolate,
   labDown,
   labUp,
-  selfArgv,
-  startDaemon,
+  startAgent,
   stopDaemon,
+  stopPostgres,
 } from '../../src/lab/index.js';
 import type { HostName } from '../../src/lab/topology.js';
 import {
@@ -26,7 +26,7 @@ import {
   waitFor,
   waitHealthy,
 } from '../../src/scenario/lab-run.js';
-import { run, sleep } from '../../src/util/exec.js';
+import { sleep } from '../../src/util/exec.js';
 
 const PREFIX = 'pgrc';
 const SUBNET = '10.213.80.0/24';
@@ -144,7 +144,7 @@ describe('recovery: rejoin, switchover, fallback', { timeout: 900_000 }, () => {
 
   test('a rewind that cannot work (WAL removed) falls back to a fresh base backup', async () => {
     const h0 = await waitHealthy(lab);
-    const old = h0.primary as HostName;
+    const old = h0.primary as 'pg1' | 'pg2';
     await isolate(lab, old, 'link-down');
     await waitFor('promotion', 30_000, async () => {
       const rec = (await clusterView(lab)).arbiter.state?.record;
@@ -152,37 +152,12 @@ describe('recovery: rejoin, switchover, fallback', { timeout: 900_000 }, () => {
     });
     // Take the old primary's agent and server down and remove its WAL: pg_rewind needs it.
     await stopDaemon(lab, `agent-${old}`);
+    await stopPostgres(lab, old, 'immediate');
     const data = join(lab.hosts[old].dir, 'data');
-    await run(
-      [
-        'ip',
-        'netns',
-        'exec',
-        lab.hosts[old].ns,
-        'runuser',
-        '-u',
-        'postgres',
-        '--',
-        '/usr/lib/postgresql/15/bin/pg_ctl',
-        '-D',
-        data,
-        '-m',
-        'immediate',
-        '-w',
-        'stop',
-      ],
-      { allowFailure: true },
-    );
     for (const f of readdirSync(join(data, 'pg_wal')))
       if (/^[0-9A-F]{24}$/.test(f)) rmSync(join(data, 'pg_wal', f));
     await heal(lab, old);
-    await startDaemon(
-      lab,
-      old,
-      `agent-${old}`,
-      selfArgv('agent', '--config', configPath(lab, old)),
-      join(lab.hosts[old].dir, 'agent.log'),
-    );
+    await startAgent(lab, old);
     const h1 = await waitHealthy(lab, 120_000);
     assert.equal(h1.standby, old);
     const v = await clusterView(lab);
