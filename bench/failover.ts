@@ -105,7 +105,9 @@ async function main() {
     console.log(
       `\nfailover benchmark: ${runs} isolations (${values.mode}), timing=${values.timing}, synchronous_commit=${values.sync}`,
     );
-    console.log('cut -> first acknowledged write on the new primary (writer: 4 sessions, multi-host target)');
+    console.log(
+      `cut -> first acknowledged write on the new primary (writer: 4 sessions via ${lab.daemons.haproxy ? "HAProxy's read-write port" : 'a multi-host target'})`,
+    );
     console.log(
       `  min ${(s.min / 1000).toFixed(2)} s   median ${(s.median / 1000).toFixed(2)} s   max ${(s.max / 1000).toFixed(2)} s`,
     );
