@@ -20,7 +20,6 @@ import { HOSTS, type HostName, resolveIdentity } from '../lab/topology.js';
 import {
   checkLabLedger,
   clusterView,
-  healthy,
   sqlIn,
   startLabWriter,
   waitFor,
@@ -567,5 +566,3 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
     if (!opts.keep) await labDown(id.prefix).catch(() => {});
   }
 }
-
-export { healthy };
