@@ -269,7 +269,7 @@ export async function switchover(
   const s = view.nodes.find((n) => n.name === target)?.state;
   if (!p?.state)
     throw new UserError(`the primary ${rec.primary} does not answer: use failover, not switchover`);
-  if (!s || !s.postgres.up || s.postgres.inRecovery !== true || !s.postgres.receiving)
+  if (!s?.postgres.up || s.postgres.inRecovery !== true || !s.postgres.receiving)
     throw new UserError(`refused: ${target} is not a healthy streaming standby (${nodeState(s ?? null)})`);
   if (!rec.standbyPromotable)
     throw new UserError(`refused: ${target} is not promotable (not caught up / not synchronous)`);

@@ -1,11 +1,12 @@
 // Driving a running lab from outside it: our CLI run inside the lab's hosts (only code inside a
 // namespace reaches the lab), the writer as a background process on the client host, cluster
 // views, and waits. Used by the demo, test-loss, the integration tests and the benchmarks.
-import { haproxyDsn } from '../routing/haproxy.js';
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { ArbiterView, ClusterView } from '../cluster/view.js';
 import { configPath, hostArgv, type Lab, selfArgv } from '../lab/index.js';
 import type { HostName } from '../lab/topology.js';
+import { haproxyDsn } from '../routing/haproxy.js';
 import { run, sleep } from '../util/exec.js';
 import type { CheckReport } from '../workload/compare.js';
 
@@ -58,7 +59,14 @@ export function writerDsn(lab: Lab): string {
 
 export function startLabWriter(
   lab: Lab,
-  opts: { ledger: string; sessions?: number; durationS?: number; dsn?: string; rate?: number; commitTimeoutS?: number },
+  opts: {
+    ledger: string;
+    sessions?: number;
+    durationS?: number;
+    dsn?: string;
+    rate?: number;
+    commitTimeoutS?: number;
+  },
 ): LabWriter {
   const args = [
     'writer',
@@ -71,7 +79,14 @@ export function startLabWriter(
   ];
   // A COMMIT in flight when its server vanishes has an unknown outcome after this long.
   const commitTimeout = String(opts.commitTimeoutS ?? 10);
-  args.push('--sessions', String(opts.sessions ?? 4), '--connect-timeout', '1', '--commit-timeout', commitTimeout);
+  args.push(
+    '--sessions',
+    String(opts.sessions ?? 4),
+    '--connect-timeout',
+    '1',
+    '--commit-timeout',
+    commitTimeout,
+  );
   if (opts.durationS) args.push('--duration', String(opts.durationS));
   if (opts.rate) args.push('--rate', String(opts.rate));
   const argv = hostArgv(lab, 'client', selfArgv(...args));
