@@ -149,13 +149,19 @@ async function ourNamespaces(prefix: string): Promise<string[]> {
   return (await listNetns()).filter((n) => mine.has(n));
 }
 
-export function postmasterPid(lab: Lab, host: HostName): number | null {
+/** The PID on the first line of a pid file, or null if it is missing or not a PID. */
+function readPidFile(path: string): number | null {
   try {
-    const pid = Number(readFileSync(join(dataDir(lab, host), 'postmaster.pid'), 'utf8').split('\n')[0]);
-    return Number.isInteger(pid) && pid > 0 && pidAlive(pid) ? pid : null;
+    const pid = Number(readFileSync(path, 'utf8').split('\n')[0]?.trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
   } catch {
     return null;
   }
+}
+
+export function postmasterPid(lab: Lab, host: HostName): number | null {
+  const pid = readPidFile(join(dataDir(lab, host), 'postmaster.pid'));
+  return pid !== null && pidAlive(pid) ? pid : null;
 }
 
 /** Why an existing lab is not complete, or null when it is complete and healthy. */
@@ -461,8 +467,8 @@ export async function labDown(
     const hdir = join(dir, h);
     if (!existsSync(hdir)) continue;
     for (const f of readdirSync(hdir).filter((x) => x.endsWith('.pid'))) {
-      const pid = Number(readFileSync(join(hdir, f), 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0 && (await netnsOf(pid)).includes(hostNs(prefix, h)))
+      const pid = readPidFile(join(hdir, f));
+      if (pid !== null && (await netnsOf(pid)).includes(hostNs(prefix, h)))
         daemonPids.set(pid, f.replace(/\.pid$/, ''));
     }
   }
@@ -483,10 +489,14 @@ export async function labDown(
         stops.push(pgStopImmediate(ns, data).then(() => void removed.push(`postgres ${data} (pid ${pid})`)));
     }
   for (const h of PG_HOSTS) {
-    const pidFile = join(dir, h, 'data', 'postmaster.pid');
-    if (!existsSync(pidFile)) continue;
-    const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-    if (pidAlive(pid) && postmasterDataDir(pid)?.startsWith(`${dir}/`) && (await netnsOf(pid)).length === 0)
+    // The stops above run meanwhile and remove pid files: a vanished file is simply skipped.
+    const pid = readPidFile(join(dir, h, 'data', 'postmaster.pid'));
+    if (
+      pid !== null &&
+      pidAlive(pid) &&
+      postmasterDataDir(pid)?.startsWith(`${dir}/`) &&
+      (await netnsOf(pid)).length === 0
+    )
       stops.push(
         pgStopImmediate(null, join(dir, h, 'data')).then(
           () => void removed.push(`orphaned postgres (pid ${pid})`),
