@@ -1,6 +1,6 @@
 // The database node's agent: every probe_interval it observes (local PostgreSQL, fence, arbiter,
 // peer), asks the pure core what to do, and does it. It also serves the small HTTP API.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { hostOf, otherNode } from '../config.js';
@@ -18,6 +18,7 @@ import { PgControl } from '../postgres/control.js';
 import { initialPrimary } from '../postgres/provision.js';
 import { isSyncMode } from '../postgres/settings.js';
 import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
+import { UserError } from '../util/errors.js';
 import { sleep } from '../util/exec.js';
 import { callJson, type Route, serve } from '../util/http.js';
 import { createLogger, type Logger } from '../util/log.js';
@@ -446,7 +447,23 @@ export class Agent {
     ];
   }
 
+  /** Fails fast, with what to install, when a tool the agent needs is missing. */
+  private async preflight(): Promise<void> {
+    if (!existsSync(join(this.cfg.postgres.bin_dir, 'pg_ctl')))
+      throw new UserError(
+        `${this.cfg.postgres.bin_dir}/pg_ctl not found: install postgresql-15 (apt-get install -y postgresql-15) or set postgres.bin_dir`,
+      );
+    try {
+      await this.fence.isFenced();
+    } catch (e) {
+      throw new UserError(
+        `cannot use iptables (${(e as Error).message}): install it (apt-get install -y iptables) and run the agent as root`,
+      );
+    }
+  }
+
   async run(): Promise<void> {
+    await this.preflight();
     const server = await serve(this.routes(), this.cfg.secret, '0.0.0.0', this.cfg.api_port);
     this.log.info(
       { port: this.cfg.api_port, timing: this.cfg.timing, record: this.state.record },

@@ -1,5 +1,6 @@
 // The small HTTP layer of the agents and the arbiter: node:http, JSON in and out, a shared
 // secret on mutating requests, and fetch with a hard deadline between members.
+
 import { timingSafeEqual } from 'node:crypto';
 import {
   createServer,
@@ -9,6 +10,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { z } from 'zod';
+import { UserError } from './errors.js';
 
 export class HttpError extends Error {
   constructor(
@@ -90,7 +92,13 @@ export function serve(routes: Route[], secret: string, host: string, port: numbe
   server.keepAliveTimeout = 1_000;
   return new Promise((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(e.code === 'EADDRINUSE' ? new Error(`port ${port} on ${host} is already in use`) : e),
+      reject(
+        e.code === 'EADDRINUSE'
+          ? new UserError(
+              `port ${port} on ${host} is already in use: stop what listens there or set api_port`,
+            )
+          : e,
+      ),
     );
     server.listen(port, host, () => resolve(server));
   });

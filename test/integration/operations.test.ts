@@ -108,6 +108,21 @@ describe('operations', { timeout: 900_000 }, () => {
     assert.deepEqual(h1, h0, 'nothing changed');
   });
 
+  test('bad daemon start-up: a port in use, a broken config: one-line errors, the running cluster unaffected', async () => {
+    const h0 = await waitHealthy(lab);
+    const second = await cliIn(lab, 'pg1', ['agent', '--config', configPath(lab, 'pg1')], {}, 20_000);
+    assert.equal(second.code, 1);
+    assert.match(second.stderr, /port 8008 .* already in use/);
+    assert.equal(second.stderr.trim().split('\n').length, 1, 'one line');
+    const bad = join(lab.dir, 'pg1', 'broken.yaml');
+    writeFileSync(bad, 'node: pg1\nsecret: short\n', { mode: 0o600 });
+    const broken = await cliIn(lab, 'pg1', ['agent', '--config', bad], {}, 20_000);
+    assert.equal(broken.code, 1);
+    assert.match(broken.stderr, /invalid config: .*secret/);
+    const h1 = await waitHealthy(lab);
+    assert.deepEqual(h1, h0);
+  });
+
   test('maintenance pauses failover (shown in status); off lets it happen', async () => {
     const h0 = await waitHealthy(lab);
     assert.equal((await cli('maintenance', 'on')).code, 0);
