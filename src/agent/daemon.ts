@@ -4,7 +4,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { hostOf, otherNode } from '../config.js';
-import { decideAgent, initialAgentState } from '../core/agent.js';
+import { decideAgent, startingAgentState } from '../core/agent.js';
 import type {
   AgentAction,
   AgentObservation,
@@ -97,7 +97,7 @@ export class Agent {
       standbyPromotable: false,
       maintenance: false,
     };
-    this.state = initialAgentState(record, Date.now());
+    this.state = startingAgentState(record, Date.now(), cfg.timing.fenceTimeoutMs);
     this.settings = {
       me: cfg.node,
       timing: cfg.timing,

@@ -23,6 +23,21 @@ export function initialAgentState(record: ClusterRecord, now: number): AgentStat
   };
 }
 
+/**
+ * The state of an agent process that has just started. Unlike initialAgentState, the peers count
+ * as unseen: a primary whose agent restarts while it is cut off fences on its first round instead
+ * of serving for another fence_timeout (the arbiter may have been counting its loss all along).
+ * A primary that reaches either peer is not affected; the standby's failover clock still starts
+ * now, so a restart never triggers a promotion request by itself.
+ */
+export function startingAgentState(record: ClusterRecord, now: number, fenceTimeoutMs: number): AgentState {
+  return {
+    ...initialAgentState(record, now),
+    lastArbiterOkAt: now - fenceTimeoutMs,
+    lastPeerOkAt: now - fenceTimeoutMs,
+  };
+}
+
 /** A standby that is up but not receiving WAL from a reachable primary for this long rejoins. */
 export const NOT_RECEIVING_REJOIN_MS = 20_000;
 

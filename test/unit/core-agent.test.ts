@@ -3,7 +3,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { TIMING_PROFILES } from '../../src/config.js';
-import { decideAgent, initialAgentState, NOT_RECEIVING_REJOIN_MS } from '../../src/core/agent.js';
+import {
+  decideAgent,
+  initialAgentState,
+  NOT_RECEIVING_REJOIN_MS,
+  startingAgentState,
+} from '../../src/core/agent.js';
 import type {
   AgentAction,
   AgentObservation,
@@ -138,6 +143,32 @@ describe('decideAgent: bookkeeping', () => {
       syncStallSince: null,
       notReceivingSince: null,
     });
+  });
+
+  test('a freshly started primary agent that reaches neither peer fences on its first round', () => {
+    const start = startingAgentState(rec(), 10_000, P.timing.fenceTimeoutMs);
+    const alone = decideAgent(
+      start,
+      pObs(10_000 + P.timing.probeIntervalMs, { arbiter: null, peerAgentOk: false }),
+      P,
+    );
+    assert.deepEqual(kinds(alone), ['fence']);
+    const withPeer = decideAgent(
+      start,
+      pObs(10_000 + P.timing.probeIntervalMs, { arbiter: null, peerAgentOk: true }),
+      P,
+    );
+    assert.deepEqual(kinds(withPeer), []);
+    const withArbiter = decideAgent(
+      start,
+      pObs(10_000 + P.timing.probeIntervalMs, { peerAgentOk: false }),
+      P,
+    );
+    assert.deepEqual(kinds(withArbiter), []);
+    // A starting standby does not ask for a promotion before failover_timeout of its own.
+    const sStart = startingAgentState(rec(), 10_000, S.timing.fenceTimeoutMs);
+    const s1 = decideAgent(sStart, sObs(10_000 + S.timing.probeIntervalMs, { primaryPgOk: false }), S);
+    assert.ok(!kinds(s1).includes('requestPromotion'));
   });
 
   test('records the round time and what answered; does not mutate the previous state', () => {
