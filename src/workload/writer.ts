@@ -354,6 +354,7 @@ export async function startWriter(opts: WriterOptions): Promise<WriterHandle> {
   async function sessionLoop(s: Session): Promise<void> {
     let backoff = backoffMin;
     const interval = opts.ratePerSession ? 1000 / opts.ratePerSession : 0;
+    let nextDue = Date.now();
     let lastConnectError = '';
     // Bounded by stop/duration and by the id space of one session.
     while (!stopping && fatal === null && s.seq < MAX_SEQ) {
@@ -386,10 +387,11 @@ export async function startWriter(opts: WriterOptions): Promise<WriterHandle> {
         }
       }
       if (interval > 0) {
-        const due = startMs + s.seq * interval;
-        const wait = due - Date.now();
+        // Paced, without catching up: after an outage the rate resumes, it does not burst.
+        const wait = nextDue - Date.now();
         if (wait > 0) await pause(wait);
         if (stopping) break;
+        nextDue = Math.max(nextDue, Date.now() - interval) + interval;
       }
       const client = s.client;
       if (!client) continue;
