@@ -158,6 +158,14 @@ export class Agent {
   async round(): Promise<void> {
     const obs = await this.observe();
     this.lastObs = obs;
+    if (obs.arbiter && obs.arbiter.term < this.state.record.term) {
+      // We hold a newer term than the arbiter (a failover forced while it was unreachable).
+      const reply = await this.arbiter.post('/adopt', { record: this.state.record });
+      this.log.warn(
+        { ok: reply.ok, reason: reply.reason },
+        `arbiter behind (term ${obs.arbiter.term}): ${reply.reason}`,
+      );
+    }
     if (this.manualRejoin) {
       this.manualRejoin = false;
       await this.execute({ kind: 'fence', reason: 'manual rejoin' });
@@ -433,6 +441,36 @@ export class Agent {
           this.manualRejoin = true;
           this.wake?.();
           return { status: 202, body: { ok: true, reason: 'rejoin started' } };
+        },
+      },
+      {
+        method: 'POST',
+        path: '/force-promote',
+        auth: true,
+        handler: () => {
+          // A person's last resort when the arbiter is gone (`pgarbiter failover --force`): take the
+          // next term ourselves; the arbiter adopts it when it is back.
+          const s = st();
+          if (s.role === 'primary')
+            return { status: 409, body: { ok: false, reason: `${this.cfg.node} is already the primary` } };
+          if (s.postgres.inRecovery !== true)
+            return { status: 409, body: { ok: false, reason: `${this.cfg.node} is not a running standby` } };
+          const rec = this.state.record;
+          const record = {
+            ...rec,
+            term: rec.term + 1,
+            primary: this.cfg.node,
+            standby: rec.primary,
+            standbyPromotable: false,
+          };
+          this.state = { ...this.state, record };
+          this.persistRecord(record);
+          this.log.warn({ record }, `FORCED PROMOTION by a person without the arbiter: term ${record.term}`);
+          this.wake?.();
+          return {
+            status: 202,
+            body: { ok: true, reason: `${this.cfg.node} takes term ${record.term} and promotes`, record },
+          };
         },
       },
       {

@@ -30,6 +30,19 @@ const schemas = {
   handover: z.object({ node, to: node, term }).strict(),
   maintenance: z.object({ enabled: z.boolean() }).strict(),
   forceFailover: z.object({ to: node }).strict(),
+  adopt: z
+    .object({
+      record: z
+        .object({
+          term,
+          primary: node,
+          standby: node,
+          standbyPromotable: z.boolean(),
+          maintenance: z.boolean(),
+        })
+        .strict(),
+    })
+    .strict(),
 };
 
 export interface ArbiterEvent {
@@ -95,7 +108,8 @@ export async function runArbiter(cfg: Config): Promise<void> {
       events.push(ev);
       if (events.length > 200) events.shift();
     }
-    const level = kind === 'forceFailover' ? 'warn' : answer.ok && answer.changed ? 'info' : 'debug';
+    const level =
+      kind === 'forceFailover' || kind === 'adopt' ? 'warn' : answer.ok && answer.changed ? 'info' : 'debug';
     if (!repeat || answer.changed)
       log[answer.ok ? level : 'info'](
         { request: req, ok: answer.ok, record: state.record },
@@ -143,6 +157,7 @@ export async function runArbiter(cfg: Config): Promise<void> {
     post('/handover', 'handover'),
     post('/maintenance', 'maintenance'),
     post('/force-failover', 'forceFailover'),
+    post('/adopt', 'adopt'),
   ];
   const server = await serve(routes, cfg.secret, '0.0.0.0', cfg.api_port);
   log.info({ port: cfg.api_port, timing: cfg.timing }, 'arbiter listening');

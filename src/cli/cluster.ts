@@ -162,7 +162,8 @@ export function registerClusterCommands(program: Command): void {
     program
       .command('failover')
       .description(
-        'Forced failover for when the automatic path refuses (standby not promotable, arbiter in doubt).',
+        'Forced failover for when the automatic path refuses (standby not promotable, arbiter gone): through the\n' +
+          "arbiter when it answers, else through the node's agent (the arbiter adopts the new term when back).",
       ),
   )
     .requiredOption('--to <node>', 'the node to promote')
@@ -180,22 +181,47 @@ export function registerClusterCommands(program: Command): void {
           `WARNING: forcing ${opts.to} to primary. Writes acknowledged by the old primary after its last sync may be lost.\n`,
         ),
       );
+      const target = cfg.nodes.find((x) => x.name === opts.to);
+      if (!target)
+        throw new UserError(`unknown node "${opts.to}": one of ${cfg.nodes.map((x) => x.name).join(', ')}`);
+      let viaArbiter: { status: number; body: { ok: boolean; reason: string; error?: string } } | null = null;
+      try {
+        viaArbiter = await callJson(`http://${cfg.arbiter.host}:${cfg.api_port}/force-failover`, {
+          method: 'POST',
+          body: { to: opts.to },
+          secret: cfg.secret,
+          timeoutMs: 3000,
+        });
+      } catch (e) {
+        process.stderr.write(
+          pc.red(
+            `WARNING: arbiter at ${cfg.arbiter.host} unreachable (${(e as Error).message}): promoting ${opts.to} through its agent. ` +
+              'If the old primary still runs and serves clients, there are two primaries until it sees the new term.\n',
+          ),
+        );
+      }
+      if (viaArbiter) {
+        if (!viaArbiter.body.ok)
+          throw new UserError(`arbiter refused: ${viaArbiter.body.reason ?? viaArbiter.body.error}`);
+        process.stdout.write(`${viaArbiter.body.reason}\n`);
+        return;
+      }
       const r = await callJson<{ ok: boolean; reason: string; error?: string }>(
-        `http://${cfg.arbiter.host}:${cfg.api_port}/force-failover`,
-        { method: 'POST', body: { to: opts.to }, secret: cfg.secret, timeoutMs: 3000 },
+        `http://${target.host}:${cfg.api_port}/force-promote`,
+        { method: 'POST', secret: cfg.secret, timeoutMs: 3000 },
       ).catch((e) => {
         throw new UserError(
-          `arbiter at ${cfg.arbiter.host} unreachable (${(e as Error).message}); a forced failover needs it`,
+          `neither the arbiter nor ${opts.to}'s agent answers (${(e as Error).message}): nothing changed`,
         );
       });
-      if (!r.body.ok) throw new UserError(`arbiter refused: ${r.body.reason ?? r.body.error}`);
-      process.stdout.write(`${r.body.reason}\n`);
+      if (!r.body.ok) throw new UserError(`${opts.to} refused: ${r.body.reason ?? r.body.error}`);
+      process.stdout.write(`${r.body.reason} (the arbiter adopts the new term when it is back)\n`);
     });
 
   withCommon(
     program
       .command('maintenance')
-      .description('Pause (on) or resume (off) automatic failover and fencing; shown in status.'),
+      .description('Pause (on) or resume (off) automatic failover and PostgreSQL restarts (an isolated primary still fences); shown in status.'),
   )
     .argument('<on|off>')
     .action(async (mode: string, opts: Common) => {

@@ -9,6 +9,10 @@ export interface ArbiterState {
   lastPrimaryOkAt: number;
   /** When the arbiter's own probe round last ran (a late round: the arbiter was paused). */
   lastRoundAt: number;
+  /** When this arbiter process started: for fence_timeout after it, no primary is confirmed, so
+   *  an agent holding a newer term (a failover forced while the arbiter was down) can tell it
+   *  first. */
+  startedAt?: number;
 }
 
 export interface ArbiterSettings {
@@ -27,7 +31,10 @@ export type ArbiterRequest =
   | { kind: 'handover'; node: string; to: string; term: number }
   | { kind: 'maintenance'; enabled: boolean }
   /** A person forces a failover to `to` (the automatic path refused). */
-  | { kind: 'forceFailover'; to: string };
+  | { kind: 'forceFailover'; to: string }
+  /** An agent holds a newer record than the arbiter: a failover forced while the arbiter was
+   *  unreachable. The arbiter takes it so the old primary learns it was replaced. */
+  | { kind: 'adopt'; record: ClusterRecord };
 
 export interface ArbiterAnswer {
   state: ArbiterState;
@@ -53,7 +60,7 @@ function nextTerm(prev: ArbiterState, to: string, now: number): ArbiterState {
 export function initialArbiterState(record: ClusterRecord, now: number): ArbiterState {
   // At start the arbiter has not observed anything: treat the primary as just seen, so no grant
   // happens before a full failover_timeout of its own observation.
-  return { record, lastPrimaryOkAt: now, lastRoundAt: now };
+  return { record, lastPrimaryOkAt: now, lastRoundAt: now, startedAt: now };
 }
 
 /** One probe round of the arbiter: did the recorded primary answer as a writable primary? */
@@ -109,6 +116,8 @@ export function arbiterHandle(
       if (req.node !== rec.primary)
         return refuse(`${req.node} is not the primary of record (${rec.primary}, term ${rec.term})`);
       if (req.term !== rec.term) return refuse(`stale term ${req.term}: current term is ${rec.term}`);
+      if (prev.startedAt !== undefined && now - prev.startedAt < s.fenceTimeoutMs)
+        return refuse('the arbiter has just started: hearing from every agent before confirming a primary');
       // The primary is about to take clients again: count it as reached, so no grant can race it.
       return accept(
         { ...prev, lastPrimaryOkAt: now },
@@ -147,6 +156,20 @@ export function arbiterHandle(
       return accept(
         nextTerm(prev, req.to, now),
         `FORCED failover: term ${rec.term + 1} given to ${req.to} without checks; writes acknowledged by ${rec.primary} may be lost`,
+      );
+    }
+    case 'adopt': {
+      const r = req.record;
+      if (r.term <= rec.term) return refuse(`stale term ${r.term}: current term is ${rec.term}`);
+      if (
+        r.primary === r.standby ||
+        ![rec.primary, rec.standby].includes(r.primary) ||
+        ![rec.primary, rec.standby].includes(r.standby)
+      )
+        return refuse(`record names unknown nodes (${r.primary}, ${r.standby})`);
+      return accept(
+        { ...prev, record: { ...r }, lastPrimaryOkAt: now },
+        `adopted term ${r.term} (primary ${r.primary}) from an agent: a failover forced while the arbiter was unreachable`,
       );
     }
   }

@@ -166,6 +166,33 @@ describe('operations', { timeout: 900_000 }, () => {
     assert.equal(c.report.lost.count, 0);
   });
 
+  test('forced failover with the arbiter gone: through the agent; the arbiter adopts the term when back', async () => {
+    const h0 = await waitHealthy(lab);
+    const old = h0.primary as 'pg1' | 'pg2';
+    await stopDaemon(lab, 'arbiter');
+    await isolate(lab, old, 'link-down');
+    try {
+      const r = await cli('failover', '--to', h0.standby, '--force');
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /arbiter .* unreachable/);
+      await waitFor('the standby promoted', 30_000, async () => {
+        const s = (await clusterView(lab)).nodes.find((n) => n.name === h0.standby)?.state;
+        return s?.postgres.inRecovery === false && s.term === h0.term + 1 ? true : undefined;
+      });
+    } finally {
+      await heal(lab, old);
+      await startAgent(lab, 'arbiter');
+    }
+    const h1 = await waitHealthy(lab, 90_000);
+    assert.deepEqual(
+      [h1.primary, h1.standby, h1.term],
+      [h0.standby, old, h0.term + 1],
+      'adopted; the old primary rejoined',
+    );
+    const v = await clusterView(lab);
+    assert.ok(v.arbiter.state?.events.some((e) => e.ok && /adopted term/.test(e.reason)));
+  });
+
   test('rejoin: manual leaves the old primary fenced until `pgarbiter rejoin`', async () => {
     const h0 = await waitHealthy(lab);
     const old = h0.primary as 'pg1' | 'pg2';

@@ -40,9 +40,47 @@ const lostState = (over: Partial<ClusterRecord> = {}) => st(over, 0, DUE - 100);
 describe('initialArbiterState', () => {
   test('counts the primary as just seen: no grant before a full failover_timeout of observation', () => {
     const s = initialArbiterState(rec({ term: 3 }), 5000);
-    assert.deepEqual(s, { record: rec({ term: 3 }), lastPrimaryOkAt: 5000, lastRoundAt: 5000 });
+    assert.deepEqual(s, {
+      record: rec({ term: 3 }),
+      lastPrimaryOkAt: 5000,
+      lastRoundAt: 5000,
+      startedAt: 5000,
+    });
     const early = arbiterHandle(s, { ...PROMOTE, term: 3 }, 5000 + A.failoverTimeoutMs - 1, A);
     assert.equal(early.ok, false);
+  });
+
+  test('confirms no primary for fence_timeout after start, so a newer term held by an agent arrives first', () => {
+    const s = initialArbiterState(rec({ term: 3 }), 5000);
+    const early = arbiterHandle(
+      s,
+      { kind: 'confirmPrimary', node: 'pg1', term: 3 },
+      5000 + A.fenceTimeoutMs - 1,
+      A,
+    );
+    assert.equal(early.ok, false);
+    assert.match(early.reason, /just started/);
+    const adopted = arbiterHandle(
+      s,
+      { kind: 'adopt', record: rec({ term: 4, primary: 'pg2', standby: 'pg1', standbyPromotable: false }) },
+      5100,
+      A,
+    );
+    assert.equal(adopted.ok, true);
+    const later = arbiterHandle(
+      adopted.state,
+      { kind: 'confirmPrimary', node: 'pg1', term: 3 },
+      5000 + A.fenceTimeoutMs,
+      A,
+    );
+    assert.equal(later.ok, false, 'the old primary is refused: its term is stale');
+    const fine = arbiterHandle(
+      s,
+      { kind: 'confirmPrimary', node: 'pg1', term: 3 },
+      5000 + A.fenceTimeoutMs,
+      A,
+    );
+    assert.equal(fine.ok, true);
   });
 });
 
@@ -481,4 +519,33 @@ describe('arbiter over a simulated clock', () => {
       assert.equal(granted, wake + Math.ceil(s.failoverTimeoutMs / pi) * pi);
     });
   }
+});
+
+describe('arbiterHandle: adopt (a failover forced while the arbiter was unreachable)', () => {
+  const s0 = () =>
+    initialArbiterState(
+      { term: 3, primary: 'pg1', standby: 'pg2', standbyPromotable: true, maintenance: false },
+      0,
+    );
+  const newer = { term: 4, primary: 'pg2', standby: 'pg1', standbyPromotable: false, maintenance: false };
+  test('a newer record from an agent is adopted', () => {
+    const a = arbiterHandle(s0(), { kind: 'adopt', record: newer }, 100, A);
+    assert.equal(a.ok, true);
+    assert.equal(a.changed, true);
+    assert.deepEqual(a.state.record, newer);
+    // The old primary's term is now stale everywhere.
+    const c = arbiterHandle(a.state, { kind: 'confirmPrimary', node: 'pg1', term: 3 }, 200, A);
+    assert.equal(c.ok, false);
+  });
+  test('the same or an older term is refused, and so are unknown nodes', () => {
+    assert.equal(arbiterHandle(s0(), { kind: 'adopt', record: { ...newer, term: 3 } }, 100, A).ok, false);
+    assert.equal(arbiterHandle(s0(), { kind: 'adopt', record: { ...newer, term: 2 } }, 100, A).ok, false);
+    const odd = arbiterHandle(s0(), { kind: 'adopt', record: { ...newer, primary: 'pg9' } }, 100, A);
+    assert.equal(odd.ok, false);
+    assert.match(odd.reason, /unknown nodes/);
+    assert.equal(
+      arbiterHandle(s0(), { kind: 'adopt', record: { ...newer, standby: 'pg2' } }, 100, A).ok,
+      false,
+    );
+  });
 });
