@@ -221,7 +221,9 @@ export function registerClusterCommands(program: Command): void {
   withCommon(
     program
       .command('maintenance')
-      .description('Pause (on) or resume (off) automatic failover and PostgreSQL restarts (an isolated primary still fences); shown in status.'),
+      .description(
+        'Pause (on) or resume (off) automatic failover and PostgreSQL restarts (an isolated primary still fences); shown in status.',
+      ),
   )
     .argument('<on|off>')
     .action(async (mode: string, opts: Common) => {
