@@ -208,6 +208,18 @@ describe('automatic failover faults (remote_apply, default timing)', { timeout: 
     const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
     const killedAt = Date.now();
     process.kill(pid, 'SIGKILL');
+    // The agents' /state is up to one round old: first wait until the kill was noticed, or a
+    // "healthy" view from before it would end the wait at once.
+    const agentLog = `${lab.hosts[h0.primary as HostName].dir}/agent.log`;
+    const linesBefore = readFileSync(agentLog, 'utf8').split('\n').length;
+    await waitFor('the agent noticing the dead server', 30_000, async () =>
+      readFileSync(agentLog, 'utf8')
+        .split('\n')
+        .slice(linesBefore - 1)
+        .some((l) => /starting PostgreSQL|REJOIN/.test(l))
+        ? true
+        : undefined,
+    );
     // Either outcome is right (issue 3): the agent restarts PostgreSQL within the failover
     // timeout, or it does not make it and the standby is promoted with a grant.
     const h1 = await waitHealthy(lab, 90_000);
