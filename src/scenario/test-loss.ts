@@ -9,7 +9,7 @@
 //   isolate-primary  the primary's network link goes down (failover; the old primary fences)
 //
 // "stop" is what `docker compose stop` did in the original: SIGTERM, SIGKILL after a grace period
-// (pg_ctl stop -m fast is SIGTERM to the postmaster); `kill` is kill -9 of both at once.
+// (pg_ctl stop -m fast: SIGINT to the postmaster, a fast shutdown, which is the stop signal of the official postgres container image); `kill` is kill -9 of both at once.
 import {
   closeSync,
   existsSync,
@@ -292,7 +292,7 @@ function childrenOf(ppid: number): number[] {
   return out;
 }
 
-/** `pg_ctl stop -m fast` (SIGTERM to the postmaster) as postgres inside the host; SIGKILL after the grace. */
+/** `pg_ctl stop -m fast` (SIGINT to the postmaster: fast shutdown) as postgres inside the host; SIGKILL after the grace. */
 async function stopPostgres(lab: Lab, host: HostName, graceS: number): Promise<string> {
   const pid = postmasterPid(lab, host);
   if (pid === null) return 'PostgreSQL was not running';
