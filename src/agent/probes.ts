@@ -60,7 +60,9 @@ export async function probeLocal(ctl: PgControl, peer: string, timeoutMs: number
       { ...ctl.local(timeoutMs), connectTimeoutMs: timeoutMs },
       `SELECT pg_is_in_recovery() AS in_recovery,
               current_setting('synchronous_standby_names') AS sync_names,
-              (SELECT timeline_id FROM pg_control_checkpoint()) AS tli,
+              -- a standby's control file lags until its next restartpoint: prefer what it receives
+              coalesce((SELECT received_tli FROM pg_stat_wal_receiver WHERE pg_is_in_recovery() LIMIT 1),
+                       (SELECT timeline_id FROM pg_control_checkpoint())) AS tli,
               (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
               r.state AS rep_state, r.sync_state,
               (CASE WHEN pg_is_in_recovery() THEN NULL
