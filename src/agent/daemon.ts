@@ -20,8 +20,9 @@ import { isSyncMode } from '../postgres/settings.js';
 import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 import { sleep } from '../util/exec.js';
-import { callJson, type Route, serve } from '../util/http.js';
+import { callJson, serve } from '../util/http.js';
 import { createLogger, type Logger } from '../util/log.js';
+import { agentRoutes } from './api.js';
 import { ArbiterClient } from './arbiter-client.js';
 import { type LocalObservation, probeLocal, probePrimaryPg } from './probes.js';
 import {
@@ -391,98 +392,45 @@ export class Agent {
     };
   }
 
-  routes(): Route[] {
-    const st = () => this.status();
-    const isWritablePrimary = () => {
-      const s = st();
-      return s.role === 'primary' && s.postgres.up && s.postgres.inRecovery === false && !s.fenced && !s.busy;
+  /** The agent's answers to a person's requests (src/agent/api.ts): null when accepted, else why not. */
+  requestSwitchover(): string | null {
+    if (this.status().role !== 'primary') return `${this.cfg.node} is not the primary`;
+    this.switchoverTo = this.peer;
+    this.wakeUp();
+    return null;
+  }
+
+  requestRejoin(): string | null {
+    if (this.status().role === 'primary') return `${this.cfg.node} is the primary of record`;
+    this.manualRejoin = true;
+    this.wakeUp();
+    return null;
+  }
+
+  /** A person's last resort when the arbiter is gone (`pgarbiter failover --force`): take the next
+   *  term ourselves; the arbiter adopts it when it is back. */
+  forcePromote(): { error: string } | { record: ClusterRecord } {
+    const s = this.status();
+    if (s.role === 'primary') return { error: `${this.cfg.node} is already the primary` };
+    if (s.postgres.inRecovery !== true) return { error: `${this.cfg.node} is not a running standby` };
+    const rec = this.state.record;
+    const record = {
+      ...rec,
+      term: rec.term + 1,
+      primary: this.cfg.node,
+      standby: rec.primary,
+      standbyPromotable: false,
     };
-    const isStreamingReplica = () => {
-      const s = st();
-      return s.postgres.up && s.postgres.inRecovery === true && s.postgres.receiving && !s.fenced;
-    };
-    return [
-      {
-        method: 'GET',
-        path: '/health',
-        handler: () => ({ status: 200, body: { ok: true, node: this.cfg.node } }),
-      },
-      { method: 'GET', path: '/state', handler: () => ({ status: 200, body: st() }) },
-      {
-        method: 'GET',
-        path: '/primary',
-        handler: () => ({ status: isWritablePrimary() ? 200 : 503, body: st() }),
-      },
-      {
-        method: 'GET',
-        path: '/replica',
-        handler: () => ({ status: isStreamingReplica() ? 200 : 503, body: st() }),
-      },
-      {
-        method: 'POST',
-        path: '/switchover',
-        auth: true,
-        handler: () => {
-          const s = st();
-          if (s.role !== 'primary')
-            return { status: 409, body: { ok: false, reason: `${this.cfg.node} is not the primary` } };
-          this.switchoverTo = this.peer;
-          this.wake?.();
-          return { status: 202, body: { ok: true, reason: `switchover to ${this.peer} started` } };
-        },
-      },
-      {
-        method: 'POST',
-        path: '/rejoin',
-        auth: true,
-        handler: () => {
-          if (st().role === 'primary')
-            return { status: 409, body: { ok: false, reason: `${this.cfg.node} is the primary of record` } };
-          this.manualRejoin = true;
-          this.wake?.();
-          return { status: 202, body: { ok: true, reason: 'rejoin started' } };
-        },
-      },
-      {
-        method: 'POST',
-        path: '/force-promote',
-        auth: true,
-        handler: () => {
-          // A person's last resort when the arbiter is gone (`pgarbiter failover --force`): take the
-          // next term ourselves; the arbiter adopts it when it is back.
-          const s = st();
-          if (s.role === 'primary')
-            return { status: 409, body: { ok: false, reason: `${this.cfg.node} is already the primary` } };
-          if (s.postgres.inRecovery !== true)
-            return { status: 409, body: { ok: false, reason: `${this.cfg.node} is not a running standby` } };
-          const rec = this.state.record;
-          const record = {
-            ...rec,
-            term: rec.term + 1,
-            primary: this.cfg.node,
-            standby: rec.primary,
-            standbyPromotable: false,
-          };
-          this.state = { ...this.state, record };
-          this.persistRecord(record);
-          this.log.warn({ record }, `FORCED PROMOTION by a person without the arbiter: term ${record.term}`);
-          this.wake?.();
-          return {
-            status: 202,
-            body: { ok: true, reason: `${this.cfg.node} takes term ${record.term} and promotes`, record },
-          };
-        },
-      },
-      {
-        method: 'POST',
-        path: '/wake',
-        auth: true,
-        handler: () => {
-          this.wake?.();
-          return { status: 200, body: { ok: true } };
-        },
-      },
-    ];
+    this.state = { ...this.state, record };
+    this.persistRecord(record);
+    this.log.warn({ record }, `FORCED PROMOTION by a person without the arbiter: term ${record.term}`);
+    this.wakeUp();
+    return { record };
+  }
+
+  /** Runs the next round now instead of at the end of probe_interval. */
+  wakeUp(): void {
+    this.wake?.();
   }
 
   /** Fails fast, with what to install, when a tool the agent needs is missing. */
@@ -502,7 +450,7 @@ export class Agent {
 
   async run(): Promise<void> {
     await this.preflight();
-    const server = await serve(this.routes(), this.cfg.secret, '0.0.0.0', this.cfg.api_port);
+    const server = await serve(agentRoutes(this), this.cfg.secret, '0.0.0.0', this.cfg.api_port);
     this.log.info(
       { port: this.cfg.api_port, timing: this.cfg.timing, record: this.state.record },
       'agent started',

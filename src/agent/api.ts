@@ -1,0 +1,83 @@
+// The agent's HTTP API: health and state for status and HAProxy, and a person's requests
+// (authenticated with the shared secret). Every handler answers at once; the work happens in the
+// agent's next round.
+import type { Route } from '../util/http.js';
+import type { Agent, AgentStatus } from './daemon.js';
+
+/** 200 only on the writable, unfenced, idle primary: what HAProxy's read-write port routes to. */
+export function isWritablePrimary(s: AgentStatus): boolean {
+  return s.role === 'primary' && s.postgres.up && s.postgres.inRecovery === false && !s.fenced && !s.busy;
+}
+
+/** 200 only on a standby that streams: what HAProxy's read-only port routes to. */
+export function isStreamingReplica(s: AgentStatus): boolean {
+  return s.postgres.up && s.postgres.inRecovery === true && s.postgres.receiving && !s.fenced;
+}
+
+const refused = (reason: string) => ({ status: 409, body: { ok: false, reason } });
+
+export function agentRoutes(agent: Agent): Route[] {
+  const node = agent.cfg.node;
+  return [
+    { method: 'GET', path: '/health', handler: () => ({ status: 200, body: { ok: true, node } }) },
+    { method: 'GET', path: '/state', handler: () => ({ status: 200, body: agent.status() }) },
+    {
+      method: 'GET',
+      path: '/primary',
+      handler: () => {
+        const s = agent.status();
+        return { status: isWritablePrimary(s) ? 200 : 503, body: s };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/replica',
+      handler: () => {
+        const s = agent.status();
+        return { status: isStreamingReplica(s) ? 200 : 503, body: s };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/switchover',
+      auth: true,
+      handler: () => {
+        const why = agent.requestSwitchover();
+        return why
+          ? refused(why)
+          : { status: 202, body: { ok: true, reason: `switchover to ${agent.peer} started` } };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/rejoin',
+      auth: true,
+      handler: () => {
+        const why = agent.requestRejoin();
+        return why ? refused(why) : { status: 202, body: { ok: true, reason: 'rejoin started' } };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/force-promote',
+      auth: true,
+      handler: () => {
+        const r = agent.forcePromote();
+        if ('error' in r) return refused(r.error);
+        return {
+          status: 202,
+          body: { ok: true, reason: `${node} takes term ${r.record.term} and promotes`, record: r.record },
+        };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/wake',
+      auth: true,
+      handler: () => {
+        agent.wakeUp();
+        return { status: 200, body: { ok: true } };
+      },
+    },
+  ];
+}
