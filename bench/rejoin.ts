@@ -19,10 +19,10 @@ import {
   PG_BIN_DIR,
   PG_PORT,
   readLab,
-  selfArgv,
   socketDir,
-  startDaemon,
+  startAgent,
   stopDaemon,
+  stopPostgres,
 } from '../src/lab/index.js';
 import type { HostName } from '../src/lab/topology.js';
 import {
@@ -210,7 +210,7 @@ interface RejoinRow {
 /** Failover, some writes on the new primary, heal: heal -> old primary streaming and caught up. */
 async function rejoinRun(lab: Lab, path: 'rewind' | 'basebackup'): Promise<RejoinRow> {
   const h = await waitHealthy(lab, 180_000);
-  const old = h.primary as HostName;
+  const old = h.primary as 'pg1' | 'pg2';
   const neu = h.standby as HostName;
   say(`${path}: isolating the primary ${old}`);
   const cut = Date.now();
@@ -223,24 +223,7 @@ async function rejoinRun(lab: Lab, path: 'rewind' | 'basebackup'): Promise<Rejoi
     // As test/integration/recovery.test.ts: agent and server down, the WAL gone, so pg_rewind
     // cannot work and the agent falls back to a fresh base backup.
     if (!(await stopDaemon(lab, `agent-${old}`))) throw new Error(`agent-${old} did not stop`);
-    await run(
-      hostArgv(lab, old, [
-        'runuser',
-        '-u',
-        'postgres',
-        '--',
-        join(PG_BIN_DIR, 'pg_ctl'),
-        '-D',
-        dataDir(lab, old),
-        '-m',
-        'immediate',
-        '-w',
-        '-t',
-        '30',
-        'stop',
-      ]),
-      { timeoutMs: 40_000, allowFailure: true },
-    );
+    await stopPostgres(lab, old, 'immediate');
     const wal = join(dataDir(lab, old), 'pg_wal');
     for (const f of readdirSync(wal)) if (/^[0-9A-F]{24}$/.test(f)) rmSync(join(wal, f));
   }
@@ -249,14 +232,7 @@ async function rejoinRun(lab: Lab, path: 'rewind' | 'basebackup'): Promise<Rejoi
   say(`${path}: ${w.tx} pgbench transactions, ${MB(w.walBytes)} of WAL; healing ${old} (primary at ${lsn})`);
   const healAt = Date.now();
   await heal(lab, old);
-  if (path === 'basebackup')
-    await startDaemon(
-      lab,
-      old,
-      `agent-${old}`,
-      selfArgv('agent', '--config', configPath(lab, old)),
-      join(lab.hosts[old].dir, 'agent.log'),
-    );
+  if (path === 'basebackup') await startAgent(lab, old);
   const caughtUp = await waitCaughtUp(lab, old, lsn!, 900_000);
   const totalMs = caughtUp - healAt;
   say(`${path}: ${old} streaming and caught up ${sec(totalMs)} after the heal`);

@@ -17,7 +17,7 @@ import { delimiter, join } from 'node:path';
 import type { SyncCommit, TimingProfile } from '../config.js';
 import { startHaproxy } from '../routing/haproxy.js';
 import { UserError } from '../util/errors.js';
-import { run } from '../util/exec.js';
+import { type RunResult, run } from '../util/exec.js';
 import { daemonAlive, hostArgv, selfArgv, startDaemon, stopDaemon } from './daemon.js';
 import {
   APP_PASSWORD_ENV,
@@ -305,28 +305,31 @@ export async function startAgents(lab: Lab): Promise<void> {
   saveLab(lab);
 }
 
-/** Stops a database host's PostgreSQL as its owner would (`pg_ctl stop`), inside the host. */
-export async function stopPostgres(
+/** Stops a database host's PostgreSQL as its owner would (`pg_ctl stop -m MODE -w`), inside the
+ *  host, waiting up to `timeoutS`. pg_ctl's result is returned, not thrown: callers decide. */
+export function stopPostgres(
   lab: Lab,
   host: (typeof PG_HOSTS)[number],
   mode: 'fast' | 'immediate',
-): Promise<void> {
+  timeoutS = 30,
+): Promise<RunResult> {
+  const pgCtl = join(PG_BIN_DIR, 'pg_ctl');
   const argv = [
     'runuser',
     '-u',
     'postgres',
     '--',
-    join(PG_BIN_DIR, 'pg_ctl'),
+    pgCtl,
     '-D',
     dataDir(lab, host),
     '-m',
     mode,
     '-w',
     '-t',
-    '30',
+    String(timeoutS),
     'stop',
   ];
-  await run(hostArgv(lab, host, argv), { timeoutMs: 40_000, allowFailure: true });
+  return run(hostArgv(lab, host, argv), { timeoutMs: (timeoutS + 10) * 1000, allowFailure: true });
 }
 
 export async function stopAgents(lab: Lab): Promise<void> {

@@ -25,22 +25,12 @@ import {
 import { dirname, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { SYNC_MODES, type SyncCommit } from '../config.js';
-import {
-  dataDir,
-  hostArgv,
-  isolate,
-  type Lab,
-  labDown,
-  labUp,
-  PG_BIN_DIR,
-  postmasterPid,
-  stopDaemon,
-} from '../lab/index.js';
+import { isolate, type Lab, labDown, labUp, postmasterPid, stopDaemon, stopPostgres } from '../lab/index.js';
 import { pidAlive, signal, waitGone } from '../lab/proc.js';
 import type { HostName } from '../lab/topology.js';
 import { haproxyDsn, haproxyRoutesTo, startHaproxy } from '../routing/haproxy.js';
 import { UserError } from '../util/errors.js';
-import { run, sleep } from '../util/exec.js';
+import { sleep } from '../util/exec.js';
 import type { CheckReport } from '../workload/compare.js';
 import {
   arbiterView,
@@ -292,28 +282,11 @@ function childrenOf(ppid: number): number[] {
   return out;
 }
 
-/** `pg_ctl stop -m fast` (SIGINT to the postmaster: fast shutdown) as postgres inside the host; SIGKILL after the grace. */
-async function stopPostgres(lab: Lab, host: HostName, graceS: number): Promise<string> {
+/** A fast shutdown (`pg_ctl stop -m fast`: SIGINT to the postmaster) inside the host; SIGKILL after the grace. */
+async function stopNodePostgres(lab: Lab, host: 'pg1' | 'pg2', graceS: number): Promise<string> {
   const pid = postmasterPid(lab, host);
   if (pid === null) return 'PostgreSQL was not running';
-  const r = await run(
-    hostArgv(lab, host, [
-      'runuser',
-      '-u',
-      'postgres',
-      '--',
-      join(PG_BIN_DIR, 'pg_ctl'),
-      '-D',
-      dataDir(lab, host),
-      '-m',
-      'fast',
-      '-w',
-      '-t',
-      String(graceS),
-      'stop',
-    ]),
-    { timeoutMs: (graceS + 10) * 1000, allowFailure: true },
-  );
+  const r = await stopPostgres(lab, host, 'fast', graceS);
   if (pidAlive(pid)) {
     signal(pid, 'SIGKILL');
     await waitGone([pid], 5000);
@@ -323,7 +296,7 @@ async function stopPostgres(lab: Lab, host: HostName, graceS: number): Promise<s
 }
 
 /** What `docker compose stop` (or `kill`) did to a node: its agent and its PostgreSQL, together. */
-export async function stopNode(lab: Lab, host: HostName, kill: boolean): Promise<string> {
+export async function stopNode(lab: Lab, host: 'pg1' | 'pg2', kill: boolean): Promise<string> {
   const agentName = `agent-${host}`;
   if (kill) {
     const pm = postmasterPid(lab, host);
@@ -336,7 +309,7 @@ export async function stopNode(lab: Lab, host: HostName, kill: boolean): Promise
   }
   const [agentGone, pg] = await Promise.all([
     stopDaemon(lab, agentName, 10_000),
-    stopPostgres(lab, host, 10),
+    stopNodePostgres(lab, host, 10),
   ]);
   return `agent ${agentGone ? 'stopped' : 'did NOT stop'} (SIGTERM), ${pg}`;
 }
@@ -491,7 +464,7 @@ export async function runLossCell(opts: LossCellOptions): Promise<LossCellResult
     await pause(c.warmupSeconds * 1000, sig);
     checkAbort(sig);
 
-    const victim = (fault === 'stop-standby' ? h0.standby : h0.primary) as HostName;
+    const victim = (fault === 'stop-standby' ? h0.standby : h0.primary) as 'pg1' | 'pg2';
     const faultAt = Date.now();
     result.acksBeforeFault = tail.poll().acks.length;
     if (fault === 'isolate-primary') {
