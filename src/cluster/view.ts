@@ -51,9 +51,3 @@ export function nodeState(s: AgentStatus | null): string {
   if (s.postgres.inRecovery === true) return s.postgres.receiving ? 'streaming' : 'not streaming';
   return s.phase;
 }
-
-export function primaryOf(view: ClusterView): string | null {
-  return (
-    view.arbiter.state?.record.primary ?? view.nodes.find((n) => n.state?.role === 'primary')?.name ?? null
-  );
-}

@@ -142,10 +142,13 @@ export async function waitFor<T>(
   timeoutMs: number,
   probe: () => Promise<T | undefined>,
   everyMs = 200,
+  /** Runs before every probe; what it throws ends the wait at once (not retried). */
+  guard?: () => Promise<void> | void,
 ): Promise<T> {
   const end = Date.now() + timeoutMs;
   let lastErr = '';
   while (Date.now() < end) {
+    await guard?.();
     try {
       const v = await probe();
       if (v !== undefined) return v;

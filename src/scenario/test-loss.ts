@@ -38,6 +38,7 @@ import {
   grantTimeOf,
   type LabWriter,
   startLabWriter,
+  waitFor,
   waitHealthy,
 } from './lab-run.js';
 
@@ -362,26 +363,19 @@ async function waitUntil<T>(
   probe: () => Promise<T | undefined>,
   everyMs = 200,
 ): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let lastErr = '';
-  while (Date.now() < end) {
+  const guard = async () => {
     checkAbort(o.signal);
     if (o.writer && o.writer.proc.exitCode !== null) {
       const r = await o.writer.done;
       throw new WriterDied(`${writerFailure(r.code, r.stderr)} (while waiting for ${what})`);
     }
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      lastErr = (e as Error).message;
-    }
-    await sleep(everyMs);
+  };
+  try {
+    return await waitFor(what, timeoutMs, probe, everyMs, guard);
+  } catch (e) {
+    checkAbort(o.signal); // an abort during the last sleep is reported as such, not as a timeout
+    throw e;
   }
-  checkAbort(o.signal);
-  throw new Error(
-    `timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${lastErr})` : ''}`,
-  );
 }
 
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
