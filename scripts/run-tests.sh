@@ -13,5 +13,7 @@ case "$kind" in
 esac
 files=$(find $dirs -name '*.test.js' 2>/dev/null | sort)
 if [ -z "$files" ]; then echo "no test files found in $dirs" >&2; exit 1; fi
+# Tests read the CLI's piped output as a user's script would: plain text, so no forced colour.
+unset FORCE_COLOR
 # Integration files share the lab's namespaces and ports: run them one at a time.
 exec node --enable-source-maps --test --test-concurrency=1 --test-timeout=600000 $files

@@ -3,10 +3,10 @@
 // themselves again inside the lab's client host, since only code inside the lab reaches it).
 import Table from 'cli-table3';
 import type { Command } from 'commander';
-import pc from 'picocolors';
 import { type ClusterView, fetchClusterView, nodeState } from '../cluster/view.js';
 import { type Config, loadConfig } from '../config.js';
 import { configPath, hostArgv, loadLab, selfArgv } from '../lab/index.js';
+import { color as pc } from '../util/color.js';
 import { UserError } from '../util/errors.js';
 import { runAttached, sleep } from '../util/exec.js';
 import { callJson } from '../util/http.js';

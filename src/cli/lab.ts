@@ -2,7 +2,6 @@
 
 import Table from 'cli-table3';
 import { type Command, Option } from 'commander';
-import pc from 'picocolors';
 import { SYNC_MODES, type SyncCommit, type TimingProfile } from '../config.js';
 import {
   appConn,
@@ -29,6 +28,7 @@ import {
   thaw,
   unpartition,
 } from '../lab/index.js';
+import { color as pc } from '../util/color.js';
 import { UserError } from '../util/errors.js';
 import { runAttached } from '../util/exec.js';
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // pgarbiter's command line: each group of commands registers itself from its own file.
 import { Command, CommanderError } from 'commander';
-import pc from 'picocolors';
+import { errColor as pc } from '../util/color.js';
 import { UserError } from '../util/errors.js';
 import { registerClusterCommands } from './cluster.js';
 import { registerDaemonCommands } from './daemons.js';

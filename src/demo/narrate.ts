@@ -1,6 +1,6 @@
 // The terminal side of the demo: step headers, commands and their output, log excerpts, checks,
-// and progress on waits. Colours only on a terminal (picocolors honours NO_COLOR/FORCE_COLOR).
-import pc from 'picocolors';
+// and progress on waits. Colours only on a terminal (see util/color.ts).
+import { color as pc } from '../util/color.js';
 import type { Check, DemoOutcome, Entry, Marker, Step } from './transcript.js';
 
 const out = (s: string) => process.stdout.write(`${s}\n`);

@@ -5,8 +5,8 @@
 // re-runs our CLI inside `client` (`lab stage1-json`) and parses its JSON.
 import Table from 'cli-table3';
 import type pg from 'pg';
-import pc from 'picocolors';
 import { closeClient, errorText, makeClient, sqlState } from '../postgres/client.js';
+import { color as pc } from '../util/color.js';
 import { run, sleep } from '../util/exec.js';
 import { hostArgv, selfArgv } from './daemon.js';
 import { adminConn, appConn } from './pgconf.js';
