@@ -7,6 +7,7 @@ import { formatSummaryTable, writeReport } from '../demo/report.js';
 import type { IsolateMode } from '../lab/index.js';
 import { requireRoot, requireTools } from '../lab/index.js';
 import { UserError } from '../util/errors.js';
+import { interruptible } from '../util/interrupt.js';
 
 export function registerDemoCommand(program: Command): void {
   program
@@ -45,31 +46,43 @@ export function registerDemoCommand(program: Command): void {
       if (o.keep && o.down) throw new UserError('--keep and --down contradict each other: pick one');
       requireRoot('pgarbiter demo');
       requireTools(true);
-      const outcome = await runDemo({
-        prefix: o.prefix,
-        subnet: o.subnet,
-        mode: o.mode as IsolateMode,
-        manual: Boolean(o.manual),
-        sync: o.sync as SyncCommit,
-        timing: o.timing as TimingProfile,
-        keep: !o.down,
-        reportDir: o.report,
-        sessions,
-      });
+      const prefix = o.prefix ? ` --prefix ${o.prefix}` : '';
+      const outcome = await interruptible(
+        {
+          // runDemo's own clean-up stops the writer, and removes the lab with --down.
+          then: o.down ? 'stop the writer and remove the lab' : 'stop the writer (the lab is kept)',
+          done: o.down
+            ? 'the writer was stopped and the lab removed'
+            : `the writer was stopped; the lab is kept as it was (\`pgarbiter lab down${prefix}\` removes it)`,
+          leftover: `run \`pgarbiter lab down${prefix}\` to remove the lab and its processes`,
+        },
+        (signal) =>
+          runDemo({
+            prefix: o.prefix,
+            subnet: o.subnet,
+            mode: o.mode as IsolateMode,
+            manual: Boolean(o.manual),
+            sync: o.sync as SyncCommit,
+            timing: o.timing as TimingProfile,
+            keep: !o.down,
+            reportDir: o.report,
+            sessions,
+            signal,
+          }),
+      );
       process.stdout.write(`\n${formatSummaryTable(outcome)}\n`);
       const files = writeReport(outcome, o.report);
       process.stdout.write(`\nreport: ${files.markdown}\n        ${files.html}\n`);
-      const p = o.prefix ? ` --prefix ${o.prefix}` : '';
       if (!o.down)
         process.stdout.write(
           [
             '',
             'The lab is still running. Try:',
-            `  pgarbiter status${p}                 the cluster as the agents see it`,
-            `  pgarbiter lab psql pg1${p}           psql on the client host, connected to pg1`,
-            `  pgarbiter lab isolate pg1${p}        cut the primary off again, and watch status`,
-            `  pgarbiter switchover${p}             swap the roles without losing a write`,
-            `  pgarbiter lab down${p}               remove everything`,
+            `  pgarbiter status${prefix}                 the cluster as the agents see it`,
+            `  pgarbiter lab psql pg1${prefix}           psql on the client host, connected to pg1`,
+            `  pgarbiter lab isolate pg1${prefix}        cut the primary off again, and watch status`,
+            `  pgarbiter switchover${prefix}             swap the roles without losing a write`,
+            `  pgarbiter lab down${prefix}               remove everything`,
             '',
           ].join('\n'),
         );

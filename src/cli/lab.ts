@@ -31,6 +31,7 @@ import {
 import { color as pc } from '../util/color.js';
 import { UserError } from '../util/errors.js';
 import { runAttached } from '../util/exec.js';
+import { interruptible } from '../util/interrupt.js';
 
 interface IdFlags {
   prefix?: string;
@@ -84,14 +85,24 @@ export function registerLabCommands(program: Command): void {
         },
       ) => {
         const id = resolveIdentity(o);
-        const r = await labUp({
-          ...id,
-          postgres: o.postgres,
-          agents: o.agents,
-          sync: o.sync,
-          timing: o.timing,
-          say,
-        });
+        const r = await interruptible(
+          {
+            then: 'remove the half-built lab',
+            done: `the half-built lab "${id.prefix}" was removed`,
+            leftover: `run \`pgarbiter lab down --prefix ${id.prefix}\` to remove what is left`,
+            undo: () => labDown(id.prefix, { say }),
+          },
+          (signal) =>
+            labUp({
+              ...id,
+              postgres: o.postgres,
+              agents: o.agents,
+              sync: o.sync,
+              timing: o.timing,
+              say,
+              signal,
+            }),
+        );
         say(
           pc.bold(
             r.reused

@@ -35,7 +35,7 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) return e.exitCode;
     if (e instanceof UserError) {
       process.stderr.write(`${pc.red('error:')} ${e.message}\n`);
-      return 1;
+      return e.exitCode;
     }
     process.stderr.write(`${pc.red('error:')} ${(e as Error).stack ?? e}\n`);
     return 2;
@@ -45,6 +45,8 @@ export async function main(argv: string[]): Promise<number> {
 main(process.argv).then(
   (code) => {
     process.exitCode = code;
+    // After an interrupt the command has cleaned up: abandoned waits must not hold the exit.
+    if (code === 130) process.exit(code);
   },
   (e) => {
     process.stderr.write(`${e}\n`);

@@ -40,6 +40,8 @@ export interface DemoOptions {
   keep: boolean;
   reportDir: string;
   sessions: number;
+  /** Ctrl-C: the run ends at the next step or wait (the writer is stopped on the way out). */
+  signal?: AbortSignal;
 }
 
 interface Ack {
@@ -89,7 +91,7 @@ function grepLog(file: string, re: RegExp, sinceMs: number, max = 12): string[] 
 
 export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
   const id = resolveIdentity({ prefix: opts.prefix, subnet: opts.subnet });
-  const n = new Narrator();
+  const n = new Narrator(opts.signal);
   const startedAt = Date.now();
   const timings: Record<string, number> = {};
   const reportDir = resolve(opts.reportDir);
@@ -165,7 +167,13 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
     await labDown(id.prefix);
     const t0 = Date.now();
     const up = await n.waiting('pgarbiter lab up (namespaces, initdb, base backup, agents)', () =>
-      labUp({ prefix: id.prefix, subnet: id.subnet, sync: opts.sync, timing: opts.timing }),
+      labUp({
+        prefix: id.prefix,
+        subnet: id.subnet,
+        sync: opts.sync,
+        timing: opts.timing,
+        signal: opts.signal,
+      }),
     );
     lab = up.lab;
     timings.labUpMs = Date.now() - t0;

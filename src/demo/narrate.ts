@@ -1,6 +1,7 @@
 // The terminal side of the demo: step headers, commands and their output, log excerpts, checks,
 // and progress on waits. Colours only on a terminal (see util/color.ts).
 import { color as pc } from '../util/color.js';
+import { unlessAborted } from '../util/interrupt.js';
 import type { Check, DemoOutcome, Entry, Marker, Step } from './transcript.js';
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
@@ -17,7 +18,11 @@ export class Narrator {
   private current: Step | null = null;
   private readonly tty = process.stdout.isTTY === true;
 
+  /** An interrupt (Ctrl-C) ends the run at the next step or wait. */
+  constructor(private readonly signal?: AbortSignal) {}
+
   step(id: string, title: string, purpose: string): void {
+    this.signal?.throwIfAborted();
     if (this.current) this.current.endedAt = Date.now();
     this.current = { id, title, purpose, startedAt: Date.now(), entries: [] };
     this.steps.push(this.current);
@@ -83,7 +88,7 @@ export class Narrator {
         )
       : null;
     try {
-      return await fn();
+      return await unlessAborted(fn(), this.signal);
     } finally {
       if (timer) {
         clearInterval(timer);

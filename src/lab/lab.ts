@@ -69,6 +69,8 @@ export interface LabUpOptions {
   sync?: SyncCommit;
   timing?: TimingProfile;
   say?: Say;
+  /** Checked between steps: an interrupted `lab up` stops at the next step (its caller undoes). */
+  signal?: AbortSignal;
 }
 
 export interface LabUpResult {
@@ -365,6 +367,8 @@ export async function labUp(opts: LabUpOptions): Promise<LabUpResult> {
     await labDown(prefix, { say });
     rebuilt = true;
   }
+  const step = () => opts.signal?.throwIfAborted();
+  step();
 
   const lab = newLab(prefix, subnet, {
     postgres,
@@ -377,27 +381,32 @@ export async function labUp(opts: LabUpOptions): Promise<LabUpResult> {
   writeLabConfigs(lab);
   let t = performance.now();
   await buildTopology(lab);
+  step();
   say(
     `network: ${HOSTS.length} hosts on ${subnet} behind a switch (${((performance.now() - t) / 1000).toFixed(2)} s)`,
   );
   if (postgres) {
     for (const h of PG_HOSTS) {
+      step();
       t = performance.now();
       await initHost(lab, h);
       say(`${h}: pgarbiter init done (${((performance.now() - t) / 1000).toFixed(2)} s)`);
     }
   }
   if (agents) {
+    step();
     t = performance.now();
     await startAgents(lab);
     say(`arbiter and agents started (${((performance.now() - t) / 1000).toFixed(2)} s)`);
     // Client routing the way Patroni users do it: HAProxy on the client host checks the agents.
+    step();
     t = performance.now();
     await startHaproxy(lab);
     say(
       `haproxy on client: :5000 read-write, :5001 read-only (${((performance.now() - t) / 1000).toFixed(2)} s)`,
     );
   }
+  step();
   lab.complete = true;
   saveLab(lab);
   return { lab, reused: false, rebuilt, seconds: (performance.now() - t0) / 1000 };

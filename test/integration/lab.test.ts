@@ -1,6 +1,7 @@
 // The namespace lab against the real system (root, real namespaces, real PostgreSQL 15).
 // Own prefix and subnet so that other labs on the machine are never touched.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { validateConfig } from '../../src/config.js';
@@ -259,6 +260,38 @@ describe('lab with PostgreSQL', { skip }, () => {
     assert.ok((await ourNamespaces()).length > 0);
     await sleep(500); // the orphaned init may still start a postmaster
     await labDown(PREFIX);
+    await assertNothingLeft();
+  });
+
+  test('an interrupted `lab up` (SIGINT to it alone) stops at its next step and removes what it built', async () => {
+    await labDown(PREFIX);
+    const [cmd, ...args] = selfArgv('lab', 'up', '--no-show', '--prefix', PREFIX, '--subnet', SUBNET);
+    const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    // Interrupt once the network is built, while PostgreSQL is being provisioned.
+    for (let i = 0; i < 100 && !out.includes('network:'); i++) await sleep(100);
+    assert.match(out, /network:/, 'lab up got as far as the network');
+    child.kill('SIGINT');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    const code = await exited;
+    clearTimeout(timer);
+    assert.equal(code, 130, `exit status 130 after an interrupt (stderr: ${err})`);
+    assert.match(
+      err,
+      /interrupted \(SIGINT\): stopping after the current step, then remove the half-built lab/,
+    );
+    assert.match(
+      err.trim().split('\n').at(-1) ?? '',
+      /^error: interrupted: the half-built lab "pgat" was removed$/,
+    );
     await assertNothingLeft();
   });
 
