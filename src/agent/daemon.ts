@@ -25,15 +25,7 @@ import { createLogger, type Logger } from '../util/log.js';
 import { agentRoutes } from './api.js';
 import { ArbiterClient } from './arbiter-client.js';
 import { type LocalObservation, probeLocal, probePrimaryPg } from './probes.js';
-import {
-  ensureSlot,
-  handover,
-  promoteLocal,
-  type RejoinResult,
-  rejoin,
-  setSyncNames,
-  waitSync,
-} from './procedures.js';
+import { ensureSlot, handover, promoteLocal, type RejoinResult, rejoin, setSyncNames } from './procedures.js';
 
 export interface AgentStatus {
   node: string;
@@ -298,19 +290,9 @@ export class Agent {
       case 'restoreSync': {
         await ensureSlot(this.ctl, this.peer);
         await setSyncNames(this.ctl, true);
-        if (!(await waitSync(this.ctl, this.peer, 5000))) {
-          log.warn({}, `${this.peer} did not become synchronous within 5 s`);
-          return;
-        }
-        const reply = await this.arbiter.post('/set-promotable', {
-          node: this.cfg.node,
-          term: a.term,
-          promotable: true,
-        });
-        if (reply.record) this.adopt(reply.record);
         log.warn(
-          { ok: reply.ok },
-          `SYNC RESTORED: ${this.peer} is a synchronous standby again${reply.ok ? ' and promotable' : ''}`,
+          {},
+          `SYNC ON again for ${this.peer}; promotable once it has flushed every commit acknowledged without it`,
         );
         return;
       }
@@ -321,10 +303,18 @@ export class Agent {
           promotable: a.promotable,
         });
         if (reply.record) this.adopt(reply.record);
-        log.info(
-          { ok: reply.ok, reason: reply.reason },
-          `standby ${a.promotable ? 'promotable' : 'not promotable'}: ${reply.reason}`,
-        );
+        if (a.promotable && this.settings.syncReplication)
+          log.warn(
+            { ok: reply.ok, reason: reply.reason },
+            reply.ok
+              ? `SYNC RESTORED: ${this.peer} is a synchronous standby again, holds every acknowledged commit, and is promotable`
+              : `standby still not promotable: ${reply.reason}`,
+          );
+        else
+          log.info(
+            { ok: reply.ok, reason: reply.reason },
+            `standby ${a.promotable ? 'promotable' : 'not promotable'}: ${reply.reason}`,
+          );
         return;
       }
       case 'rejoin': {

@@ -55,6 +55,9 @@ export async function probeLocal(ctl: PgControl, peer: string, timeoutMs: number
       rep_state: string | null;
       sync_state: string | null;
       lag: string | null;
+      flush_lsn: string | null;
+      current_lsn: string | null;
+      sync_wait_ms: number;
       receiving: boolean | null;
     }>(
       { ...ctl.local(timeoutMs), connectTimeoutMs: timeoutMs },
@@ -64,7 +67,11 @@ export async function probeLocal(ctl: PgControl, peer: string, timeoutMs: number
               coalesce((SELECT received_tli FROM pg_stat_wal_receiver WHERE pg_is_in_recovery() LIMIT 1),
                        (SELECT timeline_id FROM pg_control_checkpoint())) AS tli,
               (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
-              r.state AS rep_state, r.sync_state,
+              r.state AS rep_state, r.sync_state, r.flush_lsn::text AS flush_lsn,
+              (CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() END)::text AS current_lsn,
+              -- the oldest commit waiting for the synchronous standby (its COMMIT's query_start)
+              (SELECT coalesce(max(extract(epoch FROM clock_timestamp() - query_start)), 0) * 1000
+                 FROM pg_stat_activity WHERE wait_event = 'SyncRep')::float8 AS sync_wait_ms,
               (CASE WHEN pg_is_in_recovery() THEN NULL
                     ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn) END)::text AS lag,
               (SELECT status = 'streaming' FROM pg_stat_wal_receiver LIMIT 1) AS receiving
@@ -87,9 +94,12 @@ export async function probeLocal(ctl: PgControl, peer: string, timeoutMs: number
             state: row.rep_state,
             syncState: row.sync_state ?? '',
             caughtUp: lag !== null && lag <= CAUGHT_UP_BYTES,
+            flushLsn: row.flush_lsn,
           }
         : null,
       syncNamesActive: row.sync_names.trim() !== '',
+      syncWaitMs: Math.max(0, Math.round(row.sync_wait_ms)),
+      currentLsn: row.current_lsn,
       receiving: row.receiving === true,
       standbySignal,
       details,
@@ -102,6 +112,8 @@ export async function probeLocal(ctl: PgControl, peer: string, timeoutMs: number
       inRecovery: null,
       peerReplication: null,
       syncNamesActive: false,
+      syncWaitMs: 0,
+      currentLsn: null,
       receiving: false,
       standbySignal,
       details,

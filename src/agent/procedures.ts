@@ -49,21 +49,6 @@ export async function setSyncNames(ctl: PgControl, on: boolean): Promise<void> {
   await ctl.query('SELECT pg_reload_conf()');
 }
 
-/** Waits until the peer is a synchronous standby (after synchronous_standby_names was set). */
-export async function waitSync(ctl: PgControl, peer: string, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const rows = await ctl
-      .query<{ s: string }>('SELECT sync_state AS s FROM pg_stat_replication WHERE application_name = $1', [
-        peer,
-      ])
-      .catch(() => []);
-    if (rows[0]?.s === 'sync') return true;
-    await sleep(100);
-  }
-  return false;
-}
-
 export interface RejoinResult {
   method: 'rewind' | 'basebackup';
   discardedCommits: number | null;

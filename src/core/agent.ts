@@ -19,6 +19,7 @@ export function initialAgentState(record: ClusterRecord, now: number): AgentStat
     lastPrimaryPgOkAt: now,
     lastRoundAt: now,
     syncStallSince: null,
+    promotableAtLsn: null,
     notReceivingSince: null,
   };
 }
@@ -80,6 +81,7 @@ function decidePrimary(
   // The record names us primary but the server is still a standby: a grant or handover to us.
   if (obs.local.up && obs.local.inRecovery === true) {
     state.syncStallSince = null;
+    state.promotableAtLsn = null;
     actions.push({ kind: 'promote', term: rec.term });
     return done('promoting');
   }
@@ -155,9 +157,13 @@ function decideReplication(
   const streaming = r?.state === 'streaming';
   const canTellArbiter = obs.arbiter !== null;
 
+  // The walsender of a standby that vanished without a reset (frozen, link cut) still says
+  // "streaming" until wal_sender_timeout: where that alone would decide, its agent must answer too.
+  const streamingAndAlive = streaming && obs.peerAgentOk;
+
   if (!s.syncReplication) {
     // Async modes: the standby is promotable while it streams (losing the lag is accepted).
-    if (streaming) {
+    if (streamingAndAlive) {
       state.syncStallSince = null;
       if (!rec.standbyPromotable && canTellArbiter)
         actions.push({ kind: 'setPromotable', term: rec.term, promotable: true });
@@ -170,14 +176,26 @@ function decideReplication(
   }
 
   if (obs.local.syncNamesActive) {
-    if (streaming && r?.syncState === 'sync') {
+    const waitStalled = obs.local.syncWaitMs >= s.timing.syncStallTimeoutMs;
+    if (streaming && r?.syncState === 'sync' && !waitStalled) {
       state.syncStallSince = null;
-      // Sync is on and acknowledged: everything acknowledged is on the standby.
-      if (!rec.standbyPromotable && canTellArbiter)
+      if (rec.standbyPromotable || !canTellArbiter) {
+        state.promotableAtLsn = null;
+        return;
+      }
+      // Sync is on again: commits from now on reach the standby, but those acknowledged while
+      // sync was off may not have yet. Promotable once it has flushed past today's end of WAL.
+      state.promotableAtLsn ??= obs.local.currentLsn;
+      if (lsnAtLeast(r.flushLsn, state.promotableAtLsn)) {
+        state.promotableAtLsn = null;
         actions.push({ kind: 'setPromotable', term: rec.term, promotable: true });
+      }
       return;
     }
-    state.syncStallSince ??= now;
+    state.promotableAtLsn = null;
+    // The stall began when the standby stopped streaming, or when the oldest waiting commit
+    // began waiting, whichever is earlier.
+    state.syncStallSince = Math.min(state.syncStallSince ?? now, now - obs.local.syncWaitMs);
     if (s.strictSync || now - state.syncStallSince < s.timing.syncStallTimeoutMs) return;
     if (!canTellArbiter) {
       // Never drop sync without the arbiter knowing the standby is no longer promotable.
@@ -194,11 +212,13 @@ function decideReplication(
 
   // Sync is off (degraded, or fresh after a promotion/initdb): the standby may lack writes.
   state.syncStallSince = null;
+  state.promotableAtLsn = null;
   if (rec.standbyPromotable && canTellArbiter) {
     actions.push({ kind: 'setPromotable', term: rec.term, promotable: false });
     return;
   }
-  if (streaming && r?.caughtUp && canTellArbiter) actions.push({ kind: 'restoreSync', term: rec.term });
+  if (streamingAndAlive && r?.caughtUp && canTellArbiter)
+    actions.push({ kind: 'restoreSync', term: rec.term });
 }
 
 function decideStandby(state: AgentState, obs: AgentObservation, s: AgentSettings): Decision {
@@ -207,6 +227,7 @@ function decideStandby(state: AgentState, obs: AgentObservation, s: AgentSetting
   const actions: AgentAction[] = [];
   const done = (phase: string): Decision => ({ state, actions, phase });
   state.syncStallSince = null;
+  state.promotableAtLsn = null;
 
   // Our server runs as a primary but someone else holds the newer term: we were replaced.
   if (obs.local.up && obs.local.inRecovery === false) {
@@ -277,4 +298,17 @@ function decideStandby(state: AgentState, obs: AgentObservation, s: AgentSetting
 function note(d: Decision, level: 'info' | 'warn', msg: string): Decision {
   d.actions.push({ kind: 'note', level, msg });
   return d;
+}
+
+/** PostgreSQL LSN 'X/Y' (hex halves) as a number that orders correctly. */
+export function parseLsn(lsn: string): bigint | null {
+  const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(lsn);
+  return m ? (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`) : null;
+}
+
+/** `lsn` >= `target`; false when either is unknown. */
+export function lsnAtLeast(lsn: string | null, target: string | null): boolean {
+  const a = lsn === null ? null : parseLsn(lsn);
+  const b = target === null ? null : parseLsn(target);
+  return a !== null && b !== null && a >= b;
 }

@@ -26,10 +26,17 @@ export interface AgentObservation {
     /** Answered a query over its local socket. */
     up: boolean;
     inRecovery: boolean | null;
-    /** Primary side: the peer's row in pg_stat_replication, if any. */
-    peerReplication: { state: string; syncState: string; caughtUp: boolean } | null;
+    /** Primary side: the peer's row in pg_stat_replication, if any. `flushLsn`: how far the
+     *  standby has flushed WAL ('X/Y' as PostgreSQL prints it). */
+    peerReplication: { state: string; syncState: string; caughtUp: boolean; flushLsn: string | null } | null;
     /** Primary side: synchronous_standby_names is non-empty. */
     syncNamesActive: boolean;
+    /** Primary side: how long the oldest commit now waiting for the synchronous standby has
+     *  waited (0: none). A frozen or silently cut standby keeps its walsender "streaming" until
+     *  wal_sender_timeout; the waiting commits show the stall at once. */
+    syncWaitMs: number;
+    /** Primary side: pg_current_wal_lsn() of this round, else null. */
+    currentLsn: string | null;
     /** Standby side: pg_stat_wal_receiver says streaming. */
     receiving: boolean;
     /** The data directory holds standby.signal (it starts as a standby). */
@@ -59,6 +66,10 @@ export interface AgentState {
   lastRoundAt: number;
   /** When the synchronous standby stopped acknowledging (primary side). */
   syncStallSince: number | null;
+  /** Primary side, sync on again but the standby not yet promotable: it becomes promotable once
+   *  it has flushed past this LSN, i.e. holds every commit acknowledged while sync was off
+   *  (sync_state = 'sync' alone says nothing about those). */
+  promotableAtLsn: string | null;
   /** Standby side: since when it has not been receiving WAL while the primary is reachable. */
   notReceivingSince: number | null;
 }
@@ -78,7 +89,7 @@ export type AgentAction =
   | { kind: 'promote'; term: number }
   /** Arbiter first marks the standby not promotable, then synchronous_standby_names is cleared. */
   | { kind: 'degradeSync'; term: number }
-  /** synchronous_standby_names set, wait for sync_state=sync, then arbiter marks it promotable. */
+  /** Set synchronous_standby_names again; promotable comes later (see promotableAtLsn). */
   | { kind: 'restoreSync'; term: number }
   /** Tell the arbiter whether the standby is promotable (async modes, and after restarts). */
   | { kind: 'setPromotable'; term: number; promotable: boolean }

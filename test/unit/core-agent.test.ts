@@ -6,7 +6,9 @@ import { TIMING_PROFILES } from '../../src/config.js';
 import {
   decideAgent,
   initialAgentState,
+  lsnAtLeast,
   NOT_RECEIVING_REJOIN_MS,
+  parseLsn,
   startingAgentState,
 } from '../../src/core/agent.js';
 import type {
@@ -50,7 +52,7 @@ function state(over: Partial<AgentState> = {}, seen = 0, lastRound = seen): Agen
 type Local = AgentObservation['local'];
 type ObsOver = Partial<Omit<AgentObservation, 'local'>> & { local?: Partial<Local> };
 
-const SYNC_STREAMING = { state: 'streaming', syncState: 'sync', caughtUp: true };
+const SYNC_STREAMING = { state: 'streaming', syncState: 'sync', caughtUp: true, flushLsn: '0/1000' };
 
 /** A healthy primary's round: everything reachable, the standby streams synchronously. */
 function pObs(now: number, over: ObsOver = {}): AgentObservation {
@@ -59,6 +61,8 @@ function pObs(now: number, over: ObsOver = {}): AgentObservation {
     inRecovery: false,
     peerReplication: SYNC_STREAMING,
     syncNamesActive: true,
+    syncWaitMs: 0,
+    currentLsn: '0/1000',
     receiving: false,
     standbySignal: false,
     ...over.local,
@@ -82,6 +86,8 @@ function sObs(now: number, over: ObsOver = {}): AgentObservation {
     inRecovery: true,
     peerReplication: null,
     syncNamesActive: false,
+    syncWaitMs: 0,
+    currentLsn: null,
     receiving: true,
     standbySignal: true,
     ...over.local,
@@ -141,6 +147,7 @@ describe('decideAgent: bookkeeping', () => {
       lastPrimaryPgOkAt: 1234,
       lastRoundAt: 1234,
       syncStallSince: null,
+      promotableAtLsn: null,
       notReceivingSince: null,
     });
   });
@@ -473,21 +480,21 @@ describe('decideAgent: primary', () => {
       { name: 'sync standby, promotable', repl: SYNC_STREAMING, promotable: true, sync: true, ok: true },
       {
         name: 'streaming async but caught up (sync mode)',
-        repl: { state: 'streaming', syncState: 'async', caughtUp: true },
+        repl: { state: 'streaming', syncState: 'async', caughtUp: true, flushLsn: '0/1000' },
         promotable: true,
         sync: true,
         ok: true,
       },
       {
         name: 'async mode, streaming with lag',
-        repl: { state: 'streaming', syncState: 'async', caughtUp: false },
+        repl: { state: 'streaming', syncState: 'async', caughtUp: false, flushLsn: '0/800' },
         promotable: true,
         sync: false,
         ok: true,
       },
       {
         name: 'sync mode, streaming async with lag',
-        repl: { state: 'streaming', syncState: 'potential', caughtUp: false },
+        repl: { state: 'streaming', syncState: 'potential', caughtUp: false, flushLsn: '0/800' },
         promotable: true,
         sync: true,
         ok: false,
@@ -495,7 +502,7 @@ describe('decideAgent: primary', () => {
       { name: 'standby not connected', repl: null, promotable: true, sync: true, ok: false },
       {
         name: 'standby catching up (not streaming)',
-        repl: { state: 'catchup', syncState: 'async', caughtUp: false },
+        repl: { state: 'catchup', syncState: 'async', caughtUp: false, flushLsn: '0/800' },
         promotable: true,
         sync: true,
         ok: false,
@@ -573,11 +580,90 @@ describe('decideAgent: primary', () => {
       const d = decideAgent(
         state({ syncStallSince: 0 }, 0, T.syncStallTimeoutMs - 100),
         pObs(T.syncStallTimeoutMs, {
-          local: { peerReplication: { state: 'streaming', syncState: 'potential', caughtUp: false } },
+          local: {
+            peerReplication: {
+              state: 'streaming',
+              syncState: 'potential',
+              caughtUp: false,
+              flushLsn: '0/800',
+            },
+          },
         }),
         P,
       );
       assert.deepEqual(kinds(d), ['degradeSync']);
+    });
+
+    test('commits waiting longer than the stall timeout degrade sync even while the walsender still says streaming', () => {
+      // A frozen or silently cut standby: pg_stat_replication shows it streaming until
+      // wal_sender_timeout, but the commits waiting for it show the stall.
+      const d = decideAgent(
+        state({}, 0, T.syncStallTimeoutMs - 100),
+        pObs(T.syncStallTimeoutMs, { local: { syncWaitMs: T.syncStallTimeoutMs } }),
+        P,
+      );
+      assert.deepEqual(kinds(d), ['degradeSync']);
+      assert.equal(d.state.syncStallSince, 0, 'the stall began when the oldest commit began waiting');
+    });
+
+    test('commits waiting less than the stall timeout: keep sync, nothing to do', () => {
+      const d = decideAgent(
+        state({}, 0, T.syncStallTimeoutMs - 100),
+        pObs(T.syncStallTimeoutMs, { local: { syncWaitMs: T.syncStallTimeoutMs - 1 } }),
+        P,
+      );
+      assert.deepEqual(d.actions, []);
+      assert.equal(d.state.syncStallSince, null);
+    });
+
+    test('a waiting commit older than the disconnect moves the stall start back', () => {
+      const d = decideAgent(
+        state({ syncStallSince: 1000 }, 0, 1400),
+        pObs(1500, { local: { peerReplication: null, syncWaitMs: 1200 } }),
+        P,
+      );
+      assert.equal(d.state.syncStallSince, 300);
+    });
+
+    test('sync back on: promotable only once the standby has flushed past the end of WAL seen then', () => {
+      const r = rec({ standbyPromotable: false, term: 3 });
+      const sync = (flushLsn: string, currentLsn: string) => ({
+        peerReplication: { ...SYNC_STREAMING, flushLsn },
+        currentLsn,
+      });
+      // First round with sync on: commits acknowledged without the standby end at 0/5000.
+      const d1 = decideAgent(
+        state({ record: r }),
+        pObs(500, { arbiter: r, local: sync('0/4000', '0/5000') }),
+        P,
+      );
+      assert.deepEqual(d1.actions, []);
+      assert.equal(d1.state.promotableAtLsn, '0/5000');
+      // New WAL since (0/6000) waits for the standby: the target stays where it was.
+      const d2 = decideAgent(d1.state, pObs(1000, { arbiter: r, local: sync('0/4FFF', '0/6000') }), P);
+      assert.deepEqual(d2.actions, []);
+      assert.equal(d2.state.promotableAtLsn, '0/5000');
+      const d3 = decideAgent(d2.state, pObs(1500, { arbiter: r, local: sync('0/5000', '0/6000') }), P);
+      assert.deepEqual(d3.actions, [{ kind: 'setPromotable', term: 3, promotable: true }]);
+      assert.equal(d3.state.promotableAtLsn, null);
+    });
+
+    test('sync back on, but the standby stalls again before catching up: the target is forgotten', () => {
+      const r = rec({ standbyPromotable: false, term: 3 });
+      const st = state({ record: r, promotableAtLsn: '0/5000' });
+      const d = decideAgent(st, pObs(500, { arbiter: r, local: { peerReplication: null } }), P);
+      assert.equal(d.state.promotableAtLsn, null);
+      assert.ok(!d.actions.some((a) => a.kind === 'setPromotable' && a.promotable));
+    });
+
+    test('an unknown flush position never makes the standby promotable', () => {
+      const r = rec({ standbyPromotable: false, term: 3 });
+      const d = decideAgent(
+        state({ record: r }),
+        pObs(500, { arbiter: r, local: { peerReplication: { ...SYNC_STREAMING, flushLsn: null } } }),
+        P,
+      );
+      assert.deepEqual(d.actions, []);
     });
 
     test('the stall timer resets when the standby acknowledges again', () => {
@@ -631,7 +717,7 @@ describe('decideAgent: primary', () => {
           arbiter: r,
           local: {
             syncNamesActive: false,
-            peerReplication: { state: 'streaming', syncState: 'async', caughtUp: true },
+            peerReplication: { state: 'streaming', syncState: 'async', caughtUp: true, flushLsn: '0/1000' },
           },
         }),
         P,
@@ -639,17 +725,35 @@ describe('decideAgent: primary', () => {
       assert.deepEqual(d.actions, [{ kind: 'restoreSync', term: 3 }]);
     });
 
+    test('sync names off, the walsender says streaming but the standby agent is silent: no restore (a frozen standby)', () => {
+      const r = rec({ standbyPromotable: false, term: 3 });
+      const d = decideAgent(
+        state({ record: r }),
+        pObs(500, {
+          arbiter: r,
+          peerAgentOk: false,
+          local: { syncNamesActive: false, peerReplication: { ...SYNC_STREAMING, syncState: 'async' } },
+        }),
+        P,
+      );
+      assert.deepEqual(d.actions, []);
+    });
+
     const notYet: { name: string; repl: Local['peerReplication']; arbiter: boolean }[] = [
       {
         name: 'streaming but lagging',
-        repl: { state: 'streaming', syncState: 'async', caughtUp: false },
+        repl: { state: 'streaming', syncState: 'async', caughtUp: false, flushLsn: '0/800' },
         arbiter: true,
       },
-      { name: 'catching up', repl: { state: 'catchup', syncState: 'async', caughtUp: true }, arbiter: true },
+      {
+        name: 'catching up',
+        repl: { state: 'catchup', syncState: 'async', caughtUp: true, flushLsn: '0/1000' },
+        arbiter: true,
+      },
       { name: 'not connected', repl: null, arbiter: true },
       {
         name: 'caught up but the arbiter is unreachable',
-        repl: { state: 'streaming', syncState: 'async', caughtUp: true },
+        repl: { state: 'streaming', syncState: 'async', caughtUp: true, flushLsn: '0/1000' },
         arbiter: false,
       },
     ];
@@ -675,7 +779,7 @@ describe('decideAgent: primary', () => {
           arbiter: null,
           local: {
             syncNamesActive: false,
-            peerReplication: { state: 'streaming', syncState: 'async', caughtUp: true },
+            peerReplication: { state: 'streaming', syncState: 'async', caughtUp: true, flushLsn: '0/1000' },
           },
         }),
         P,
@@ -686,7 +790,7 @@ describe('decideAgent: primary', () => {
 
   describe('asynchronous modes (syncReplication false)', () => {
     const A = settings('pg1', { syncReplication: false });
-    const asyncStreaming = { state: 'streaming', syncState: 'async', caughtUp: false };
+    const asyncStreaming = { state: 'streaming', syncState: 'async', caughtUp: false, flushLsn: '0/800' };
 
     test('streaming and marked not promotable: mark it promotable (lag is accepted)', () => {
       const r = rec({ standbyPromotable: false, term: 4 });
@@ -1008,5 +1112,19 @@ describe('decideAgent: standby', () => {
       );
       assert.deepEqual(kinds(d), ['requestPromotion']);
     });
+  });
+});
+
+describe('LSN comparison', () => {
+  test('orders by both halves, hex, any case; unknown or malformed is never "at least"', () => {
+    assert.equal(lsnAtLeast('1/0', '0/FFFFFFFF'), true);
+    assert.equal(lsnAtLeast('0/FFFFFFFF', '1/0'), false);
+    assert.equal(lsnAtLeast('A/1', '9/ffffffff'), true);
+    assert.equal(lsnAtLeast('0/16B3748', '0/16B3748'), true);
+    assert.equal(lsnAtLeast('0/16B3747', '0/16B3748'), false);
+    assert.equal(lsnAtLeast(null, '0/1'), false);
+    assert.equal(lsnAtLeast('0/1', null), false);
+    assert.equal(lsnAtLeast('garbage', '0/1'), false);
+    assert.equal(parseLsn('1/2'), (1n << 32n) | 2n);
   });
 });

@@ -63,7 +63,17 @@ interface SimNode {
   switchover: boolean;
   offset: number;
   phase: string;
+  /** As primary: when the oldest commit now waiting for its synchronous standby began waiting. */
+  syncWaitSince: number | null;
+  /** As primary: when its standby last streamed from it (for the walsender's stale view). */
+  standbyStreamedAt: number;
 }
+
+/** A standby that vanishes without a TCP reset (frozen, or its link cut) still shows as
+ *  streaming in the primary's pg_stat_replication until wal_sender_timeout (5 s in the lab). A
+ *  stopped server resets its connections and disappears at once. */
+const WAL_SENDER_TIMEOUT_MS = 5000;
+const lsn = (log: number[]) => `0/${log.length.toString(16).toUpperCase()}`;
 
 interface Options {
   profile: Profile;
@@ -146,6 +156,8 @@ class Sim {
       switchover: false,
       offset,
       phase: 'starting',
+      syncWaitSince: null,
+      standbyStreamedAt: 0,
     });
     this.nodes = { pg1: mk('pg1', true, o1), pg2: mk('pg2', false, o2) };
     this.arb = { proc: 'running', state: initialArbiterState(record, 0), offset: ow };
@@ -271,16 +283,31 @@ class Sim {
     const up = n.pg.up && !n.pg.frozen;
     const primaryName = n.state.record.primary;
     const asPrimary = up && !n.pg.inRecovery;
+    const streamsNow = asPrimary && this.streams(peer, n);
+    const staleWalsender =
+      asPrimary &&
+      !streamsNow &&
+      peer.pg.up &&
+      peer.pg.inRecovery &&
+      peer.pg.upstream === n.name &&
+      this.now - n.standbyStreamedAt < WAL_SENDER_TIMEOUT_MS;
     return {
       now: this.now,
       local: {
         up,
         inRecovery: up ? n.pg.inRecovery : null,
         peerReplication:
-          asPrimary && this.streams(peer, n)
-            ? { state: 'streaming', syncState: n.pg.syncNames ? 'sync' : 'async', caughtUp: true }
+          streamsNow || staleWalsender
+            ? {
+                state: 'streaming',
+                syncState: n.pg.syncNames ? 'sync' : 'async',
+                caughtUp: true,
+                flushLsn: lsn(peer.pg.log),
+              }
             : null,
         syncNamesActive: n.pg.syncNames,
+        syncWaitMs: asPrimary && n.syncWaitSince !== null ? this.now - n.syncWaitSince : 0,
+        currentLsn: asPrimary ? lsn(n.pg.log) : null,
         receiving: up && n.pg.inRecovery && !!n.pg.upstream && this.streams(n, this.node(n.pg.upstream)),
         standbySignal: n.pg.standbySignal,
       },
@@ -392,10 +419,9 @@ class Sim {
           n.pg.syncNames = false;
         return;
       case 'restoreSync':
+        // As the agent does: sync on; promotable comes from a later round (promotableAtLsn).
         n.pg.syncNames = true;
         this.replicate();
-        if (this.streams(this.peerOf(n), n))
-          this.ask(n, { kind: 'setPromotable', node: n.name, term: a.term, promotable: true });
         return;
       case 'setPromotable':
         this.ask(n, { kind: 'setPromotable', node: n.name, term: a.term, promotable: a.promotable });
@@ -459,6 +485,8 @@ class Sim {
 
   private writes(): void {
     for (const n of Object.values(this.nodes)) {
+      const waitsForSync = n.pg.up && !n.pg.frozen && !n.pg.inRecovery && !n.fenced && !this.acceptsWrites(n);
+      n.syncWaitSince = waitsForSync ? (n.syncWaitSince ?? this.now) : null;
       if (!this.acceptsWrites(n)) continue;
       const id = ++this.writeSeq;
       n.pg.log.push(id);
@@ -505,6 +533,8 @@ class Sim {
   step(): void {
     this.now += TICK;
     this.replicate();
+    for (const n of Object.values(this.nodes))
+      if (this.streams(this.peerOf(n), n)) n.standbyStreamedAt = this.now;
     if (this.writablePrimaryReachable(W, this.node(this.record.primary))) this.primaryReachableAt = this.now;
     if (this.arb.proc === 'running' && this.due(this.arb.offset)) this.arbiterRound();
     for (const n of Object.values(this.nodes)) {
@@ -713,6 +743,37 @@ const SCENARIOS: Scenario[] = [
         }
       }
       sim.heal();
+      sim.converges(HEAL_BOUND_MS);
+      assert.equal(sim.record.primary, 'pg1');
+    },
+  },
+  {
+    name: 'standby host frozen (its walsender looks alive for 5 s): writes wait at most the stall timeout, sync dropped once',
+    run: (sim) => {
+      start(sim);
+      const t0 = sim.now;
+      sim.freezeHost('pg2');
+      sim.run(3 * sim.timing.failoverTimeoutMs);
+      assert.equal(sim.grants.length, 0);
+      assert.equal(sim.fencesOf('pg1').length, 0);
+      if (sim.opts.mode === 'strict') {
+        assert.equal(sim.acksBy('pg1', t0 + sim.timing.probeIntervalMs), 0, 'strict: writes wait');
+      } else {
+        assert.equal(sim.record.standbyPromotable, false);
+        const resumed = t0 + sim.timing.syncStallTimeoutMs + 2 * sim.timing.probeIntervalMs;
+        assert.ok(
+          sim.acksBy('pg1', resumed, resumed + TICK) > 0,
+          'writes go on right after the stall timeout',
+        );
+        if (sim.opts.mode === 'sync')
+          assert.equal(sim.traceSince(t0, /pg1 degradeSync/).length, 1, 'sync dropped once, not flapping');
+        assert.equal(
+          sim.traceSince(t0, /pg1 restoreSync/).length,
+          0,
+          'no restore while the standby is frozen',
+        );
+      }
+      sim.thawHost('pg2');
       sim.converges(HEAL_BOUND_MS);
       assert.equal(sim.record.primary, 'pg1');
     },
