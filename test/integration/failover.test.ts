@@ -151,6 +151,43 @@ describe('automatic failover faults (remote_apply, default timing)', { timeout: 
     );
   });
 
+  test('standby host frozen: writes wait about the stall timeout, not until wal_sender_timeout; no promotion', async () => {
+    // A SIGSTOPped standby resets no connection: its walsender on the primary says "streaming"
+    // for wal_sender_timeout (5 s). The commits waiting for it must end the stall on time.
+    const h0 = await waitHealthy(lab);
+    const w = startLabWriter(lab, { ledger: ledgerPath('standby-frozen') });
+    await waitFor('first acknowledgements', 10_000, async () =>
+      acks(w.ledger).length > 20 ? true : undefined,
+    );
+    await freeze(lab, h0.standby as HostName);
+    try {
+      const v = await waitFor('sync dropped on the primary', 20_000, async () => {
+        const view = await clusterView(lab);
+        const p = view.nodes.find((n) => n.name === h0.primary)?.state;
+        return p && p.replication.syncNames === '' ? view : undefined;
+      });
+      assert.equal(v.arbiter.state?.record.term, h0.term, 'no new term');
+      assert.equal(v.arbiter.state?.record.standbyPromotable, false, 'standby marked not promotable');
+      const n0 = acks(w.ledger).length;
+      await waitFor('writes going on without the standby', 15_000, async () =>
+        acks(w.ledger).length > n0 + 20 ? true : undefined,
+      );
+    } finally {
+      await thaw(lab, h0.standby as HostName);
+    }
+    const h1 = await waitHealthy(lab, 60_000);
+    assert.deepEqual([h1.primary, h1.term], [h0.primary, h0.term]);
+    await w.stop();
+    const c = await assertNoLoss(w.ledger);
+    const gap = c.report.longestWriteGap?.ms ?? 0;
+    const bound = 6500; // default sync_stall_timeout 2.5 s + 4 s of slack for a loaded machine
+    console.log(`standby frozen: longest write gap ${gap} ms (sync stall timeout + rounds)`);
+    assert.ok(
+      gap < bound,
+      `write gap ${gap} ms: the stall must end near sync_stall_timeout, not wal_sender_timeout`,
+    );
+  });
+
   test('arbiter isolated, then frozen: nothing changes, no fence, no promotion', async () => {
     const h0 = await waitHealthy(lab);
     const w = startLabWriter(lab, { ledger: ledgerPath('arbiter') });
