@@ -50,7 +50,7 @@ export function registerDemoCommand(program: Command): void {
       const outcome = await interruptible(
         {
           // runDemo's own clean-up stops the writer, and removes the lab with --down.
-          then: o.down ? 'stop the writer and remove the lab' : 'stop the writer (the lab is kept)',
+          next: o.down ? 'stop the writer and remove the lab' : 'stop the writer (the lab is kept)',
           done: o.down
             ? 'the writer was stopped and the lab removed'
             : `the writer was stopped; the lab is kept as it was (\`pgarbiter lab down${prefix}\` removes it)`,

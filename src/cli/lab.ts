@@ -87,7 +87,7 @@ export function registerLabCommands(program: Command): void {
         const id = resolveIdentity(o);
         const r = await interruptible(
           {
-            then: 'remove the half-built lab',
+            next: 'remove the half-built lab',
             done: `the half-built lab "${id.prefix}" was removed`,
             leftover: `run \`pgarbiter lab down --prefix ${id.prefix}\` to remove what is left`,
             undo: () => labDown(id.prefix, { say }),

@@ -6,7 +6,7 @@ import { UserError } from './errors.js';
 
 export interface InterruptPlan {
   /** What happens after the interrupt, e.g. "remove the half-built lab". */
-  then: string;
+  next: string;
   /** The one-line outcome, e.g. "the half-built lab was removed". */
   done: string;
   /** Printed when a second signal cuts the clean-up short: how to clean up by hand. */
@@ -21,7 +21,7 @@ export async function interruptible<T>(
   const ac = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {
     if (!ac.signal.aborted) {
-      process.stderr.write(`\ninterrupted (${sig}): stopping after the current step, then ${plan.then}\n`);
+      process.stderr.write(`\ninterrupted (${sig}): stopping after the current step, then ${plan.next}\n`);
       ac.abort(new UserError(`interrupted (${sig})`, 130));
       return;
     }
