@@ -413,7 +413,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
       'the relevant error messages found in the logs',
       pg2PgLines.length > 0 && decisionsLogged && pg2AgentLines.some((l) => /promot/i.test(l)),
       `standby PostgreSQL: ${pg2PgLines.length} lines; arbiter: ${opts.manual ? 'forced failover' : 'loss confirmed + grant'}; ` +
-        `pg1 agent: ${pg1AgentLines.some((l) => /FENCED/.test(l)) ? 'FENCED' : 'no fence line'}; clients: ${errs.length} distinct errors`,
+        `pg1 agent: ${pg1AgentLines.some((l) => /FENCED/.test(l)) ? 'FENCED' : 'no fence line'}; clients: ${errs.length} distinct error${errs.length === 1 ? '' : 's'}`,
     );
 
     // ───────────────────────────── 3
