@@ -184,7 +184,7 @@ function decideReplication(
         return;
       }
       // Sync is on again: commits from now on reach the standby, but those acknowledged while
-      // sync was off may not have yet. Promotable once it has flushed past today's end of WAL.
+      // sync was off may not have yet. Promotable once it has flushed past the end of WAL seen now.
       state.promotableAtLsn ??= obs.local.currentLsn;
       if (lsnAtLeast(r.flushLsn, state.promotableAtLsn)) {
         state.promotableAtLsn = null;
