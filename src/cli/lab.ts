@@ -6,6 +6,7 @@ import { SYNC_MODES, type SyncCommit, type TimingProfile } from '../config.js';
 import {
   appConn,
   assertHost,
+  assertMemberHost,
   collectStage1,
   formatStage1,
   freeze,
@@ -25,6 +26,8 @@ import {
   requireRoot,
   resolveIdentity,
   showStage1,
+  startMember,
+  stopMember,
   thaw,
   unpartition,
 } from '../lab/index.js';
@@ -243,6 +246,33 @@ export function registerLabCommands(program: Command): void {
       requireRoot('lab thaw');
       const pids = await thaw(openLab(o), assertHost(host));
       say(`${host} thawed (${pids.length} processes continued)`);
+    });
+
+  withId(lab.command('stop'))
+    .description(
+      "stop a member: a database host's agent and PostgreSQL (both by default, as `docker compose stop` did), or the arbiter",
+    )
+    .argument('<host>', 'pg1, pg2 or arbiter')
+    .option('--postgres', 'only PostgreSQL (a running agent restarts it: the "PostgreSQL killed" fault)')
+    .option('--agent', 'only the agent (PostgreSQL keeps running unsupervised)')
+    .option('--kill', 'kill -9 at once instead of a clean stop (SIGTERM; pg_ctl stop -m fast)')
+    .action(async (host: string, o: IdFlags & { postgres?: boolean; agent?: boolean; kill?: boolean }) => {
+      requireRoot('lab stop');
+      if (o.postgres && o.agent)
+        throw new UserError('--postgres and --agent together is the default: give neither');
+      const l = openLab(o);
+      const member = assertMemberHost(assertHost(host));
+      const part = o.postgres ? 'postgres' : o.agent ? 'agent' : 'both';
+      say(`${host}: ${await stopMember(l, member, { part, kill: o.kill })}`);
+    });
+
+  withId(lab.command('start'))
+    .description('start a member again: the agent of pg1/pg2 (it starts PostgreSQL itself), or the arbiter')
+    .argument('<host>', 'pg1, pg2 or arbiter')
+    .action(async (host: string, o: IdFlags) => {
+      requireRoot('lab start');
+      const l = openLab(o);
+      say(await startMember(l, assertMemberHost(assertHost(host))));
     });
 
   withId(lab.command('exec'))

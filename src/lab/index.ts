@@ -2,6 +2,7 @@
 export { runAttached } from '../util/exec.js';
 export { CLI_MAIN, daemonAlive, hostArgv, selfArgv, startDaemon, stopDaemon } from './daemon.js';
 export * from './lab.js';
+export * from './members.js';
 export * from './pgconf.js';
 export { netnsPids, pidAlive } from './proc.js';
 export { collectStage1, formatStage1, type Stage1Result, showStage1 } from './stage1.js';

@@ -1,5 +1,5 @@
 // Processes and namespaces, looked at and signalled by PID only (never by name).
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { run, sleep } from '../util/exec.js';
 
 /** Field 22 of /proc/PID/stat (start time in clock ticks), or null if the process is gone. */
@@ -75,4 +75,20 @@ export async function netnsPids(ns: string): Promise<number[]> {
 export async function netnsOf(pid: number): Promise<string[]> {
   const r = await run(['ip', 'netns', 'identify', String(pid)], { timeoutMs: 5000, allowFailure: true });
   return r.code === 0 ? r.stdout.split(/\s+/).filter(Boolean) : [];
+}
+
+/** PIDs whose parent is `ppid` (from /proc). */
+export function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === ppid) out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }

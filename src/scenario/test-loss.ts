@@ -16,8 +16,6 @@ import {
   fstatSync,
   mkdirSync,
   openSync,
-  readdirSync,
-  readFileSync,
   readSync,
   rmSync,
   writeFileSync,
@@ -25,8 +23,8 @@ import {
 import { dirname, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { SYNC_MODES, type SyncCommit } from '../config.js';
-import { isolate, type Lab, labDown, labUp, postmasterPid, stopDaemon, stopPostgres } from '../lab/index.js';
-import { pidAlive, signal, waitGone } from '../lab/proc.js';
+import { isolate, type Lab, labDown, labUp, stopMember } from '../lab/index.js';
+import { signal } from '../lab/proc.js';
 import type { HostName } from '../lab/topology.js';
 import { haproxyDsn, haproxyRoutesTo, startHaproxy } from '../routing/haproxy.js';
 import { UserError } from '../util/errors.js';
@@ -267,54 +265,6 @@ export function resumedAfter(ackTimes: number[], faultAt: number): number | null
 
 // ---------------------------------------------------------------- faults
 
-/** PIDs whose parent is `ppid` (from /proc). */
-function childrenOf(ppid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === ppid) out.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
-/** A fast shutdown (`pg_ctl stop -m fast`: SIGINT to the postmaster) inside the host; SIGKILL after the grace. */
-async function stopNodePostgres(lab: Lab, host: 'pg1' | 'pg2', graceS: number): Promise<string> {
-  const pid = postmasterPid(lab, host);
-  if (pid === null) return 'PostgreSQL was not running';
-  const r = await stopPostgres(lab, host, 'fast', graceS);
-  if (pidAlive(pid)) {
-    signal(pid, 'SIGKILL');
-    await waitGone([pid], 5000);
-    return `PostgreSQL (pid ${pid}) did not stop within ${graceS} s: killed (pg_ctl: ${r.stderr.trim().split('\n').pop()})`;
-  }
-  return `PostgreSQL (pid ${pid}) stopped (fast)`;
-}
-
-/** What `docker compose stop` (or `kill`) did to a node: its agent and its PostgreSQL, together. */
-export async function stopNode(lab: Lab, host: 'pg1' | 'pg2', kill: boolean): Promise<string> {
-  const agentName = `agent-${host}`;
-  if (kill) {
-    const pm = postmasterPid(lab, host);
-    const agent = lab.daemons[agentName]?.pid;
-    const pids = [...(agent ? [agent] : []), ...(pm ? [pm, ...childrenOf(pm)] : [])];
-    for (const p of pids) signal(p, 'SIGKILL');
-    const left = await waitGone(pids, 5000);
-    await stopDaemon(lab, agentName, 1000);
-    return `kill -9 of the agent${agent ? ` (pid ${agent})` : ''} and PostgreSQL${pm ? ` (postmaster ${pm} + ${pids.length - (agent ? 2 : 1)} children)` : ' (not running)'}${left.length ? `; still alive: ${left.join(' ')}` : ''}`;
-  }
-  const [agentGone, pg] = await Promise.all([
-    stopDaemon(lab, agentName, 10_000),
-    stopNodePostgres(lab, host, 10),
-  ]);
-  return `agent ${agentGone ? 'stopped' : 'did NOT stop'} (SIGTERM), ${pg}`;
-}
-
 // ---------------------------------------------------------------- one cell
 
 class Aborted extends Error {
@@ -465,7 +415,7 @@ export async function runLossCell(opts: LossCellOptions): Promise<LossCellResult
       await isolate(lab, victim, 'link-down');
       say(`fault: ${victim}'s link is down (after ${result.acksBeforeFault} acks)`);
     } else {
-      const what = await stopNode(lab, victim, c.kill);
+      const what = await stopMember(lab, victim, { kill: c.kill });
       say(`fault: ${c.kill ? 'killed' : 'stopped'} ${victim} in ${Date.now() - faultAt} ms: ${what}`);
     }
 

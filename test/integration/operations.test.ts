@@ -13,9 +13,10 @@ import {
   isolate,
   labDown,
   labUp,
+  loadLab,
+  selfArgv,
   startAgent,
   stopDaemon,
-  stopPostgres,
 } from '../../src/lab/index.js';
 import type { HostName } from '../../src/lab/topology.js';
 import {
@@ -45,6 +46,18 @@ async function http(host: HostName, path: string, opts: { secret?: string; body?
   });
   const [status, ...rest] = r.stdout.trim().split(' ');
   return { status: Number(status), body: rest.join(' ') };
+}
+
+/** `pgarbiter lab ...` as a user runs it (from the machine, not a lab host); the lab's record
+ *  changes on disk, so it is read again. Returns stdout; a non-zero exit fails the test. */
+async function labCli(...args: string[]): Promise<string> {
+  const r = await run(selfArgv('lab', ...args, '--prefix', PREFIX), {
+    timeoutMs: 60_000,
+    allowFailure: true,
+  });
+  lab = loadLab(PREFIX);
+  assert.equal(r.code, 0, `lab ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout.trim();
 }
 
 async function restartAgent(host: 'pg1' | 'pg2') {
@@ -225,8 +238,11 @@ describe('operations', { timeout: 900_000 }, () => {
     const sb = h0.standby as 'pg1' | 'pg2';
     const w = startLabWriter(lab, { ledger: join(lab.dir, 'client', 'standby-stop.jsonl') });
     await sleep(1000);
-    await stopDaemon(lab, `agent-${sb}`);
-    await stopPostgres(lab, sb, 'fast');
+    const stopped = await labCli('stop', sb);
+    assert.match(
+      stopped,
+      /the agent \(pid \d+\) stopped \(SIGTERM\), PostgreSQL \(pid \d+\) stopped \(fast\)/,
+    );
     await waitFor('sync dropped', 20_000, async () => {
       const p = (await clusterView(lab)).nodes.find((n) => n.name === h0.primary)?.state;
       return p?.replication.syncNames === '' ? true : undefined;
@@ -234,7 +250,7 @@ describe('operations', { timeout: 900_000 }, () => {
     const v = await clusterView(lab);
     assert.equal(v.arbiter.state?.record.standbyPromotable, false);
     assert.equal(v.arbiter.state?.record.term, h0.term);
-    await startAgent(lab, sb);
+    assert.match(await labCli('start', sb), /agent-\w+ started/);
     await waitHealthy(lab, 60_000);
     await w.stop();
     const c = await checkLabLedger(lab, w.ledger);
@@ -242,14 +258,33 @@ describe('operations', { timeout: 900_000 }, () => {
     assert.ok((c.report.longestWriteGap?.ms ?? 0) < 15_000);
   });
 
-  test('arbiter stopped: no fence, no promotion; restarted, it keeps its record', async () => {
+  test('lab stop/start: bad input is a one-line error and changes nothing', async () => {
+    const before = JSON.stringify(loadLab(PREFIX).daemons);
+    for (const [args, msg] of [
+      [['stop', 'client'], /^error: the client host runs no cluster member/],
+      [['stop', 'arbiter', '--postgres'], /^error: the arbiter host runs no PostgreSQL/],
+      [['stop', 'pg9'], /^error: unknown lab host "pg9"/],
+      [['start', 'pg1'], /^error: agent-pg1 in pg1 already runs \(pid \d+\)$/],
+    ] as const) {
+      const r = await run(selfArgv('lab', ...args, '--prefix', PREFIX), {
+        timeoutMs: 30_000,
+        allowFailure: true,
+      });
+      assert.equal(r.code, 1, `${args.join(' ')}: exit 1`);
+      assert.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: one line (${r.stderr})`);
+      assert.match(r.stderr.trim(), msg);
+    }
+    assert.equal(JSON.stringify(loadLab(PREFIX).daemons), before, 'no daemon touched');
+  });
+
+  test('arbiter killed (kill -9): no fence, no promotion; restarted, it keeps its record', async () => {
     const h0 = await waitHealthy(lab);
-    await stopDaemon(lab, 'arbiter');
+    assert.match(await labCli('stop', 'arbiter', '--kill'), /kill -9 of the arbiter \(pid \d+\)/);
     await sleep(5000);
     const v = await clusterView(lab);
     assert.equal(v.arbiter.reachable, false);
     for (const n of v.nodes) assert.equal(n.state?.fenced, false, `${n.name} not fenced`);
-    await startAgent(lab, 'arbiter');
+    assert.match(await labCli('start', 'arbiter'), /arbiter started in arbiter/);
     const h1 = await waitHealthy(lab, 30_000);
     assert.deepEqual(
       [h1.primary, h1.term],
