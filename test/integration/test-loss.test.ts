@@ -116,7 +116,7 @@ describe('test-loss', { skip, timeout: 420_000 }, () => {
         assert.equal(r.termAfter, (r.termBefore ?? 0) + 1);
       }
     }
-    // remote_apply, standby stopped: the stall is bounded by sync_stall_timeout (3 s) + detection.
+    // remote_apply, standby stopped: the stall is bounded by sync_stall_timeout (2.5 s) + detection.
     const stall = res.rows.find((r) => r.sync === 'remote_apply' && r.fault === 'stop-standby');
     assert.ok(stall?.writeGapMs !== null && (stall?.writeGapMs ?? 0) < 8000, `stall ${stall?.writeGapMs} ms`);
 
@@ -134,6 +134,39 @@ describe('test-loss', { skip, timeout: 420_000 }, () => {
       lines.some((l) => /fault: stopped pg\d/.test(l)),
       'progress lines name each step',
     );
+    assert.deepEqual(
+      (await listNetns()).filter((n) => n.startsWith(`${PREFIX}-`)),
+      [],
+      'lab torn down',
+    );
+  });
+
+  test('the CLI, one cell: kill -9 of the primary, writer through HAProxy, remote_apply: nothing lost', async () => {
+    const jsonFile = join(dir, 'kill', 'test-loss.json');
+    const r = await run(
+      selfArgv(
+        'test-loss',
+        ...['--fault', 'stop-primary', '--sync', 'remote_apply', '--kill', '--via', 'haproxy'],
+        ...['--seconds', '2', '--warmup', '1.5', '--prefix', PREFIX, '--subnet', SUBNET, '--json', jsonFile],
+      ),
+      { timeoutMs: 180_000, allowFailure: true },
+    );
+    assert.equal(r.code, 0, `exit 0 (stderr: ${r.stderr.slice(-2000)})`);
+    assert.match(
+      r.stderr,
+      /fault: killed pg\d in \d+ ms: kill -9 of the agent \(pid \d+\) and PostgreSQL \(postmaster \d+/,
+    );
+    const json = JSON.parse(readFileSync(jsonFile, 'utf8')) as LossMatrixResult;
+    assert.equal(json.rows.length, 1);
+    const row = json.rows[0]!;
+    assert.deepEqual(
+      [row.sync, row.fault, row.kill, row.via],
+      ['remote_apply', 'stop-primary', true, 'haproxy'],
+    );
+    assert.ok(row.acknowledged > 0 && row.acksAfterFault > 0, 'acks before and after the fault');
+    assert.equal(row.lost, 0, `lost ${row.lost}: ${row.lostIds.join(' ')}`);
+    assert.notEqual(row.primaryAfter, row.primaryBefore, 'failed over');
+    assert.match(r.stdout, /remote_apply/, 'the table is printed');
     assert.deepEqual(
       (await listNetns()).filter((n) => n.startsWith(`${PREFIX}-`)),
       [],
