@@ -24,7 +24,7 @@ import { callJson, serve } from '../util/http.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { agentRoutes } from './api.js';
 import { ArbiterClient } from './arbiter-client.js';
-import { type LocalObservation, probeLocal, probePrimaryPg } from './probes.js';
+import { type LocalObservation, probeLocal, probePrimaryPg, SyncWaitClock } from './probes.js';
 import { ensureSlot, handover, promoteLocal, type RejoinResult, rejoin, setSyncNames } from './procedures.js';
 
 export interface AgentStatus {
@@ -67,6 +67,7 @@ export class Agent {
   private lastObs: AgentObservation | null = null;
   private phase = 'starting';
   private busy: string | null = null;
+  private readonly syncWaits = new SyncWaitClock();
   private switchoverTo: string | null = null;
   private manualRejoin = false;
   private lastRejoin: AgentStatus['lastRejoin'] = null;
@@ -116,7 +117,7 @@ export class Agent {
     const rec = this.state.record;
     const iAmPrimary = rec.primary === this.cfg.node;
     const [local, fenced, arbiter, peerAgentOk, primaryPgOk] = await Promise.all([
-      probeLocal(this.ctl, this.peer, Math.max(t.probeTimeoutMs, 1000)),
+      probeLocal(this.ctl, this.peer, Math.max(t.probeTimeoutMs, 1000), this.syncWaits),
       this.fence.isFenced().catch((e) => {
         this.log.error({ err: (e as Error).message }, 'cannot read the fence state');
         return true; // unknown: assume fenced, so a primary asks the arbiter before serving

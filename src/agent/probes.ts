@@ -36,8 +36,36 @@ export interface LocalDetails {
 
 export type LocalObservation = AgentObservation['local'] & { details: LocalDetails };
 
+/**
+ * How long commits have waited for the synchronous standby. pg_stat_activity has no "waiting
+ * since", and the query_start of an autocommit statement includes its execution (a 10 s bulk
+ * INSERT would look like a 10 s stall at its first wait): each wait is timed from the first
+ * probe that saw it instead, at most one probe interval late.
+ */
+export class SyncWaitClock {
+  private firstSeen = new Map<string, number>();
+
+  /** `waits`: one key per waiting commit (backend pid and query_start); returns the oldest age. */
+  update(waits: readonly string[], now: number): number {
+    const next = new Map<string, number>();
+    let oldest = 0;
+    for (const key of waits) {
+      const since = this.firstSeen.get(key) ?? now;
+      next.set(key, since);
+      oldest = Math.max(oldest, now - since);
+    }
+    this.firstSeen = next;
+    return oldest;
+  }
+}
+
 /** The local server, seen through its socket; pg_ctl status tells "down" from "busy/starting". */
-export async function probeLocal(ctl: PgControl, peer: string, timeoutMs: number): Promise<LocalObservation> {
+export async function probeLocal(
+  ctl: PgControl,
+  peer: string,
+  timeoutMs: number,
+  waitClock: SyncWaitClock,
+): Promise<LocalObservation> {
   const standbySignal = existsSync(join(ctl.pg.data_dir, 'standby.signal'));
   const details: LocalDetails = {
     timeline: null,
@@ -57,7 +85,7 @@ export async function probeLocal(ctl: PgControl, peer: string, timeoutMs: number
       lag: string | null;
       flush_lsn: string | null;
       current_lsn: string | null;
-      sync_wait_ms: number;
+      sync_waits: string[];
       receiving: boolean | null;
     }>(
       { ...ctl.local(timeoutMs), connectTimeoutMs: timeoutMs },
@@ -69,9 +97,9 @@ export async function probeLocal(ctl: PgControl, peer: string, timeoutMs: number
               (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
               r.state AS rep_state, r.sync_state, r.flush_lsn::text AS flush_lsn,
               (CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() END)::text AS current_lsn,
-              -- the oldest commit waiting for the synchronous standby (its COMMIT's query_start)
-              (SELECT coalesce(max(extract(epoch FROM clock_timestamp() - query_start)), 0) * 1000
-                 FROM pg_stat_activity WHERE wait_event = 'SyncRep')::float8 AS sync_wait_ms,
+              -- the commits waiting for the synchronous standby, one key per wait
+              (SELECT coalesce(array_agg(pid::text || '@' || query_start::text), '{}')
+                 FROM pg_stat_activity WHERE wait_event = 'SyncRep') AS sync_waits,
               (CASE WHEN pg_is_in_recovery() THEN NULL
                     ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn) END)::text AS lag,
               (SELECT status = 'streaming' FROM pg_stat_wal_receiver LIMIT 1) AS receiving
@@ -98,7 +126,7 @@ export async function probeLocal(ctl: PgControl, peer: string, timeoutMs: number
           }
         : null,
       syncNamesActive: row.sync_names.trim() !== '',
-      syncWaitMs: Math.max(0, Math.round(row.sync_wait_ms)),
+      syncWaitMs: waitClock.update(row.sync_waits, Date.now()),
       currentLsn: row.current_lsn,
       receiving: row.receiving === true,
       standbySignal,

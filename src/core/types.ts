@@ -32,8 +32,9 @@ export interface AgentObservation {
     /** Primary side: synchronous_standby_names is non-empty. */
     syncNamesActive: boolean;
     /** Primary side: how long the oldest commit now waiting for the synchronous standby has
-     *  waited (0: none). A frozen or silently cut standby keeps its walsender "streaming" until
-     *  wal_sender_timeout; the waiting commits show the stall at once. */
+     *  waited (0: none), timed from the first probe that saw it. A frozen or silently cut
+     *  standby keeps its walsender "streaming" until wal_sender_timeout; the waiting commits
+     *  show the stall at once. */
     syncWaitMs: number;
     /** Primary side: pg_current_wal_lsn() of this round, else null. */
     currentLsn: string | null;

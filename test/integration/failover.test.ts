@@ -12,6 +12,7 @@ import {
   checkLabLedger,
   clusterView,
   healthy,
+  sqlIn,
   startLabWriter,
   waitFor,
   waitHealthy,
@@ -186,6 +187,40 @@ describe('automatic failover faults (remote_apply, default timing)', { timeout: 
       gap < bound,
       `write gap ${gap} ms: the stall must end near sync_stall_timeout, not wal_sender_timeout`,
     );
+  });
+
+  test('a long autocommit statement is not a sync stall: its commit is timed from when it waits', async () => {
+    // pg_stat_activity's query_start of `INSERT ... SELECT ... pg_sleep(4)` is 4 s old when its
+    // commit starts waiting for the standby; that must not count as a 4 s stall. The standby's
+    // replay is paused for the first 1.5 s of the commit (remote_apply waits for it), so the
+    // agent sees the wait on a few rounds.
+    const h0 = await waitHealthy(lab);
+    const p = h0.primary as HostName;
+    const sb = h0.standby as HostName;
+    await sqlIn(lab, p, 'CREATE TABLE IF NOT EXISTS slow_commit (at timestamptz)', { admin: true });
+    await waitFor('the table on the standby', 10_000, async () =>
+      (await sqlIn(lab, sb, "SELECT to_regclass('slow_commit') IS NOT NULL", { admin: true }))[0]?.[0] === 't'
+        ? true
+        : undefined,
+    );
+    const t0 = Date.now();
+    await sqlIn(lab, sb, 'SELECT pg_wal_replay_pause()', { admin: true });
+    try {
+      const insert = sqlIn(lab, p, 'INSERT INTO slow_commit SELECT now() FROM pg_sleep(4)', { admin: true });
+      await sleep(4000 + 1500);
+      await sqlIn(lab, sb, 'SELECT pg_wal_replay_resume()', { admin: true });
+      await insert;
+    } finally {
+      await sqlIn(lab, sb, 'SELECT pg_wal_replay_resume()', { admin: true }).catch(() => {});
+    }
+    const v = await clusterView(lab);
+    const pState = v.nodes.find((n) => n.name === p)?.state;
+    assert.notEqual(pState?.replication.syncNames, '', 'synchronous replication kept');
+    assert.equal(v.arbiter.state?.record.standbyPromotable, true, 'the standby stays promotable');
+    const dropped = readFileSync(`${lab.hosts[p].dir}/agent.log`, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('SYNC DROPPED') && Date.parse(JSON.parse(l).time) >= t0);
+    assert.deepEqual(dropped, [], 'no SYNC DROPPED in the agent log since the statement began');
   });
 
   test('arbiter isolated, then frozen: nothing changes, no fence, no promotion', async () => {
