@@ -46,6 +46,8 @@ export interface AgentStatus {
     syncState: string | null;
     replayLagBytes: number | null;
     syncNames: string | null;
+    /** The oldest commit now waiting for the synchronous standby has waited this long. */
+    commitsWaitingMs: number;
   };
   fenced: boolean;
   reach: { arbiter: boolean; peerAgent: boolean; primaryPostgres: boolean | null };
@@ -370,6 +372,7 @@ export class Agent {
         syncState: l?.details.syncState ?? null,
         replayLagBytes: l?.details.replayLagBytes ?? null,
         syncNames: l?.details.syncNames ?? null,
+        commitsWaitingMs: l?.syncWaitMs ?? 0,
       },
       fenced: o?.fenced ?? false,
       reach: {

@@ -47,7 +47,13 @@ export function nodeState(s: AgentStatus | null): string {
   if (s.busy) return s.busy;
   if (!s.postgres.up) return 'postgres down';
   if (s.fenced) return 'FENCED';
-  if (s.postgres.inRecovery === false) return s.role === 'primary' ? 'running (rw)' : 'STALE PRIMARY';
+  if (s.postgres.inRecovery === false) {
+    if (s.role !== 'primary') return 'STALE PRIMARY';
+    const waiting = s.replication.commitsWaitingMs ?? 0;
+    return waiting >= 1000
+      ? `running (rw), commits wait ${(waiting / 1000).toFixed(1)} s for sync`
+      : 'running (rw)';
+  }
   if (s.postgres.inRecovery === true) return s.postgres.receiving ? 'streaming' : 'not streaming';
   return s.phase;
 }
