@@ -258,6 +258,39 @@ describe('operations', { timeout: 900_000 }, () => {
     assert.ok((c.report.longestWriteGap?.ms ?? 0) < 15_000);
   });
 
+  test('primary killed (kill -9 of agent and PostgreSQL): failover; `lab start` brings it back as a rewound standby', async () => {
+    const h0 = await waitHealthy(lab);
+    const old = h0.primary as 'pg1' | 'pg2';
+    const w = startLabWriter(lab, { ledger: join(lab.dir, 'client', 'primary-kill.jsonl') });
+    await sleep(1500);
+    assert.match(
+      await labCli('stop', old, '--kill'),
+      /kill -9 of the agent \(pid \d+\) and PostgreSQL \(postmaster \d+/,
+    );
+    const v = await waitFor('a failover to the standby', 30_000, async () => {
+      const view = await clusterView(lab);
+      return view.arbiter.state?.record.term === h0.term + 1 ? view : undefined;
+    });
+    assert.equal(v.arbiter.state?.record.primary, h0.standby, 'the standby was promoted');
+    // The old primary crashed: its agent, started again, must not serve it as a primary but
+    // rewind it (pg_rewind runs crash recovery first) and follow the new primary.
+    await labCli('start', old);
+    const h1 = await waitHealthy(lab, 90_000);
+    assert.deepEqual([h1.primary, h1.standby, h1.term], [h0.standby, old, h0.term + 1]);
+    const rejoined = readFileSync(`${lab.hosts[old].dir}/agent.log`, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('rejoined as standby'))
+      .pop();
+    assert.match(
+      rejoined ?? '',
+      /rejoined as standby of pg\d by rewind/,
+      'pg_rewind handled the crashed data directory',
+    );
+    await w.stop();
+    const c = await checkLabLedger(lab, w.ledger);
+    assert.equal(c.report.lost.count, 0, 'no acknowledged row lost (remote_apply)');
+  });
+
   test('lab stop/start: bad input is a one-line error and changes nothing', async () => {
     const before = JSON.stringify(loadLab(PREFIX).daemons);
     for (const [args, msg] of [
