@@ -6,7 +6,17 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { Lab } from '../../src/lab/index.js';
-import { freeze, heal, isolate, labDown, labUp, partition, thaw, unpartition } from '../../src/lab/index.js';
+import {
+  freeze,
+  heal,
+  isolate,
+  labDown,
+  labUp,
+  partition,
+  stopMember,
+  thaw,
+  unpartition,
+} from '../../src/lab/index.js';
 import type { HostName } from '../../src/lab/topology.js';
 import {
   checkLabLedger,
@@ -276,10 +286,9 @@ describe('automatic failover faults (remote_apply, default timing)', { timeout: 
     const h0 = await waitHealthy(lab);
     const w = startLabWriter(lab, { ledger: ledgerPath('kill9') });
     await sleep(1000);
-    const pidFile = `${lab.hosts[h0.primary as HostName].dir}/data/postmaster.pid`;
-    const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
     const killedAt = Date.now();
-    process.kill(pid, 'SIGKILL');
+    const what = await stopMember(lab, h0.primary as 'pg1' | 'pg2', { part: 'postgres', kill: true });
+    assert.match(what, /^kill -9 of PostgreSQL \(postmaster \d+ and its children\)$/);
     // The agents' /state is up to one round old: first wait until the kill was noticed, or a
     // "healthy" view from before it would end the wait at once.
     const agentLog = `${lab.hosts[h0.primary as HostName].dir}/agent.log`;
