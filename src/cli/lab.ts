@@ -25,6 +25,7 @@ import {
   psqlConninfo,
   requireRoot,
   resolveIdentity,
+  setLoss,
   showStage1,
   startMember,
   stopMember,
@@ -144,7 +145,14 @@ export function registerLabCommands(program: Command): void {
       if (o.json) {
         say(
           JSON.stringify(
-            { prefix: l.prefix, subnet: l.subnet, complete: l.complete, partitions: l.partitions, hosts },
+            {
+              prefix: l.prefix,
+              subnet: l.subnet,
+              complete: l.complete,
+              partitions: l.partitions,
+              losses: l.losses ?? {},
+              hosts,
+            },
             null,
             2,
           ),
@@ -176,6 +184,8 @@ export function registerLabCommands(program: Command): void {
       );
       say(t.toString());
       if (l.partitions.length) say(`partitions: ${l.partitions.map(([a, b]) => `${a} x ${b}`).join(', ')}`);
+      const losses = Object.entries(l.losses ?? {});
+      if (losses.length) say(`packet loss: ${losses.map(([h, p]) => `${h} ${p} %`).join(', ')}`);
     });
 
   withId(lab.command('isolate'))
@@ -228,6 +238,22 @@ export function registerLabCommands(program: Command): void {
       if ((a && !b) || (!a && b)) throw new UserError('give two hosts, or none to remove every partition');
       await unpartition(l, a ? assertHost(a) : undefined, b ? assertHost(b) : undefined);
       say(a ? `partition ${a} x ${b} removed` : 'all partitions removed');
+    });
+
+  withId(lab.command('loss'))
+    .description('drop PERCENT % of the packets to and from a host, at random, in the switch (0 ends it)')
+    .argument('<host>')
+    .argument('<percent>', 'a whole number from 0 to 100')
+    .action(async (host: string, percent: string, o: IdFlags) => {
+      requireRoot('lab loss');
+      const l = openLab(o);
+      const h = assertHost(host);
+      if (!/^\d+$/.test(percent))
+        throw new UserError(`packet loss "${percent}": give a whole percentage from 0 to 100`);
+      await setLoss(l, h, Number(percent));
+      say(
+        Number(percent) === 0 ? `${h}: no packet loss` : `${h}: ${Number(percent)} % of its packets dropped`,
+      );
     });
 
   withId(lab.command('freeze'))

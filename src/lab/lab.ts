@@ -554,20 +554,40 @@ export async function heal(lab: Lab, host: HostName): Promise<void> {
   await ip(['-n', h.ns, 'link', 'set', HOST_IFACE, 'up']);
 }
 
-const PART_TABLE = 'pgarbiter_part';
+const SWITCH_TABLE = 'pgarbiter_part';
 
-async function applyPartitions(lab: Lab): Promise<void> {
+/** The switch's fault rules, rebuilt whole: partitions (drop between two ports) and packet loss
+ *  (a random share of the frames to and from a port, with nft's numgen: there is no netem here). */
+async function applySwitchRules(lab: Lab): Promise<void> {
   const rules = lab.partitions.flatMap(([a, b]) => {
     const pa = lab.hosts[a].port;
     const pb = lab.hosts[b].port;
     return [`    iifname "${pa}" oifname "${pb}" drop`, `    iifname "${pb}" oifname "${pa}" drop`];
   });
-  let script = `table bridge ${PART_TABLE}\ndelete table bridge ${PART_TABLE}\n`;
+  for (const [host, percent] of Object.entries(lab.losses ?? {}) as [HostName, number][]) {
+    if (!percent) continue;
+    const port = lab.hosts[host].port;
+    const share = percent >= 100 ? '' : ` numgen random mod 100 < ${percent}`; // numgen tops at 99
+    rules.push(`    iifname "${port}"${share} drop`, `    oifname "${port}"${share} drop`);
+  }
+  let script = `table bridge ${SWITCH_TABLE}\ndelete table bridge ${SWITCH_TABLE}\n`;
   if (rules.length)
     script +=
-      `table bridge ${PART_TABLE} {\n  chain partition {\n` +
+      `table bridge ${SWITCH_TABLE} {\n  chain faults {\n` +
       `    type filter hook forward priority 0; policy accept;\n${rules.join('\n')}\n  }\n}\n`;
   await run(['ip', 'netns', 'exec', lab.switchNs, 'nft', '-f', '-'], { input: script, timeoutMs: 10_000 });
+}
+
+/** Drops `percent` % of the frames to and from a host, at random, in the switch (0 ends it). */
+export async function setLoss(lab: Lab, host: HostName, percent: number): Promise<void> {
+  if (!Number.isInteger(percent) || percent < 0 || percent > 100)
+    throw new UserError(`packet loss "${percent}": give a whole percentage from 0 to 100`);
+  const losses = { ...(lab.losses ?? {}) };
+  if (percent === 0) delete losses[host];
+  else losses[host] = percent;
+  lab.losses = losses;
+  await applySwitchRules(lab);
+  saveLab(lab);
 }
 
 /** Drops all frames between hosts a and b (both directions) in the switch; others unaffected. */
@@ -575,7 +595,7 @@ export async function partition(lab: Lab, a: HostName, b: HostName): Promise<voi
   if (a === b) throw new UserError('a partition needs two different hosts');
   if (!lab.partitions.some(([x, y]) => (x === a && y === b) || (x === b && y === a)))
     lab.partitions.push([a, b]);
-  await applyPartitions(lab);
+  await applySwitchRules(lab);
   saveLab(lab);
 }
 
@@ -583,7 +603,7 @@ export async function partition(lab: Lab, a: HostName, b: HostName): Promise<voi
 export async function unpartition(lab: Lab, a?: HostName, b?: HostName): Promise<void> {
   lab.partitions =
     a && b ? lab.partitions.filter(([x, y]) => !((x === a && y === b) || (x === b && y === a))) : [];
-  await applyPartitions(lab);
+  await applySwitchRules(lab);
   saveLab(lab);
 }
 

@@ -63,6 +63,8 @@ export interface Lab {
   secrets: LabSecrets;
   daemons: Record<string, DaemonRecord>;
   partitions: [HostName, HostName][];
+  /** Random packet loss in percent on a host's switch port, each direction (`lab loss`). */
+  losses?: Partial<Record<HostName, number>>;
 }
 
 export const labFile = (dir: string) => join(dir, 'lab.json');

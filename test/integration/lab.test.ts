@@ -17,12 +17,14 @@ import {
   labConfigDoc,
   labDown,
   labUp,
+  loadLab,
   netnsPids,
   PG_BIN_DIR,
   partition,
   pidAlive,
   psqlConninfo,
   selfArgv,
+  setLoss,
   showStage1,
   startDaemon,
   stopAgents,
@@ -149,6 +151,21 @@ describe('lab network', { skip }, () => {
     assert.equal(await reach('client'), 'open', 'the client still reaches pg1');
     await unpartition(lab);
     assert.equal(await reachSoon('pg2'), 'open');
+    // Packet loss in the switch: all of it cuts the host off, a share is a random drop rule.
+    await setLoss(lab, 'pg1', 100);
+    assert.equal(await reach('client'), 'timeout', '100 % loss: client cut off');
+    assert.equal(await reach('arbiter'), 'timeout', '100 % loss: arbiter cut off');
+    await setLoss(lab, 'pg1', 30);
+    const rules = await run(['ip', 'netns', 'exec', lab.switchNs, 'nft', 'list', 'ruleset'], {
+      timeoutMs: 5000,
+    });
+    assert.match(rules.stdout, new RegExp(`iifname "${lab.hosts.pg1.port}" numgen random mod 100 < 30 drop`));
+    assert.match(rules.stdout, new RegExp(`oifname "${lab.hosts.pg1.port}" numgen random mod 100 < 30 drop`));
+    assert.deepEqual(loadLab(PREFIX).losses, { pg1: 30 }, 'the loss is recorded in lab.json');
+    await setLoss(lab, 'pg1', 0);
+    assert.equal(await reachSoon('client'), 'open', 'loss ended');
+    assert.deepEqual(loadLab(PREFIX).losses, {});
+    await assert.rejects(setLoss(lab, 'pg1', 101), /give a whole percentage from 0 to 100/);
     assert.equal(await stopDaemon(lab, 'listener', 2000), true);
     assert.equal(pidAlive(listener.pid), false);
     await labDown(PREFIX);
@@ -222,6 +239,13 @@ describe('lab network', { skip }, () => {
     const unknown = await cli(['lab', 'isolate', 'db3', '--prefix', PREFIX]);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /unknown lab host "db3": the hosts are pg1, pg2, arbiter, client/);
+    for (const pct of ['101', 'x', '-5', '2.5']) {
+      const badLoss = await cli(['lab', 'loss', 'pg1', pct, '--prefix', PREFIX]);
+      assert.equal(badLoss.code, 1, `loss ${pct}: exit 1`);
+      assert.equal(badLoss.stderr.trim().split('\n').length, 1, `loss ${pct}: one line (${badLoss.stderr})`);
+      assert.match(badLoss.stderr, /give a whole percentage from 0 to 100|unknown option/);
+    }
+    assert.equal(loadLab(PREFIX).losses, undefined, 'no loss recorded after bad input');
     const otherSubnet = await cli([
       'lab',
       'up',
