@@ -19,7 +19,11 @@ const refused = (reason: string) => ({ status: 409, body: { ok: false, reason } 
 export function agentRoutes(agent: Agent): Route[] {
   const node = agent.cfg.node;
   return [
-    { method: 'GET', path: '/health', handler: () => ({ status: 200, body: { ok: true, node } }) },
+    {
+      method: 'GET',
+      path: '/health',
+      handler: () => ({ status: 200, body: { ok: true, node, vouches: agent.vouch() } }),
+    },
     { method: 'GET', path: '/state', handler: () => ({ status: 200, body: agent.status() }) },
     {
       method: 'GET',

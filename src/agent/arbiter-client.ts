@@ -19,14 +19,27 @@ export class ArbiterClient {
     return `http://${this.cfg.arbiter.host}:${this.cfg.api_port}${path}`;
   }
 
-  /** The record, or null when the arbiter does not answer in time. */
-  async record(timeoutMs = this.cfg.timing.probeTimeoutMs): Promise<ClusterRecord | null> {
+  /** The record, and how long ago the arbiter last reached the recorded primary's PostgreSQL
+   *  (or confirmed its term); null when the arbiter does not answer in time. */
+  async view(
+    timeoutMs = this.cfg.timing.probeTimeoutMs,
+  ): Promise<{ record: ClusterRecord; primaryVouchedMsAgo: number | null } | null> {
     try {
-      const r = await callJson<{ record: ClusterRecord }>(this.url('/state'), { timeoutMs });
-      return r.status === 200 ? r.body.record : null;
+      const r = await callJson<{ record: ClusterRecord; primaryVouchedMsAgo?: number | null }>(
+        this.url('/state'),
+        { timeoutMs },
+      );
+      if (r.status !== 200) return null;
+      const ms = r.body.primaryVouchedMsAgo;
+      return { record: r.body.record, primaryVouchedMsAgo: typeof ms === 'number' && ms >= 0 ? ms : null };
     } catch {
       return null;
     }
+  }
+
+  /** The record, or null when the arbiter does not answer in time. */
+  async record(timeoutMs = this.cfg.timing.probeTimeoutMs): Promise<ClusterRecord | null> {
+    return (await this.view(timeoutMs))?.record ?? null;
   }
 
   async post(path: string, body: unknown): Promise<ArbiterReply> {

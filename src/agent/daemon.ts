@@ -70,6 +70,13 @@ export class Agent {
   private phase = 'starting';
   private busy: string | null = null;
   private readonly syncWaits = new SyncWaitClock();
+  /** As primary: when the arbiter last confirmed our term (a vouch, see AgentObservation). */
+  private confirmedAt: number | null = null;
+  /** As standby: when our own probe last reached `node`'s PostgreSQL (what /health vouches). */
+  private primarySeen: { node: string; at: number } | null = null;
+  /** As standby: the term in which a promotion request went out; no vouching in that term
+   *  unless it was refused (a grant may be in flight). */
+  private promotionAskedInTerm: number | null = null;
   private switchoverTo: string | null = null;
   private manualRejoin = false;
   private lastRejoin: AgentStatus['lastRejoin'] = null;
@@ -109,33 +116,60 @@ export class Agent {
 
   private adopt(record: ClusterRecord): void {
     if (record.term < this.state.record.term) return;
+    // Named primary by this record (a grant, a handover, a forced failover): our confirmation.
+    if (record.primary === this.cfg.node && this.state.record.primary !== this.cfg.node)
+      this.confirmedAt = Date.now();
     const changed = JSON.stringify(record) !== JSON.stringify(this.state.record);
     this.state = { ...this.state, record };
     if (changed) this.persistRecord(record);
+  }
+
+  /** What /health vouches for: as the standby, when we last reached the primary's PostgreSQL.
+   *  The primary keeps serving only while the arbiter or this vouch says it is reachable. */
+  vouch(): { primary: string; seenMsAgo: number } | null {
+    const rec = this.state.record;
+    if (rec.standby !== this.cfg.node || this.promotionAskedInTerm === rec.term) return null;
+    if (!this.primarySeen || this.primarySeen.node !== rec.primary) return null;
+    return { primary: rec.primary, seenMsAgo: Date.now() - this.primarySeen.at };
   }
 
   async observe(): Promise<AgentObservation> {
     const t = this.cfg.timing;
     const rec = this.state.record;
     const iAmPrimary = rec.primary === this.cfg.node;
-    const [local, fenced, arbiter, peerAgentOk, primaryPgOk] = await Promise.all([
+    const roundStart = Date.now();
+    const [local, fenced, arbiterView, peerHealth, primaryPgOk] = await Promise.all([
       probeLocal(this.ctl, this.peer, Math.max(t.probeTimeoutMs, 1000), this.syncWaits),
       this.fence.isFenced().catch((e) => {
         this.log.error({ err: (e as Error).message }, 'cannot read the fence state');
         return true; // unknown: assume fenced, so a primary asks the arbiter before serving
       }),
-      this.arbiter.record(t.probeTimeoutMs),
-      callJson(`http://${hostOf(this.cfg, this.peer)}:${this.cfg.api_port}/health`, {
-        timeoutMs: t.probeTimeoutMs,
-      }).then(
-        (r) => r.status === 200,
-        () => false,
+      this.arbiter.view(t.probeTimeoutMs),
+      callJson<{ vouches?: { primary: string; seenMsAgo: number } | null }>(
+        `http://${hostOf(this.cfg, this.peer)}:${this.cfg.api_port}/health`,
+        { timeoutMs: t.probeTimeoutMs },
+      ).then(
+        (r) => (r.status === 200 ? r.body : null),
+        () => null,
       ),
       iAmPrimary
         ? Promise.resolve(false)
         : probePrimaryPg(this.ctl, hostOf(this.cfg, rec.primary), t.probeTimeoutMs),
     ]);
     this.lastLocal = local;
+    const arbiter = arbiterView?.record ?? null;
+    const peerAgentOk = peerHealth !== null;
+    if (primaryPgOk) this.primarySeen = { node: rec.primary, at: roundStart };
+    // Vouches are converted to our clock from the start of this round (the answers came later):
+    // an earlier estimate can only make us fence sooner.
+    const me = this.cfg.node;
+    const vouches: number[] = [];
+    if (arbiterView && arbiterView.record.primary === me && arbiterView.primaryVouchedMsAgo !== null)
+      vouches.push(roundStart - arbiterView.primaryVouchedMsAgo);
+    const pv = peerHealth?.vouches;
+    if (pv && pv.primary === me && typeof pv.seenMsAgo === 'number' && pv.seenMsAgo >= 0)
+      vouches.push(roundStart - pv.seenMsAgo);
+    if (this.confirmedAt !== null) vouches.push(this.confirmedAt);
     // A primary without its standby connected makes sure the standby's slot exists (a promoted
     // node has none for its new standby).
     if (iAmPrimary && local.inRecovery === false && !local.peerReplication)
@@ -146,6 +180,7 @@ export class Agent {
       fenced,
       arbiter,
       peerAgentOk,
+      vouchedAt: vouches.length ? Math.max(...vouches) : null,
       primaryPgOk,
       switchoverRequested: this.switchoverTo !== null,
     };
@@ -222,6 +257,7 @@ export class Agent {
         return;
       }
       case 'unfenceAsPrimary': {
+        const asked = Date.now();
         const reply = await this.arbiter.post('/confirm-primary', {
           node: this.cfg.node,
           term: this.state.record.term,
@@ -234,6 +270,7 @@ export class Agent {
           if (reply.record) this.adopt(reply.record);
           return;
         }
+        this.confirmedAt = asked;
         await this.fence.unfence();
         log.warn(
           { term: this.state.record.term },
@@ -251,8 +288,10 @@ export class Agent {
         await this.ctl.start();
         return;
       case 'requestPromotion': {
+        this.promotionAskedInTerm = a.term;
         const reply = await this.arbiter.post('/promote', { node: this.cfg.node, term: a.term });
         if (!reply.ok) {
+          this.promotionAskedInTerm = null;
           log.info({ reason: reply.reason }, `promotion refused: ${reply.reason}`);
           if (reply.record) this.adopt(reply.record);
           return;
@@ -415,6 +454,7 @@ export class Agent {
       standby: rec.primary,
       standbyPromotable: false,
     };
+    this.confirmedAt = Date.now(); // a person's order stands in for the arbiter's confirmation
     this.state = { ...this.state, record };
     this.persistRecord(record);
     this.log.warn({ record }, `FORCED PROMOTION by a person without the arbiter: term ${record.term}`);

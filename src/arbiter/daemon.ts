@@ -82,10 +82,14 @@ export async function runArbiter(cfg: Config): Promise<void> {
   const events: ArbiterEvent[] = [];
   const agents: Record<string, unknown> = {};
   let primaryReachable = false;
+  // What the arbiter vouches for to the primary's agent: when it last really reached that
+  // primary's PostgreSQL, or confirmed its term (not the start-up or after-pause assumption).
+  let vouch: { node: string; at: number } | null = null;
   const ctl = new PgControl(cfg);
 
   const handle = (kind: ArbiterRequest['kind'], req: ArbiterRequest) => {
     const answer = arbiterHandle(state, req, Date.now(), settings);
+    if (req.kind === 'confirmPrimary' && answer.ok) vouch = { node: req.node, at: Date.now() };
     // Persist before answering: a grant must survive an arbiter crash.
     if (answer.changed) writeFileAtomic(recordPath, JSON.stringify(answer.state.record));
     state = answer.state;
@@ -146,6 +150,7 @@ export async function runArbiter(cfg: Config): Promise<void> {
           record: state.record,
           primaryReachable,
           primaryLastSeenMsAgo: Date.now() - state.lastPrimaryOkAt,
+          primaryVouchedMsAgo: vouch && vouch.node === state.record.primary ? Date.now() - vouch.at : null,
           agents,
           events: events.slice(-50),
         },
@@ -172,7 +177,8 @@ export async function runArbiter(cfg: Config): Promise<void> {
   let lastWitness = primaryReachable;
   while (!stopping) {
     const started = Date.now();
-    const primaryHost = hostOf(cfg, state.record.primary);
+    const probed = state.record.primary;
+    const primaryHost = hostOf(cfg, probed);
     const [ok] = await Promise.all([
       probePrimaryPg(ctl, primaryHost, cfg.timing.probeTimeoutMs),
       ...cfg.nodes.map(async (n) => {
@@ -187,6 +193,8 @@ export async function runArbiter(cfg: Config): Promise<void> {
       }),
     ]);
     primaryReachable = ok as boolean;
+    // The probe's answer came after `started`: vouching from then errs on the safe side.
+    if (primaryReachable) vouch = { node: probed, at: started };
     if (primaryReachable !== lastWitness)
       log.info(
         { primary: state.record.primary, reachable: primaryReachable },

@@ -17,6 +17,7 @@ export function initialAgentState(record: ClusterRecord, now: number): AgentStat
     lastArbiterOkAt: now,
     lastPeerOkAt: now,
     lastPrimaryPgOkAt: now,
+    lastVouchedAt: now,
     lastRoundAt: now,
     syncStallSince: null,
     promotableAtLsn: null,
@@ -36,6 +37,7 @@ export function startingAgentState(record: ClusterRecord, now: number, fenceTime
     ...initialAgentState(record, now),
     lastArbiterOkAt: now - fenceTimeoutMs,
     lastPeerOkAt: now - fenceTimeoutMs,
+    lastVouchedAt: now - fenceTimeoutMs,
   };
 }
 
@@ -53,6 +55,7 @@ export function decideAgent(prev: AgentState, obs: AgentObservation, s: AgentSet
     const stale = now - t.failoverTimeoutMs;
     state.lastArbiterOkAt = Math.min(state.lastArbiterOkAt, stale);
     state.lastPeerOkAt = Math.min(state.lastPeerOkAt, stale);
+    state.lastVouchedAt = Math.min(state.lastVouchedAt, stale);
   }
   if (obs.arbiter) {
     state.lastArbiterOkAt = now;
@@ -60,6 +63,9 @@ export function decideAgent(prev: AgentState, obs: AgentObservation, s: AgentSet
     if (obs.arbiter.term >= state.record.term) state.record = obs.arbiter;
   }
   if (obs.peerAgentOk) state.lastPeerOkAt = now;
+  if (obs.vouchedAt !== null) state.lastVouchedAt = Math.max(state.lastVouchedAt, obs.vouchedAt);
+  // Just named primary (a grant, a handover): the arbiter's record is our confirmation.
+  if (state.record.primary === s.me && prev.record.primary !== s.me) state.lastVouchedAt = now;
   if (obs.primaryPgOk) state.lastPrimaryPgOkAt = now;
 
   return state.record.primary === s.me ? decidePrimary(state, obs, s, paused) : decideStandby(state, obs, s);
@@ -122,6 +128,16 @@ function decidePrimary(
     else if (!obs.arbiter)
       return note(done('fenced'), 'info', 'fenced: waiting for the arbiter to confirm our term');
     return done('fenced');
+  }
+
+  // We reach a peer, but no peer reaches our PostgreSQL: to them we are lost, and they will fail
+  // over after failover_timeout. Fence now; the arbiter's confirmation (above) lifts it.
+  if (now - state.lastVouchedAt >= t.fenceTimeoutMs) {
+    actions.push({
+      kind: 'fence',
+      reason: `neither ${standby} nor the arbiter has reached our PostgreSQL for ${now - state.lastVouchedAt} ms`,
+    });
+    return done('fenced-unreached');
   }
 
   if (obs.switchoverRequested) {

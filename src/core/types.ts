@@ -49,6 +49,10 @@ export interface AgentObservation {
   arbiter: ClusterRecord | null;
   /** The peer database node's agent answered. */
   peerAgentOk: boolean;
+  /** Primary side: the latest moment (our clock, rounded down) at which a peer is known to have
+   *  reached our PostgreSQL: the arbiter's or the standby's own probe of it, or the arbiter
+   *  confirming our term. null: nobody vouched this round. */
+  vouchedAt: number | null;
   /** The PostgreSQL server of the node the record names primary answered as a writable primary
    *  (probed over the network; only meaningful on the standby). */
   primaryPgOk: boolean;
@@ -63,6 +67,10 @@ export interface AgentState {
   lastArbiterOkAt: number;
   lastPeerOkAt: number;
   lastPrimaryPgOkAt: number;
+  /** Primary side: the latest vouch (see AgentObservation.vouchedAt). Reaching the peers' agents
+   *  is not enough to keep serving: if neither of them reaches our PostgreSQL (packet loss, a
+   *  port filter, an overloaded server), they will fail over, so we fence first. */
+  lastVouchedAt: number;
   /** When the previous round ran: a late round means the process was paused. */
   lastRoundAt: number;
   /** When the synchronous standby stopped acknowledging (primary side). */

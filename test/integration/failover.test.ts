@@ -9,6 +9,7 @@ import type { Lab } from '../../src/lab/index.js';
 import {
   freeze,
   heal,
+  hostArgv,
   isolate,
   labDown,
   labUp,
@@ -231,6 +232,55 @@ describe('automatic failover faults (remote_apply, default timing)', { timeout: 
       .split('\n')
       .filter((l) => l.includes('SYNC DROPPED') && Date.parse(JSON.parse(l).time) >= t0);
     assert.deepEqual(dropped, [], 'no SYNC DROPPED in the agent log since the statement began');
+  });
+
+  test("primary's PostgreSQL port cut off from the standby and the arbiter, agents still talking: it fences itself", async () => {
+    // Reaching the peers' agents is not enough to keep serving: to them the primary is lost and
+    // a failover may follow. Whatever follows, the primary must have fenced itself first.
+    const h0 = await waitHealthy(lab);
+    const p = h0.primary as HostName;
+    const w = startLabWriter(lab, { ledger: ledgerPath('pg-port-cut') });
+    await waitFor('first acknowledgements', 10_000, async () =>
+      acks(w.ledger).length > 20 ? true : undefined,
+    );
+    const rule = (op: '-I' | '-D', from: HostName) =>
+      run(
+        hostArgv(lab, p, [
+          ...['iptables', '-w', '5', op, 'INPUT', '-p', 'tcp', '--dport', '5432'],
+          ...['-s', lab.hosts[from].address, '-j', 'DROP'],
+        ]),
+        { timeoutMs: 10_000 },
+      );
+    const agentLog = `${lab.hosts[p].dir}/agent.log`;
+    const linesBefore = readFileSync(agentLog, 'utf8').split('\n').length;
+    const cutAt = Date.now();
+    await rule('-I', h0.standby as HostName);
+    await rule('-I', 'arbiter');
+    let fencedAt: number;
+    try {
+      fencedAt = await waitFor('the primary fencing itself', 15_000, async () => {
+        const line = readFileSync(agentLog, 'utf8')
+          .split('\n')
+          .slice(linesBefore - 1)
+          .find((l) => l.includes('FENCED') && l.includes('reached our PostgreSQL'));
+        return line ? Date.parse(JSON.parse(line).time) : undefined;
+      });
+      await sleep(2 * 3000); // long enough for a failover to be granted, if one comes
+    } finally {
+      await rule('-D', h0.standby as HostName);
+      await rule('-D', 'arbiter');
+    }
+    console.log(`PostgreSQL port cut: fenced ${fencedAt - cutAt} ms after the cut`);
+    assert.ok(
+      fencedAt - cutAt < 6000,
+      `fenced ${fencedAt - cutAt} ms after the cut (fence_timeout 1.5 s + rounds)`,
+    );
+    const v = await clusterView(lab);
+    const term = v.arbiter.state?.record.term ?? h0.term;
+    if (term > h0.term) assertNoAckAfter(w.ledger, p, await grantTime(term));
+    await waitHealthy(lab, 90_000);
+    await w.stop();
+    await assertNoLoss(w.ledger);
   });
 
   test('arbiter isolated, then frozen: nothing changes, no fence, no promotion', async () => {

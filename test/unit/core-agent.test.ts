@@ -72,6 +72,7 @@ function pObs(now: number, over: ObsOver = {}): AgentObservation {
     fenced: false,
     arbiter: rec(),
     peerAgentOk: true,
+    vouchedAt: now,
     primaryPgOk: false,
     switchoverRequested: false,
     ...over,
@@ -97,6 +98,7 @@ function sObs(now: number, over: ObsOver = {}): AgentObservation {
     fenced: false,
     arbiter: rec(),
     peerAgentOk: true,
+    vouchedAt: null,
     primaryPgOk: true,
     switchoverRequested: false,
     ...over,
@@ -145,6 +147,7 @@ describe('decideAgent: bookkeeping', () => {
       lastArbiterOkAt: 1234,
       lastPeerOkAt: 1234,
       lastPrimaryPgOkAt: 1234,
+      lastVouchedAt: 1234,
       lastRoundAt: 1234,
       syncStallSince: null,
       promotableAtLsn: null,
@@ -326,6 +329,43 @@ describe('decideAgent: primary', () => {
     );
     assert.equal(d.phase, 'fenced-isolated');
     assert.deepEqual(d.actions, [{ kind: 'fence', reason: 'lost pg2 and the arbiter' }]);
+  });
+
+  describe('vouching: the peers must reach our PostgreSQL, not just our agent', () => {
+    const F = T.fenceTimeoutMs;
+    test('both peers answer but neither has reached our PostgreSQL for fence_timeout: fence', () => {
+      const d = decideAgent(state({}, 0, F - 100), pObs(F, { vouchedAt: null }), P);
+      assert.equal(d.phase, 'fenced-unreached');
+      assert.deepEqual(kinds(d), ['fence']);
+      assert.match(
+        (d.actions[0] as { reason: string }).reason,
+        /neither pg2 nor the arbiter has reached our PostgreSQL/,
+      );
+    });
+
+    test('an old vouch counts until fence_timeout, measured from when the peer reached us', () => {
+      const d1 = decideAgent(state({}, 0, F - 100), pObs(F - 1, { vouchedAt: null }), P);
+      assert.deepEqual(d1.actions, [], 'not yet');
+      // A vouch from 400 ms before this round: good for fence_timeout from then.
+      const d2 = decideAgent(state({}, 0, F - 100), pObs(F, { vouchedAt: F - 400 }), P);
+      assert.deepEqual(d2.actions, []);
+      assert.equal(d2.state.lastVouchedAt, F - 400);
+      const d3 = decideAgent(d2.state, pObs(2 * F - 400, { vouchedAt: null }), P);
+      assert.deepEqual(kinds(d3), ['fence']);
+    });
+
+    test('fenced for lack of a vouch: the arbiter confirming our term lifts it (as any fence)', () => {
+      const d = decideAgent(state({}, 0, 3 * F - 100), pObs(3 * F, { fenced: true, vouchedAt: null }), P);
+      assert.deepEqual(kinds(d), ['unfenceAsPrimary']);
+    });
+
+    test('just named primary by the record: that counts as a vouch', () => {
+      const r = rec({ term: 2, primary: 'pg1', standby: 'pg2' });
+      const st = state({ record: rec({ term: 1, primary: 'pg2', standby: 'pg1' }) }, 0, 10 * F - 100);
+      const d = decideAgent(st, pObs(10 * F, { arbiter: r, vouchedAt: null }), P);
+      assert.equal(d.state.lastVouchedAt, 10 * F);
+      assert.ok(!kinds(d).includes('fence'));
+    });
   });
 
   describe('a paused loop (SIGSTOP, GC): a round later than fence_timeout', () => {

@@ -44,6 +44,9 @@ interface Pg {
   frozen: boolean;
   /** Cannot start (a broken data directory, a full disk) until repaired. */
   broken: boolean;
+  /** Its port refuses everyone but itself (a filter, max_connections, packet loss on the port):
+   *  the peers' agents still talk to its agent. */
+  blocked: boolean;
   inRecovery: boolean;
   standbySignal: boolean;
   upstream: string | null;
@@ -67,6 +70,11 @@ interface SimNode {
   syncWaitSince: number | null;
   /** As primary: when its standby last streamed from it (for the walsender's stale view). */
   standbyStreamedAt: number;
+  /** As primary: when the arbiter last confirmed its term (a vouch). */
+  confirmedAt: number | null;
+  /** As standby: when it last reached `pgSeenFor`'s PostgreSQL (what it vouches for). */
+  pgSeenAt: number | null;
+  pgSeenFor: string | null;
 }
 
 /** A standby that vanishes without a TCP reset (frozen, or its link cut) still shows as
@@ -92,6 +100,9 @@ class Sim {
   now = 0;
   readonly nodes: Record<string, SimNode>;
   arb: { proc: Proc; state: ArbiterState; offset: number };
+  /** When the arbiter's own probe last reached `arbSeenFor`'s PostgreSQL (what it vouches for). */
+  arbSeenAt: number | null = null;
+  arbSeenFor: string | null = null;
   private readonly cut = new Set<string>();
   private writeSeq = 0;
   readonly acked = new Set<number>();
@@ -146,6 +157,7 @@ class Sim {
         up: true,
         frozen: false,
         broken: false,
+        blocked: false,
         inRecovery: !primary,
         standbySignal: !primary,
         upstream: primary ? null : 'pg1',
@@ -158,6 +170,9 @@ class Sim {
       phase: 'starting',
       syncWaitSince: null,
       standbyStreamedAt: 0,
+      confirmedAt: null,
+      pgSeenAt: null,
+      pgSeenFor: null,
     });
     this.nodes = { pg1: mk('pg1', true, o1), pg2: mk('pg2', false, o2) };
     this.arb = { proc: 'running', state: initialArbiterState(record, 0), offset: ow };
@@ -195,6 +210,7 @@ class Sim {
 
   /** Can `from` open a connection to `target`'s PostgreSQL? (The fence rejects everyone else.) */
   pgReachable(from: string, target: SimNode): boolean {
+    if (target.pg.blocked && from !== target.name) return false;
     return this.link(from, target.name) && target.pg.up && !target.pg.frozen && !target.fenced;
   }
   writablePrimaryReachable(from: string, target: SimNode): boolean {
@@ -247,6 +263,10 @@ class Sim {
     const n = this.node(name);
     n.agent = 'running';
     n.pg.frozen = false;
+  }
+  /** Peers can no longer reach `name`'s PostgreSQL, though they still reach its agent. */
+  blockPg(name: string, blocked = true): void {
+    this.node(name).pg.blocked = blocked;
   }
   killPg(name: string, broken = false): void {
     const n = this.node(name);
@@ -314,13 +334,36 @@ class Sim {
       fenced: n.fenced,
       arbiter: this.arbiterAnswers(n) ? { ...this.record } : null,
       peerAgentOk: this.link(n.name, peer.name) && peer.agent === 'running',
+      vouchedAt: this.vouchFor(n),
       primaryPgOk: primaryName !== n.name && this.writablePrimaryReachable(n.name, this.node(primaryName)),
       switchoverRequested: n.switchover,
     };
   }
 
+  /** The latest moment a peer is known to have reached n's PostgreSQL, as n's agent learns it. */
+  private vouchFor(n: SimNode): number | null {
+    const peer = this.peerOf(n);
+    const v: number[] = [];
+    if (this.arbiterAnswers(n) && this.arbSeenFor === n.name && this.arbSeenAt !== null)
+      v.push(this.arbSeenAt);
+    if (
+      this.link(n.name, peer.name) &&
+      peer.agent === 'running' &&
+      peer.pgSeenFor === n.name &&
+      peer.pgSeenAt !== null
+    )
+      v.push(peer.pgSeenAt);
+    if (n.confirmedAt !== null) v.push(n.confirmedAt);
+    return v.length ? Math.max(...v) : null;
+  }
+
   private agentRound(n: SimNode): void {
-    const d = decideAgent(n.state, this.observe(n), n.settings);
+    const obs = this.observe(n);
+    if (obs.primaryPgOk) {
+      n.pgSeenAt = this.now;
+      n.pgSeenFor = n.state.record.primary;
+    }
+    const d = decideAgent(n.state, obs, n.settings);
     n.state = d.state;
     if (d.phase !== n.phase) this.log(`${n.name} phase ${n.phase} -> ${d.phase}`);
     n.phase = d.phase;
@@ -394,8 +437,10 @@ class Sim {
         this.fences.push({ node: n.name, at: this.now, reason: a.reason });
         return;
       case 'unfenceAsPrimary':
-        if (this.ask(n, { kind: 'confirmPrimary', node: n.name, term: n.state.record.term }))
+        if (this.ask(n, { kind: 'confirmPrimary', node: n.name, term: n.state.record.term })) {
           n.fenced = false;
+          n.confirmedAt = this.now;
+        }
         return;
       case 'unfenceAsStandby':
         n.fenced = false;
@@ -466,6 +511,10 @@ class Sim {
 
   private arbiterRound(): void {
     const primary = this.node(this.record.primary);
+    if (this.writablePrimaryReachable(W, primary)) {
+      this.arbSeenAt = this.now;
+      this.arbSeenFor = primary.name;
+    }
     this.arb.state = arbiterObserve(
       this.arb.state,
       this.writablePrimaryReachable(W, primary),
@@ -616,6 +665,7 @@ class Sim {
     for (const n of Object.values(this.nodes)) {
       n.pg.frozen = false;
       n.pg.broken = false;
+      n.pg.blocked = false;
       if (n.agent === 'paused') n.agent = 'running';
       if (n.agent === 'stopped') this.startAgent(n.name);
     }
@@ -745,6 +795,28 @@ const SCENARIOS: Scenario[] = [
       sim.heal();
       sim.converges(HEAL_BOUND_MS);
       assert.equal(sim.record.primary, 'pg1');
+    },
+  },
+  {
+    name: "primary's PostgreSQL unreachable to both peers while its agent still talks to them: it fences before the grant",
+    run: (sim) => {
+      start(sim);
+      const t0 = sim.now;
+      sim.blockPg('pg1');
+      sim.run(3 * sim.timing.failoverTimeoutMs);
+      // Invariant 1 is checked every tick: pg1 must not acknowledge after the grant.
+      if (sim.opts.mode === 'async' || sim.opts.mode === 'sync') {
+        // sync mode: the stall makes the arbiter mark pg2 not promotable first (no failover)
+        // unless the fence came sooner; either way pg1 is fenced and never serves past a grant.
+        assert.ok(sim.fencesOf('pg1', t0).length > 0, 'pg1 fenced itself');
+        const fence = sim.fencesOf('pg1', t0)[0]!;
+        assert.ok(
+          fence.at - t0 <= sim.timing.fenceTimeoutMs + 2 * sim.timing.probeIntervalMs,
+          `fenced ${fence.at - t0} ms after the block`,
+        );
+      }
+      sim.blockPg('pg1', false);
+      sim.converges(HEAL_BOUND_MS);
     },
   },
   {
