@@ -33,7 +33,7 @@ import {
   waitFor,
   waitHealthy,
 } from '../src/scenario/lab-run.js';
-import { run, sleep } from '../src/util/exec.js';
+import { asUser, run, sleep } from '../src/util/exec.js';
 
 const { values } = parseArgs({
   options: {
@@ -70,26 +70,26 @@ const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 /** psql over the host's own Unix socket (as postgres, trust): works while the node is fenced. */
 async function localSql(lab: Lab, host: HostName, sql: string, timeoutMs = 5000): Promise<string[]> {
   const r = await run(
-    hostArgv(lab, host, [
-      'runuser',
-      '-u',
-      'postgres',
-      '--',
-      join(PG_BIN_DIR, 'psql'),
-      '-h',
-      socketDir(lab, host),
-      '-p',
-      String(PG_PORT),
-      '-d',
-      'postgres',
-      '-XAt',
-      '-F',
-      '\t',
-      '-v',
-      'ON_ERROR_STOP=1',
-      '-c',
-      sql,
-    ]),
+    hostArgv(
+      lab,
+      host,
+      asUser('postgres', [
+        join(PG_BIN_DIR, 'psql'),
+        '-h',
+        socketDir(lab, host),
+        '-p',
+        String(PG_PORT),
+        '-d',
+        'postgres',
+        '-XAt',
+        '-F',
+        '\t',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-c',
+        sql,
+      ]),
+    ),
     { timeoutMs },
   );
   return r.stdout.trim().split('\t');

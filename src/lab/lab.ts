@@ -17,7 +17,7 @@ import { delimiter, join } from 'node:path';
 import type { SyncCommit, TimingProfile } from '../config.js';
 import { startHaproxy } from '../routing/haproxy.js';
 import { UserError } from '../util/errors.js';
-import { type RunResult, run } from '../util/exec.js';
+import { asUser, type RunResult, run } from '../util/exec.js';
 import { daemonAlive, hostArgv, selfArgv, startDaemon, stopDaemon } from './daemon.js';
 import {
   APP_PASSWORD_ENV,
@@ -316,11 +316,7 @@ export function stopPostgres(
   timeoutS = 30,
 ): Promise<RunResult> {
   const pgCtl = join(PG_BIN_DIR, 'pg_ctl');
-  const argv = [
-    'runuser',
-    '-u',
-    'postgres',
-    '--',
+  const argv = asUser('postgres', [
     pgCtl,
     '-D',
     dataDir(lab, host),
@@ -330,7 +326,7 @@ export function stopPostgres(
     '-t',
     String(timeoutS),
     'stop',
-  ];
+  ]);
   return run(hostArgv(lab, host, argv), { timeoutMs: (timeoutS + 10) * 1000, allowFailure: true });
 }
 
@@ -431,11 +427,7 @@ function postmasterDataDir(pid: number): string | null {
 }
 
 async function pgStopImmediate(ns: string | null, dir: string): Promise<void> {
-  const argv = [
-    'runuser',
-    '-u',
-    'postgres',
-    '--',
+  const argv = asUser('postgres', [
     join(PG_BIN_DIR, 'pg_ctl'),
     '-D',
     dir,
@@ -445,7 +437,7 @@ async function pgStopImmediate(ns: string | null, dir: string): Promise<void> {
     '-t',
     '10',
     'stop',
-  ];
+  ]);
   await run(ns ? ['ip', 'netns', 'exec', ns, ...argv] : argv, { timeoutMs: 15_000, allowFailure: true });
 }
 
@@ -634,15 +626,7 @@ export interface HostStatus {
 
 async function pgState(lab: Lab, host: HostName): Promise<string | null> {
   const r = await run(
-    hostArgv(lab, host, [
-      'runuser',
-      '-u',
-      'postgres',
-      '--',
-      join(PG_BIN_DIR, 'pg_controldata'),
-      '-D',
-      dataDir(lab, host),
-    ]),
+    hostArgv(lab, host, asUser('postgres', [join(PG_BIN_DIR, 'pg_controldata'), '-D', dataDir(lab, host)])),
     { timeoutMs: 5000, allowFailure: true },
   );
   return /Database cluster state:\s*(.+)/.exec(r.stdout)?.[1]?.trim() ?? null;

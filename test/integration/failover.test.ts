@@ -73,6 +73,20 @@ async function assertNoLoss(ledger: string) {
   return c;
 }
 
+/** Waits until `primary` has cleared synchronous_standby_names; returns that cluster view. */
+const syncDropped = (primary: string) =>
+  waitFor('sync dropped on the primary', 20_000, async () => {
+    const view = await clusterView(lab);
+    const p = view.nodes.find((n) => n.name === primary)?.state;
+    return p && p.replication.syncNames === '' ? view : undefined;
+  });
+
+/** Waits for 20 more acknowledgements in the writer's ledger than it holds now. */
+async function writesGoOn(ledger: string, what = 'writes going on without the standby') {
+  const n0 = acks(ledger).length;
+  await waitFor(what, 15_000, async () => (acks(ledger).length > n0 + 20 ? true : undefined));
+}
+
 const ledgerPath = (name: string) => `${lab.dir}/client/${name}-${Date.now()}.jsonl`;
 
 describe('automatic failover faults (remote_apply, default timing)', { timeout: 900_000 }, () => {
@@ -136,11 +150,7 @@ describe('automatic failover faults (remote_apply, default timing)', { timeout: 
     const w = startLabWriter(lab, { ledger: ledgerPath('standby-iso') });
     await sleep(1000);
     await isolate(lab, h0.standby as HostName, 'link-down');
-    const v = await waitFor('sync dropped on the primary', 20_000, async () => {
-      const view = await clusterView(lab);
-      const p = view.nodes.find((n) => n.name === h0.primary)?.state;
-      return p && p.replication.syncNames === '' ? view : undefined;
-    });
+    const v = await syncDropped(h0.primary);
     assert.equal(v.arbiter.state?.record.term, h0.term, 'no new term');
     assert.equal(v.arbiter.state?.record.standbyPromotable, false, 'standby marked not promotable');
     assert.equal(
@@ -148,10 +158,7 @@ describe('automatic failover faults (remote_apply, default timing)', { timeout: 
       false,
       'the primary is not fenced',
     );
-    const n0 = acks(w.ledger).length;
-    await waitFor('writes going on without the standby', 15_000, async () =>
-      acks(w.ledger).length > n0 + 20 ? true : undefined,
-    );
+    await writesGoOn(w.ledger);
     await heal(lab, h0.standby as HostName);
     const h1 = await waitHealthy(lab, 60_000);
     assert.deepEqual([h1.primary, h1.term], [h0.primary, h0.term]);
@@ -173,17 +180,10 @@ describe('automatic failover faults (remote_apply, default timing)', { timeout: 
     );
     await freeze(lab, h0.standby as HostName);
     try {
-      const v = await waitFor('sync dropped on the primary', 20_000, async () => {
-        const view = await clusterView(lab);
-        const p = view.nodes.find((n) => n.name === h0.primary)?.state;
-        return p && p.replication.syncNames === '' ? view : undefined;
-      });
+      const v = await syncDropped(h0.primary);
       assert.equal(v.arbiter.state?.record.term, h0.term, 'no new term');
       assert.equal(v.arbiter.state?.record.standbyPromotable, false, 'standby marked not promotable');
-      const n0 = acks(w.ledger).length;
-      await waitFor('writes going on without the standby', 15_000, async () =>
-        acks(w.ledger).length > n0 + 20 ? true : undefined,
-      );
+      await writesGoOn(w.ledger);
     } finally {
       await thaw(lab, h0.standby as HostName);
     }
@@ -310,10 +310,7 @@ describe('automatic failover faults (remote_apply, default timing)', { timeout: 
     const w = startLabWriter(lab, { ledger: ledgerPath('partition') });
     await sleep(1000);
     await partition(lab, h0.primary as HostName, h0.standby as HostName);
-    await waitFor('sync dropped', 20_000, async () => {
-      const p = (await clusterView(lab)).nodes.find((n) => n.name === h0.primary)?.state;
-      return p?.replication.syncNames === '' ? true : undefined;
-    });
+    await syncDropped(h0.primary);
     await sleep(3000); // well past failover_timeout: the standby asked, the arbiter must have refused
     const v = await clusterView(lab);
     assert.equal(
@@ -322,10 +319,7 @@ describe('automatic failover faults (remote_apply, default timing)', { timeout: 
       'no promotion: the arbiter still reaches the primary',
     );
     assert.equal(v.nodes.find((n) => n.name === h0.standby)?.state?.postgres.inRecovery, true);
-    const n0 = acks(w.ledger).length;
-    await waitFor('writes going on', 15_000, async () =>
-      acks(w.ledger).length > n0 + 20 ? true : undefined,
-    );
+    await writesGoOn(w.ledger, 'writes going on');
     await unpartition(lab, h0.primary as HostName, h0.standby as HostName);
     await waitHealthy(lab, 60_000);
     await w.stop();
