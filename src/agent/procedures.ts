@@ -2,6 +2,7 @@
 // primary's side of a switchover. Each step is logged with its duration.
 import type { Config } from '../config.js';
 import { hostOf } from '../config.js';
+import { lsnAtLeast } from '../core/lsn.js';
 import { errorText, queryOnce } from '../postgres/client.js';
 import type { PgControl } from '../postgres/control.js';
 import { slotName, syncStandbyNames } from '../postgres/settings.js';
@@ -9,11 +10,6 @@ import { sleep } from '../util/exec.js';
 import type { Logger } from '../util/log.js';
 import type { ArbiterClient } from './arbiter-client.js';
 import { probePrimaryPg } from './probes.js';
-
-export function lsnToNumber(lsn: string): bigint {
-  const [hi, lo] = lsn.split('/');
-  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
-}
 
 async function timed<T>(log: Logger, step: string, fn: () => Promise<T>): Promise<T> {
   const t0 = Date.now();
@@ -181,7 +177,7 @@ export async function handover(
       'SELECT pg_last_wal_replay_lsn()::text AS lsn',
     ).catch(() => []);
     const lsn = rows[0]?.lsn;
-    replayed = !!lsn && lsnToNumber(lsn) >= lsnToNumber(checkpointLsn);
+    replayed = lsnAtLeast(lsn ?? null, checkpointLsn);
     if (!replayed) await sleep(50);
   }
   if (!replayed) {

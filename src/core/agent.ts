@@ -9,6 +9,7 @@ import type {
   ClusterRecord,
   Decision,
 } from './types.js';
+import { lsnAtLeast } from './lsn.js';
 
 export function initialAgentState(record: ClusterRecord, now: number): AgentState {
   // Everything counts as seen at start: nobody is declared lost before a full timeout.
@@ -314,17 +315,4 @@ function decideStandby(state: AgentState, obs: AgentObservation, s: AgentSetting
 function note(d: Decision, level: 'info' | 'warn', msg: string): Decision {
   d.actions.push({ kind: 'note', level, msg });
   return d;
-}
-
-/** PostgreSQL LSN 'X/Y' (hex halves) as a number that orders correctly. */
-export function parseLsn(lsn: string): bigint | null {
-  const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(lsn);
-  return m ? (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`) : null;
-}
-
-/** `lsn` >= `target`; false when either is unknown. */
-export function lsnAtLeast(lsn: string | null, target: string | null): boolean {
-  const a = lsn === null ? null : parseLsn(lsn);
-  const b = target === null ? null : parseLsn(target);
-  return a !== null && b !== null && a >= b;
 }

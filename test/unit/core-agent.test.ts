@@ -6,11 +6,10 @@ import { TIMING_PROFILES } from '../../src/config.js';
 import {
   decideAgent,
   initialAgentState,
-  lsnAtLeast,
   NOT_RECEIVING_REJOIN_MS,
-  parseLsn,
   startingAgentState,
 } from '../../src/core/agent.js';
+import { lsnAtLeast, parseLsn } from '../../src/core/lsn.js';
 import type {
   AgentAction,
   AgentObservation,
