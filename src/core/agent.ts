@@ -1,6 +1,8 @@
 // The database node's decisions: decideAgent(state, observation, settings) -> actions.
 // Pure: no I/O, no clock (time comes in the observation). Each rule below is one row of the
 // table in README "How decisions are made"; the unit tests drive every row with a simulated clock.
+
+import { lsnAtLeast } from './lsn.js';
 import type {
   AgentAction,
   AgentObservation,
@@ -9,7 +11,6 @@ import type {
   ClusterRecord,
   Decision,
 } from './types.js';
-import { lsnAtLeast } from './lsn.js';
 
 export function initialAgentState(record: ClusterRecord, now: number): AgentState {
   // Everything counts as seen at start: nobody is declared lost before a full timeout.
