@@ -1,8 +1,10 @@
 // The agent's HTTP API: health and state for status and HAProxy, and a person's requests
 // (authenticated with the shared secret). Every handler answers at once; the work happens in the
 // agent's next round.
+// Paths and bodies: src/api/protocol.ts.
+import { AGENT_PATHS, type AgentStatus } from '../api/protocol.js';
 import type { Route } from '../util/http.js';
-import type { Agent, AgentStatus } from './daemon.js';
+import type { Agent } from './daemon.js';
 
 /** 200 only on the writable, unfenced, idle primary: what HAProxy's read-write port routes to. */
 export function isWritablePrimary(s: AgentStatus): boolean {
@@ -21,13 +23,13 @@ export function agentRoutes(agent: Agent): Route[] {
   return [
     {
       method: 'GET',
-      path: '/health',
-      handler: () => ({ status: 200, body: { ok: true, node, vouches: agent.vouch() } }),
+      path: AGENT_PATHS.health,
+      handler: () => ({ status: 200, body: agent.health() }),
     },
-    { method: 'GET', path: '/state', handler: () => ({ status: 200, body: agent.status() }) },
+    { method: 'GET', path: AGENT_PATHS.state, handler: () => ({ status: 200, body: agent.status() }) },
     {
       method: 'GET',
-      path: '/primary',
+      path: AGENT_PATHS.primary,
       handler: () => {
         const s = agent.status();
         return { status: isWritablePrimary(s) ? 200 : 503, body: s };
@@ -35,7 +37,7 @@ export function agentRoutes(agent: Agent): Route[] {
     },
     {
       method: 'GET',
-      path: '/replica',
+      path: AGENT_PATHS.replica,
       handler: () => {
         const s = agent.status();
         return { status: isStreamingReplica(s) ? 200 : 503, body: s };
@@ -43,7 +45,7 @@ export function agentRoutes(agent: Agent): Route[] {
     },
     {
       method: 'POST',
-      path: '/switchover',
+      path: AGENT_PATHS.switchover,
       auth: true,
       handler: () => {
         const why = agent.requestSwitchover();
@@ -54,7 +56,7 @@ export function agentRoutes(agent: Agent): Route[] {
     },
     {
       method: 'POST',
-      path: '/rejoin',
+      path: AGENT_PATHS.rejoin,
       auth: true,
       handler: () => {
         const why = agent.requestRejoin();
@@ -63,7 +65,7 @@ export function agentRoutes(agent: Agent): Route[] {
     },
     {
       method: 'POST',
-      path: '/force-promote',
+      path: AGENT_PATHS.forcePromote,
       auth: true,
       handler: () => {
         const r = agent.forcePromote();
@@ -76,11 +78,11 @@ export function agentRoutes(agent: Agent): Route[] {
     },
     {
       method: 'POST',
-      path: '/wake',
+      path: AGENT_PATHS.wake,
       auth: true,
       handler: () => {
         agent.wakeUp();
-        return { status: 200, body: { ok: true } };
+        return { status: 200, body: { ok: true, reason: 'next round now' } };
       },
     },
   ];

@@ -1,65 +1,55 @@
 // The database node's agent: every probe_interval it observes (local PostgreSQL, fence, arbiter,
-// peer), asks the pure core what to do, and does it. It also serves the small HTTP API.
+// peer), asks the pure core what to do (src/core/agent.ts), and does it. It decides nothing
+// itself: it probes, calls, persists, acts and logs. It also serves the small HTTP API.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { ApiClient } from '../api/client.js';
+import type { AgentStatus } from '../api/protocol.js';
 import type { Config } from '../config.js';
 import { hostOf, otherNode } from '../config.js';
-import { decideAgent, startingAgentState } from '../core/agent.js';
+import {
+  agentOnReply,
+  decideAgent,
+  forcePromotion,
+  persistedOf,
+  requestRejoin,
+  requestSwitchover,
+  startingAgentState,
+  vouchOf,
+} from '../core/agent.js';
+import { initialRecord } from '../core/record.js';
+import type { RuleId } from '../core/rules.js';
 import type {
   AgentAction,
   AgentObservation,
+  AgentPhase,
   AgentSettings,
   AgentState,
   ClusterRecord,
+  PeerHealth,
+  PersistedAgentState,
 } from '../core/types.js';
 import { Fence, TERMINATE_CLIENTS_SQL } from '../fence/iptables.js';
 import { errorText } from '../postgres/client.js';
 import { PgControl } from '../postgres/control.js';
+import { probePrimaryPg } from '../postgres/probe.js';
 import { initialPrimary } from '../postgres/provision.js';
 import { isSyncMode } from '../postgres/settings.js';
 import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 import { sleep } from '../util/exec.js';
-import { callJson, serve } from '../util/http.js';
+import { serve } from '../util/http.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { agentRoutes } from './api.js';
-import { ArbiterClient } from './arbiter-client.js';
-import { type LocalObservation, probeLocal, probePrimaryPg, SyncWaitClock } from './probes.js';
-import { ensureSlot, handover, promoteLocal, type RejoinResult, rejoin, setSyncNames } from './procedures.js';
+import { type LocalObservation, probeLocal, SyncWaitClock } from './probes.js';
+import { ensureSlot, handover, promoteLocal, rejoin, setSyncNames } from './procedures.js';
 
-export interface AgentStatus {
-  node: string;
-  host: string;
-  role: 'primary' | 'standby';
-  phase: string;
-  term: number;
-  record: ClusterRecord;
-  postgres: {
-    up: boolean;
-    inRecovery: boolean | null;
-    receiving: boolean;
-    timeline: number | null;
-    lsn: string | null;
-  };
-  replication: {
-    peerState: string | null;
-    syncState: string | null;
-    replayLagBytes: number | null;
-    syncNames: string | null;
-    /** The oldest commit now waiting for the synchronous standby has waited this long. */
-    commitsWaitingMs: number;
-  };
-  fenced: boolean;
-  reach: { arbiter: boolean; peerAgent: boolean; primaryPostgres: boolean | null };
-  lastRejoin: (RejoinResult & { at: string }) | null;
-  busy: string | null;
-  updatedAt: string;
-}
+export type { AgentStatus };
 
 export class Agent {
   readonly ctl: PgControl;
   readonly fence: Fence;
-  readonly arbiter: ArbiterClient;
+  readonly api: ApiClient;
   readonly log: Logger;
   readonly peer: string;
   private state: AgentState;
@@ -67,18 +57,11 @@ export class Agent {
   private readonly settings: AgentSettings;
   private lastLocal: LocalObservation | null = null;
   private lastObs: AgentObservation | null = null;
-  private phase = 'starting';
+  private phase: AgentPhase = 'starting';
+  private rule: RuleId | 'start' = 'start';
   private busy: string | null = null;
   private readonly syncWaits = new SyncWaitClock();
-  /** As primary: when the arbiter last confirmed our term (a vouch, see AgentObservation). */
-  private confirmedAt: number | null = null;
-  /** As standby: when our own probe last reached `node`'s PostgreSQL (what /health vouches). */
-  private primarySeen: { node: string; at: number } | null = null;
-  /** As standby: the term in which a promotion request went out; no vouching in that term
-   *  unless it was refused (a grant may be in flight). */
-  private promotionAskedInTerm: number | null = null;
-  private switchoverTo: string | null = null;
-  private manualRejoin = false;
+  private readonly fences = { count: 0, lastMs: null as number | null, overruns: 0 };
   private lastRejoin: AgentStatus['lastRejoin'] = null;
   private wake: (() => void) | null = null;
   private stopping = false;
@@ -86,21 +69,21 @@ export class Agent {
   constructor(readonly cfg: Config) {
     this.ctl = new PgControl(cfg);
     this.fence = new Fence(cfg.postgres.port, hostOf(cfg, otherNode(cfg, cfg.node).name));
-    this.arbiter = new ArbiterClient(cfg, Math.max(1000, cfg.timing.probeTimeoutMs));
+    this.api = new ApiClient(cfg);
     this.log = createLogger('agent', { node: cfg.node }, cfg.log_file);
     this.peer = otherNode(cfg, cfg.node).name;
     mkdirSync(cfg.state_dir, { recursive: true, mode: 0o700 });
     this.statePath = join(cfg.state_dir, `agent-${cfg.node}.json`);
-    const saved = readJsonFile<{ record: ClusterRecord }>(this.statePath);
+    const saved = readJsonFile<Partial<PersistedAgentState>>(this.statePath);
     const primary = initialPrimary(cfg);
-    const record = saved?.record ?? {
-      term: 1,
-      primary,
-      standby: otherNode(cfg, primary).name,
-      standbyPromotable: false,
-      maintenance: false,
-    };
-    this.state = startingAgentState(record, Date.now(), cfg.timing.fenceTimeoutMs);
+    this.state = startingAgentState(
+      {
+        record: saved?.record ?? initialRecord(primary, otherNode(cfg, primary).name),
+        promotionAskedInTerm: saved?.promotionAskedInTerm ?? null,
+      },
+      Date.now(),
+      cfg.timing,
+    );
     this.settings = {
       me: cfg.node,
       timing: cfg.timing,
@@ -110,137 +93,103 @@ export class Agent {
     };
   }
 
-  private persistRecord(record: ClusterRecord): void {
-    writeFileAtomic(this.statePath, JSON.stringify({ record }));
+  /** Takes the core's new state; what must survive a crash is on disk before anything acts on it. */
+  private setState(next: AgentState): void {
+    const before = this.state;
+    this.state = next;
+    const a = persistedOf(before);
+    const b = persistedOf(next);
+    if (JSON.stringify(a) === JSON.stringify(b)) return;
+    writeFileAtomic(this.statePath, JSON.stringify(b));
+    if (JSON.stringify(a.record) !== JSON.stringify(b.record))
+      this.log.info(
+        { record: b.record },
+        `cluster record: term ${b.record.term}, primary ${b.record.primary}`,
+      );
   }
 
-  private adopt(record: ClusterRecord): void {
-    if (record.term < this.state.record.term) return;
-    // Named primary by this record (a grant, a handover, a forced failover): our confirmation.
-    if (record.primary === this.cfg.node && this.state.record.primary !== this.cfg.node)
-      this.confirmedAt = Date.now();
-    const changed = JSON.stringify(record) !== JSON.stringify(this.state.record);
-    this.state = { ...this.state, record };
-    if (changed) this.persistRecord(record);
-  }
-
-  /** What /health vouches for: as the standby, when we last reached the primary's PostgreSQL.
-   *  The primary keeps serving only while the arbiter or this vouch says it is reachable. */
-  vouch(): { primary: string; seenMsAgo: number } | null {
-    const rec = this.state.record;
-    if (rec.standby !== this.cfg.node || this.promotionAskedInTerm === rec.term) return null;
-    if (!this.primarySeen || this.primarySeen.node !== rec.primary) return null;
-    return { primary: rec.primary, seenMsAgo: Date.now() - this.primarySeen.at };
+  /** What /health says: our record and our vouch for the primary (computed by the core). */
+  health(): PeerHealth & { ok: true } {
+    return {
+      ok: true,
+      node: this.cfg.node,
+      record: this.state.record,
+      vouch: vouchOf(this.state, this.settings, Date.now()),
+    };
   }
 
   async observe(): Promise<AgentObservation> {
     const t = this.cfg.timing;
     const rec = this.state.record;
     const iAmPrimary = rec.primary === this.cfg.node;
-    const roundStart = Date.now();
-    const [local, fenced, arbiterView, peerHealth, primaryPgOk] = await Promise.all([
+    const startedAt = Date.now();
+    const [local, fenced, arbiter, peer, primaryPgOk] = await Promise.all([
       probeLocal(this.ctl, this.peer, Math.max(t.probeTimeoutMs, 1000), this.syncWaits),
       this.fence.isFenced().catch((e) => {
         this.log.error({ err: (e as Error).message }, 'cannot read the fence state');
-        return true; // unknown: assume fenced, so a primary asks the arbiter before serving
+        return true; // unknown: assume fenced, so a primary asks before serving
       }),
-      this.arbiter.view(t.probeTimeoutMs),
-      callJson<{ vouches?: { primary: string; seenMsAgo: number } | null }>(
-        `http://${hostOf(this.cfg, this.peer)}:${this.cfg.api_port}/health`,
-        { timeoutMs: t.probeTimeoutMs },
-      ).then(
-        (r) => (r.status === 200 ? r.body : null),
-        () => null,
-      ),
+      this.api.arbiterState(t.probeTimeoutMs),
+      this.api.agentHealth(hostOf(this.cfg, this.peer), t.probeTimeoutMs),
       iAmPrimary
         ? Promise.resolve(false)
         : probePrimaryPg(this.ctl, hostOf(this.cfg, rec.primary), t.probeTimeoutMs),
     ]);
     this.lastLocal = local;
-    const arbiter = arbiterView?.record ?? null;
-    const peerAgentOk = peerHealth !== null;
-    if (primaryPgOk) this.primarySeen = { node: rec.primary, at: roundStart };
-    // Vouches are converted to our clock from the start of this round (the answers came later):
-    // an earlier estimate can only make us fence sooner.
-    const me = this.cfg.node;
-    const vouches: number[] = [];
-    if (arbiterView && arbiterView.record.primary === me && arbiterView.primaryVouchedMsAgo !== null)
-      vouches.push(roundStart - arbiterView.primaryVouchedMsAgo);
-    const pv = peerHealth?.vouches;
-    if (pv && pv.primary === me && typeof pv.seenMsAgo === 'number' && pv.seenMsAgo >= 0)
-      vouches.push(roundStart - pv.seenMsAgo);
-    if (this.confirmedAt !== null) vouches.push(this.confirmedAt);
     // A primary without its standby connected makes sure the standby's slot exists (a promoted
     // node has none for its new standby).
     if (iAmPrimary && local.inRecovery === false && !local.peerReplication)
       await ensureSlot(this.ctl, this.peer).catch(() => {});
     return {
+      startedAt,
       now: Date.now(),
       local,
       fenced,
-      arbiter,
-      peerAgentOk,
-      vouchedAt: vouches.length ? Math.max(...vouches) : null,
+      arbiter: arbiter && { record: arbiter.record, primaryVouchedMsAgo: arbiter.primaryVouchedMsAgo },
+      peer:
+        peer && peer.node === this.peer ? { node: peer.node, record: peer.record, vouch: peer.vouch } : null,
       primaryPgOk,
-      switchoverRequested: this.switchoverTo !== null,
     };
   }
 
   async round(): Promise<void> {
     const obs = await this.observe();
     this.lastObs = obs;
-    if (obs.arbiter && obs.arbiter.term < this.state.record.term) {
-      // We hold a newer term than the arbiter (a failover forced while it was unreachable).
-      const reply = await this.arbiter.post('/adopt', { record: this.state.record });
-      this.log.warn(
-        { ok: reply.ok, reason: reply.reason },
-        `arbiter behind (term ${obs.arbiter.term}): ${reply.reason}`,
-      );
-    }
-    if (this.manualRejoin) {
-      this.manualRejoin = false;
-      await this.execute({ kind: 'fence', reason: 'manual rejoin' });
-      await this.execute({
-        kind: 'rejoin',
-        primary: this.state.record.primary,
-        reason: 'requested by a person',
-      });
-      return;
-    }
-    const prevRecord = this.state.record;
     const decision = decideAgent(this.state, obs, this.settings);
-    this.state = decision.state;
-    if (
-      decision.state.record !== prevRecord &&
-      JSON.stringify(decision.state.record) !== JSON.stringify(prevRecord)
-    ) {
-      this.persistRecord(decision.state.record);
-      this.log.info(
-        { record: decision.state.record },
-        `cluster record: term ${decision.state.record.term}, primary ${decision.state.record.primary}`,
-      );
-    }
+    this.setState(decision.state);
     if (decision.phase !== this.phase)
-      this.log.info({ from: this.phase, to: decision.phase }, `phase ${decision.phase}`);
+      this.log.info(
+        { from: this.phase, to: decision.phase, rule: decision.rule },
+        `phase ${decision.phase} [${decision.rule}]`,
+      );
     this.phase = decision.phase;
-    this.switchoverTo = null;
-    for (const action of decision.actions) {
+    this.rule = decision.rule;
+    await this.executeAll(decision.actions);
+  }
+
+  /** Runs actions in order; a failed one stops the rest of the round (the next round decides again). */
+  private async executeAll(actions: AgentAction[]): Promise<boolean> {
+    for (const action of actions) {
       try {
         await this.execute(action);
       } catch (e) {
-        this.log.error({ action, err: errorText(e) }, `${action.kind} failed: ${errorText(e)}`);
-        break;
+        this.log.error(
+          { action, err: errorText(e) },
+          `${action.kind} failed [${action.rule}]: ${errorText(e)}`,
+        );
+        return false;
       } finally {
         this.busy = null;
       }
     }
+    return true;
   }
 
   async execute(a: AgentAction): Promise<void> {
     const log = this.log;
     switch (a.kind) {
       case 'note':
-        log[a.level]({}, a.msg);
+        log[a.level]({ rule: a.rule }, a.msg);
         return;
       case 'fence': {
         this.busy = 'fencing';
@@ -250,118 +199,64 @@ export class Agent {
           .query<{ n: number }>(TERMINATE_CLIENTS_SQL, [], 1000)
           .then((r) => r[0]?.n ?? 0)
           .catch(() => 0);
+        const ms = Date.now() - t0;
+        this.fences.count++;
+        this.fences.lastMs = ms;
+        const overran = ms > this.cfg.timing.fenceActionBudgetMs;
+        if (overran) this.fences.overruns++;
         log.warn(
-          { reason: a.reason, terminated: n, ms: Date.now() - t0 },
-          `FENCED: ${a.reason} (iptables rule inserted, ${n} client sessions terminated)`,
+          { rule: a.rule, reason: a.reason, terminated: n, ms, overran },
+          `FENCED [${a.rule}]: ${a.reason} (rule inserted, ${n} client sessions terminated, ${ms} ms${overran ? `, OVER the ${this.cfg.timing.fenceActionBudgetMs} ms budget` : ''})`,
         );
         return;
       }
-      case 'unfenceAsPrimary': {
-        const asked = Date.now();
-        const reply = await this.arbiter.post('/confirm-primary', {
-          node: this.cfg.node,
-          term: this.state.record.term,
-        });
-        if (!reply.ok) {
-          log.warn(
-            { reason: reply.reason },
-            `staying fenced: arbiter did not confirm our term: ${reply.reason}`,
-          );
-          if (reply.record) this.adopt(reply.record);
-          return;
-        }
-        this.confirmedAt = asked;
+      case 'unfence':
         await this.fence.unfence();
-        log.warn(
-          { term: this.state.record.term },
-          `UNFENCED: arbiter confirmed primary of term ${this.state.record.term}`,
+        log.warn({ rule: a.rule, term: this.state.record.term }, `UNFENCED [${a.rule}]: ${a.reason}`);
+        return;
+      case 'ask': {
+        this.busy = a.why === 'promote' ? 'asking for promotion' : null;
+        const kind = a.request.kind;
+        const { kind: _k, ...body } = a.request;
+        const r = await this.api.arbiterPost(
+          kind,
+          body as never,
+          Math.max(1000, this.cfg.timing.probeTimeoutMs),
         );
+        const outcome = agentOnReply(this.state, a, r.answered ? r.body : null, Date.now(), this.settings);
+        this.setState(outcome.state);
+        log[outcome.log.level](
+          { rule: outcome.log.rule, request: a.request, reply: r.body },
+          `${outcome.log.msg} [${outcome.log.rule}]`,
+        );
+        if (!(await this.executeAll(outcome.actions))) throw new Error(`follow-up of ${kind} failed`);
         return;
       }
-      case 'unfenceAsStandby':
-        await this.fence.unfence();
-        log.warn({}, 'UNFENCED as standby (read-only)');
-        return;
       case 'startPostgres':
         this.busy = 'starting PostgreSQL';
-        log.warn({ reason: a.reason }, `starting PostgreSQL: ${a.reason}`);
+        log.warn({ rule: a.rule, reason: a.reason }, `starting PostgreSQL [${a.rule}]: ${a.reason}`);
         await this.ctl.start();
         return;
-      case 'requestPromotion': {
-        this.promotionAskedInTerm = a.term;
-        const reply = await this.arbiter.post('/promote', { node: this.cfg.node, term: a.term });
-        if (!reply.ok) {
-          this.promotionAskedInTerm = null;
-          log.info({ reason: reply.reason }, `promotion refused: ${reply.reason}`);
-          if (reply.record) this.adopt(reply.record);
-          return;
-        }
-        log.warn({ record: reply.record }, `PROMOTION GRANTED: ${reply.reason}`);
-        if (reply.record) this.adopt(reply.record);
-        this.busy = 'promoting';
-        await promoteLocal(this.ctl, this.peer, log);
-        return;
-      }
       case 'promote':
         this.busy = 'promoting';
-        log.warn({ term: a.term }, `record names us primary of term ${a.term}: promoting`);
+        log.warn({ rule: a.rule, term: a.term }, `promoting for term ${a.term} [${a.rule}]`);
         await promoteLocal(this.ctl, this.peer, log);
         return;
-      case 'degradeSync': {
-        const reply = await this.arbiter.post('/set-promotable', {
-          node: this.cfg.node,
-          term: a.term,
-          promotable: false,
-        });
-        if (!reply.ok) {
+      case 'setSync':
+        if (a.on) await ensureSlot(this.ctl, this.peer);
+        await setSyncNames(this.ctl, a.on);
+        if (a.on)
           log.warn(
-            { reason: reply.reason },
-            `keeping synchronous replication: arbiter refused: ${reply.reason}`,
-          );
-          if (reply.record) this.adopt(reply.record);
-          return;
-        }
-        if (reply.record) this.adopt(reply.record);
-        await setSyncNames(this.ctl, false);
-        log.warn(
-          {},
-          `SYNC DROPPED: ${this.peer} stopped acknowledging; arbiter marked it not promotable first`,
-        );
-        return;
-      }
-      case 'restoreSync': {
-        await ensureSlot(this.ctl, this.peer);
-        await setSyncNames(this.ctl, true);
-        log.warn(
-          {},
-          `SYNC ON again for ${this.peer}; promotable once it has flushed every commit acknowledged without it`,
-        );
-        return;
-      }
-      case 'setPromotable': {
-        const reply = await this.arbiter.post('/set-promotable', {
-          node: this.cfg.node,
-          term: a.term,
-          promotable: a.promotable,
-        });
-        if (reply.record) this.adopt(reply.record);
-        if (a.promotable && this.settings.syncReplication)
-          log.warn(
-            { ok: reply.ok, reason: reply.reason },
-            reply.ok
-              ? `SYNC RESTORED: ${this.peer} is a synchronous standby again, holds every acknowledged commit, and is promotable`
-              : `standby still not promotable: ${reply.reason}`,
-          );
-        else
-          log.info(
-            { ok: reply.ok, reason: reply.reason },
-            `standby ${a.promotable ? 'promotable' : 'not promotable'}: ${reply.reason}`,
+            { rule: a.rule },
+            `SYNC ON again for ${this.peer}; promotable once it has flushed every commit acknowledged without it`,
           );
         return;
-      }
       case 'rejoin': {
         this.busy = 'rejoining';
-        log.warn({ primary: a.primary, reason: a.reason }, `REJOIN as standby of ${a.primary}: ${a.reason}`);
+        log.warn(
+          { rule: a.rule, primary: a.primary, reason: a.reason },
+          `REJOIN as standby of ${a.primary} [${a.rule}]: ${a.reason}`,
+        );
         const r = await rejoin(this.ctl, this.cfg, a.primary, log);
         this.lastRejoin = { ...r, at: new Date().toISOString() };
         await this.fence.unfence();
@@ -370,18 +265,13 @@ export class Agent {
       }
       case 'handover': {
         this.busy = 'switchover';
-        await this.execute({ kind: 'fence', reason: `switchover to ${a.to}` });
+        await this.execute({ kind: 'fence', rule: a.rule, reason: `switchover to ${a.to}` });
         this.busy = 'switchover';
-        const ok = await handover(this.ctl, this.cfg, a.to, a.term, this.arbiter, log);
+        const ok = await handover(this.ctl, this.cfg, a.to, a.term, this.api, log);
         if (ok) {
-          const rec = await this.arbiter.record(2000);
-          if (rec) this.adopt(rec);
-          // Let the new primary act now rather than at its next round.
-          await callJson(`http://${hostOf(this.cfg, a.to)}:${this.cfg.api_port}/wake`, {
-            method: 'POST',
-            secret: this.cfg.secret,
-            timeoutMs: 1000,
-          }).catch(() => {});
+          // The next round adopts the handed-over record; let the new primary act now.
+          await this.api.agentPost(hostOf(this.cfg, a.to), 'wake', 1000);
+          this.wakeUp();
         }
         return;
       }
@@ -397,6 +287,7 @@ export class Agent {
       host: hostOf(this.cfg, this.cfg.node),
       role: rec.primary === this.cfg.node ? 'primary' : 'standby',
       phase: this.phase,
+      rule: this.rule,
       term: rec.term,
       record: rec,
       postgres: {
@@ -414,9 +305,10 @@ export class Agent {
         commitsWaitingMs: l?.syncWaitMs ?? 0,
       },
       fenced: o?.fenced ?? false,
+      fence: { ...this.fences, budgetMs: this.cfg.timing.fenceActionBudgetMs },
       reach: {
         arbiter: o ? o.arbiter !== null : false,
-        peerAgent: o?.peerAgentOk ?? false,
+        peerAgent: o ? o.peer !== null : false,
         primaryPostgres: rec.primary === this.cfg.node ? null : (o?.primaryPgOk ?? false),
       },
       lastRejoin: this.lastRejoin,
@@ -425,41 +317,37 @@ export class Agent {
     };
   }
 
-  /** The agent's answers to a person's requests (src/agent/api.ts): null when accepted, else why not. */
+  /** A person's requests (src/agent/api.ts), answered by the core: null when accepted, else why not. */
   requestSwitchover(): string | null {
-    if (this.status().role !== 'primary') return `${this.cfg.node} is not the primary`;
-    this.switchoverTo = this.peer;
-    this.wakeUp();
-    return null;
+    const r = requestSwitchover(this.state, this.settings);
+    this.state = r.state;
+    if (!r.refused) this.wakeUp();
+    return r.refused;
   }
 
   requestRejoin(): string | null {
-    if (this.status().role === 'primary') return `${this.cfg.node} is the primary of record`;
-    this.manualRejoin = true;
-    this.wakeUp();
-    return null;
+    const r = requestRejoin(this.state, this.settings);
+    this.state = r.state;
+    if (!r.refused) this.wakeUp();
+    return r.refused;
   }
 
-  /** A person's last resort when the arbiter is gone (`pgarbiter failover --force`): take the next
-   *  term ourselves; the arbiter adopts it when it is back. */
+  /** `pgarbiter failover --force` through this agent, when the arbiter is gone. */
   forcePromote(): { error: string } | { record: ClusterRecord } {
-    const s = this.status();
-    if (s.role === 'primary') return { error: `${this.cfg.node} is already the primary` };
-    if (s.postgres.inRecovery !== true) return { error: `${this.cfg.node} is not a running standby` };
-    const rec = this.state.record;
-    const record = {
-      ...rec,
-      term: rec.term + 1,
-      primary: this.cfg.node,
-      standby: rec.primary,
-      standbyPromotable: false,
-    };
-    this.confirmedAt = Date.now(); // a person's order stands in for the arbiter's confirmation
-    this.state = { ...this.state, record };
-    this.persistRecord(record);
-    this.log.warn({ record }, `FORCED PROMOTION by a person without the arbiter: term ${record.term}`);
+    const r = forcePromotion(
+      this.state,
+      this.settings,
+      this.lastLocal?.up === true && this.lastLocal.inRecovery === true,
+      Date.now(),
+    );
+    if ('error' in r) return r;
+    this.setState(r.state);
+    this.log.warn(
+      { record: r.record },
+      `FORCED PROMOTION by a person without the arbiter: term ${r.record.term}`,
+    );
     this.wakeUp();
-    return { record };
+    return { record: r.record };
   }
 
   /** Runs the next round now instead of at the end of probe_interval. */

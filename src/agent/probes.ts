@@ -4,27 +4,10 @@ import { join } from 'node:path';
 import type { AgentObservation } from '../core/types.js';
 import { queryOnce } from '../postgres/client.js';
 import type { PgControl } from '../postgres/control.js';
+import { deadline } from '../postgres/probe.js';
 
 /** A standby within this much WAL of the primary counts as caught up (sync is then restored). */
 export const CAUGHT_UP_BYTES = 16 * 1024 * 1024;
-
-function deadline<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.catch(() => fallback),
-    new Promise<T>((r) => {
-      timer = setTimeout(() => r(fallback), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-/** Does the server at `host` answer as a writable primary? */
-export function probePrimaryPg(ctl: PgControl, host: string, timeoutMs: number): Promise<boolean> {
-  const q = queryOnce<{ r: boolean }>(ctl.remote(host, timeoutMs), 'SELECT pg_is_in_recovery() AS r').then(
-    (rows) => rows[0]?.r === false,
-  );
-  return deadline(q, timeoutMs + 100, false);
-}
 
 export interface LocalDetails {
   timeline: number | null;

@@ -1,15 +1,16 @@
 // The multi-step procedures of an agent: promotion, rejoin (rewind or base backup) and the
 // primary's side of a switchover. Each step is logged with its duration.
+
+import type { ApiClient } from '../api/client.js';
 import type { Config } from '../config.js';
 import { hostOf } from '../config.js';
 import { lsnAtLeast } from '../core/lsn.js';
 import { errorText, queryOnce } from '../postgres/client.js';
 import type { PgControl } from '../postgres/control.js';
+import { probePrimaryPg } from '../postgres/probe.js';
 import { slotName, syncStandbyNames } from '../postgres/settings.js';
 import { sleep } from '../util/exec.js';
 import type { Logger } from '../util/log.js';
-import type { ArbiterClient } from './arbiter-client.js';
-import { probePrimaryPg } from './probes.js';
 
 async function timed<T>(log: Logger, step: string, fn: () => Promise<T>): Promise<T> {
   const t0 = Date.now();
@@ -153,13 +154,13 @@ export async function handover(
   cfg: Config,
   to: string,
   term: number,
-  arbiter: ArbiterClient,
+  api: ApiClient,
   log: Logger,
 ): Promise<boolean> {
   const t0 = Date.now();
   // The standby loses our server while we stop: the arbiter must not grant it a failover in the
   // meantime. A confirmation counts as contact, so no grant for failover_timeout from now.
-  const hold = await arbiter.post('/confirm-primary', { node: cfg.node, term });
+  const hold = (await api.arbiterPost('confirmPrimary', { node: cfg.node, term }, 1000)).body;
   if (!hold.ok) {
     log.warn({ reason: hold.reason }, `switchover aborted before stopping: ${hold.reason}`);
     return false;
@@ -187,7 +188,7 @@ export async function handover(
     );
     return false;
   }
-  const reply = await arbiter.post('/handover', { node: cfg.node, to, term });
+  const reply = (await api.arbiterPost('handover', { node: cfg.node, to, term }, 1000)).body;
   if (!reply.ok) {
     log.warn({ reason: reply.reason }, `switchover aborted: arbiter refused: ${reply.reason}`);
     return false;

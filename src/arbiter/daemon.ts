@@ -2,8 +2,14 @@
 // answers the agents' requests (promotion grants, fence confirmations, sync state).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
-import { probePrimaryPg } from '../agent/probes.js';
+import type { z } from 'zod';
+import { ApiClient } from '../api/client.js';
+import {
+  ARBITER_PATHS,
+  type ArbiterEvent,
+  type ArbiterRequestKind,
+  arbiterRequestSchemas,
+} from '../api/protocol.js';
 import type { Config } from '../config.js';
 import { hostOf, otherNode } from '../config.js';
 import {
@@ -11,49 +17,20 @@ import {
   type ArbiterState,
   arbiterHandle,
   arbiterObserve,
+  arbiterView,
   initialArbiterState,
 } from '../core/arbiter.js';
+import { initialRecord } from '../core/record.js';
 import type { ClusterRecord } from '../core/types.js';
 import { PgControl } from '../postgres/control.js';
+import { probePrimaryPg } from '../postgres/probe.js';
 import { initialPrimary } from '../postgres/provision.js';
 import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
 import { sleep } from '../util/exec.js';
-import { callJson, parseBody, type Route, serve } from '../util/http.js';
+import { parseBody, type Route, serve } from '../util/http.js';
 import { createLogger } from '../util/log.js';
 
-const term = z.number().int().nonnegative();
-const node = z.string().min(1).max(64);
-const schemas = {
-  promote: z.object({ node, term }).strict(),
-  confirmPrimary: z.object({ node, term }).strict(),
-  setPromotable: z.object({ node, term, promotable: z.boolean() }).strict(),
-  handover: z.object({ node, to: node, term }).strict(),
-  maintenance: z.object({ enabled: z.boolean() }).strict(),
-  forceFailover: z.object({ to: node }).strict(),
-  adopt: z
-    .object({
-      record: z
-        .object({
-          term,
-          primary: node,
-          standby: node,
-          standbyPromotable: z.boolean(),
-          maintenance: z.boolean(),
-        })
-        .strict(),
-    })
-    .strict(),
-};
-
-export interface ArbiterEvent {
-  at: string;
-  request: string;
-  ok: boolean;
-  reason: string;
-  term: number;
-  /** How many times in a row this answer was given (refusals repeat every round). */
-  count?: number;
-}
+export type { ArbiterEvent };
 
 export async function runArbiter(cfg: Config): Promise<void> {
   const log = createLogger('arbiter', { node: cfg.node }, cfg.log_file);
@@ -63,13 +40,7 @@ export async function runArbiter(cfg: Config): Promise<void> {
   if (!record) {
     const primary = initialPrimary(cfg);
     // Not promotable until the primary confirms a synchronous (or streaming) standby.
-    record = {
-      term: 1,
-      primary,
-      standby: otherNode(cfg, primary).name,
-      standbyPromotable: false,
-      maintenance: false,
-    };
+    record = initialRecord(primary, otherNode(cfg, primary).name);
     writeFileAtomic(recordPath, JSON.stringify(record));
     log.info({ record }, 'created the cluster record');
   } else log.info({ record }, 'loaded the cluster record');
@@ -82,20 +53,18 @@ export async function runArbiter(cfg: Config): Promise<void> {
   const events: ArbiterEvent[] = [];
   const agents: Record<string, unknown> = {};
   let primaryReachable = false;
-  // What the arbiter vouches for to the primary's agent: when it last really reached that
-  // primary's PostgreSQL, or confirmed its term (not the start-up or after-pause assumption).
-  let vouch: { node: string; at: number } | null = null;
   const ctl = new PgControl(cfg);
+  const api = new ApiClient(cfg);
 
-  const handle = (kind: ArbiterRequest['kind'], req: ArbiterRequest) => {
+  const handle = (kind: ArbiterRequestKind, req: ArbiterRequest) => {
     const answer = arbiterHandle(state, req, Date.now(), settings);
-    if (req.kind === 'confirmPrimary' && answer.ok) vouch = { node: req.node, at: Date.now() };
     // Persist before answering: a grant must survive an arbiter crash.
     if (answer.changed) writeFileAtomic(recordPath, JSON.stringify(answer.state.record));
     state = answer.state;
     const ev: ArbiterEvent = {
       at: new Date().toISOString(),
       request: kind,
+      kind: answer.event,
       ok: answer.ok,
       reason: answer.reason,
       term: state.record.term,
@@ -121,16 +90,19 @@ export async function runArbiter(cfg: Config): Promise<void> {
       );
     return {
       status: answer.ok ? 200 : 409,
-      body: { ok: answer.ok, reason: answer.reason, record: state.record },
+      body: { ok: answer.ok, event: answer.event, reason: answer.reason, record: state.record },
     };
   };
 
-  const post = (path: string, kind: keyof typeof schemas): Route => ({
+  const post = (kind: ArbiterRequestKind): Route => ({
     method: 'POST',
-    path,
+    path: ARBITER_PATHS[kind],
     auth: true,
     handler: (_req, body) =>
-      handle(kind, { kind, ...parseBody(schemas[kind] as z.ZodType<object>, body) } as ArbiterRequest),
+      handle(kind, {
+        kind,
+        ...parseBody(arbiterRequestSchemas[kind] as z.ZodType<object>, body),
+      } as ArbiterRequest),
   });
 
   const routes: Route[] = [
@@ -150,19 +122,13 @@ export async function runArbiter(cfg: Config): Promise<void> {
           record: state.record,
           primaryReachable,
           primaryLastSeenMsAgo: Date.now() - state.lastPrimaryOkAt,
-          primaryVouchedMsAgo: vouch && vouch.node === state.record.primary ? Date.now() - vouch.at : null,
+          primaryVouchedMsAgo: arbiterView(state, Date.now()).primaryVouchedMsAgo,
           agents,
           events: events.slice(-50),
         },
       }),
     },
-    post('/promote', 'promote'),
-    post('/confirm-primary', 'confirmPrimary'),
-    post('/set-promotable', 'setPromotable'),
-    post('/handover', 'handover'),
-    post('/maintenance', 'maintenance'),
-    post('/force-failover', 'forceFailover'),
-    post('/adopt', 'adopt'),
+    ...(Object.keys(ARBITER_PATHS) as ArbiterRequestKind[]).map(post),
   ];
   const server = await serve(routes, cfg.secret, '0.0.0.0', cfg.api_port);
   log.info({ port: cfg.api_port, timing: cfg.timing }, 'arbiter listening');
@@ -182,26 +148,23 @@ export async function runArbiter(cfg: Config): Promise<void> {
     const [ok] = await Promise.all([
       probePrimaryPg(ctl, primaryHost, cfg.timing.probeTimeoutMs),
       ...cfg.nodes.map(async (n) => {
-        try {
-          const r = await callJson(`http://${n.host}:${cfg.api_port}/state`, {
-            timeoutMs: cfg.timing.probeTimeoutMs,
-          });
-          agents[n.name] = { reachable: true, state: r.body };
-        } catch {
-          agents[n.name] = { reachable: false };
-        }
+        const st = await api.agentState(n.host, cfg.timing.probeTimeoutMs);
+        agents[n.name] = st ? { reachable: true, state: st } : { reachable: false };
       }),
     ]);
     primaryReachable = ok as boolean;
-    // The probe's answer came after `started`: vouching from then errs on the safe side.
-    if (primaryReachable) vouch = { node: probed, at: started };
     if (primaryReachable !== lastWitness)
       log.info(
         { primary: state.record.primary, reachable: primaryReachable },
         primaryReachable ? 'primary reachable' : 'primary NOT reachable',
       );
     lastWitness = primaryReachable;
-    state = arbiterObserve(state, primaryReachable, Date.now(), settings);
+    state = arbiterObserve(
+      state,
+      { node: probed, ok: primaryReachable, startedAt: started },
+      Date.now(),
+      settings,
+    );
     await sleep(Math.max(10, cfg.timing.probeIntervalMs - (Date.now() - started)));
   }
   server.close();

@@ -3,13 +3,13 @@
 // themselves again inside the lab's client host, since only code inside the lab reaches it).
 import Table from 'cli-table3';
 import type { Command } from 'commander';
-import { type ClusterView, fetchClusterView, nodeState } from '../cluster/view.js';
+import { ApiClient } from '../api/client.js';
+import { type ClusterView, fetchClusterView, newestRecord, nodeState } from '../cluster/view.js';
 import { type Config, loadConfig } from '../config.js';
 import { configPath, hostArgv, loadLab, selfArgv } from '../lab/index.js';
 import { color as pc } from '../util/color.js';
 import { UserError } from '../util/errors.js';
 import { runAttached, sleep } from '../util/exec.js';
-import { callJson } from '../util/http.js';
 
 interface Common {
   config?: string;
@@ -48,7 +48,8 @@ const fmtBytes = (n: number | null) =>
         : `${(n / 1048576).toFixed(1)} MB`;
 
 export function renderStatus(view: ClusterView): string {
-  const rec = view.arbiter.state?.record;
+  // With the arbiter unreachable, the agents still know the record (and each its own role).
+  const rec = newestRecord(view);
   const table = new Table({
     head: ['Node', 'Host', 'Role', 'State', 'Term/TL', 'LSN', 'Lag', 'Fenced', 'Reaches'],
     style: { head: [], border: [] },
@@ -64,18 +65,12 @@ export function renderStatus(view: ClusterView): string {
             : [`primary-pg:${s.reach.primaryPostgres ? 'yes' : 'NO'}`]),
         ].join(' ')
       : '';
-    const role = s
-      ? rec?.primary === n.name
-        ? 'primary'
-        : 'standby'
-      : rec?.primary === n.name
-        ? 'primary?'
-        : '?';
+    const role = s ? s.role : rec?.primary === n.name ? 'primary?' : '?';
     table.push([
       n.name,
       n.host,
       role,
-      nodeState(s),
+      s && s.phase !== nodeState(s) ? `${nodeState(s)} (${s.phase})` : nodeState(s),
       s ? `${s.term}/${s.postgres.timeline ?? '-'}` : '',
       s?.postgres.lsn ?? '',
       fmtBytes(s?.replication.replayLagBytes ?? null),
@@ -96,6 +91,8 @@ export function renderStatus(view: ClusterView): string {
     arb ? `primary-pg:${arb.primaryReachable ? 'yes' : 'NO'}` : '',
   ]);
   const lines = [table.toString()];
+  if (rec && !arb)
+    lines.push(pc.yellow(`arbiter unreachable: the record below is the newest an agent holds`));
   if (rec)
     lines.push(
       `term ${rec.term}: primary ${rec.primary}, standby ${rec.standby} ` +
@@ -184,37 +181,25 @@ export function registerClusterCommands(program: Command): void {
       const target = cfg.nodes.find((x) => x.name === opts.to);
       if (!target)
         throw new UserError(`unknown node "${opts.to}": one of ${cfg.nodes.map((x) => x.name).join(', ')}`);
-      let viaArbiter: { status: number; body: { ok: boolean; reason: string; error?: string } } | null = null;
-      try {
-        viaArbiter = await callJson(`http://${cfg.arbiter.host}:${cfg.api_port}/force-failover`, {
-          method: 'POST',
-          body: { to: opts.to },
-          secret: cfg.secret,
-          timeoutMs: 3000,
-        });
-      } catch (e) {
-        process.stderr.write(
-          pc.red(
-            `WARNING: arbiter at ${cfg.arbiter.host} unreachable (${(e as Error).message}): promoting ${opts.to} through its agent. ` +
-              'If the old primary still runs and serves clients, there are two primaries until it sees the new term.\n',
-          ),
-        );
-      }
-      if (viaArbiter) {
-        if (!viaArbiter.body.ok)
-          throw new UserError(`arbiter refused: ${viaArbiter.body.reason ?? viaArbiter.body.error}`);
+      const api = new ApiClient(cfg);
+      const viaArbiter = await api.arbiterPost('forceFailover', { to: opts.to }, 3000);
+      if (viaArbiter.answered) {
+        if (!viaArbiter.body.ok) throw new UserError(`arbiter refused: ${viaArbiter.body.reason}`);
         process.stdout.write(`${viaArbiter.body.reason}\n`);
         return;
       }
-      const r = await callJson<{ ok: boolean; reason: string; error?: string }>(
-        `http://${target.host}:${cfg.api_port}/force-promote`,
-        { method: 'POST', secret: cfg.secret, timeoutMs: 3000 },
-      ).catch((e) => {
+      process.stderr.write(
+        pc.red(
+          `WARNING: arbiter at ${cfg.arbiter.host}: ${viaArbiter.body.reason}: promoting ${opts.to} through its agent. ` +
+            'If the old primary still runs and serves clients, there are two primaries until it sees the new term.\n',
+        ),
+      );
+      const r = await api.agentPost(target.host, 'forcePromote', 3000);
+      if (!r.answered)
         throw new UserError(
-          `neither the arbiter nor ${opts.to}'s agent answers (${(e as Error).message}): nothing changed`,
+          `neither the arbiter nor ${opts.to}'s agent answers (${r.body.reason}): nothing changed`,
         );
-      });
-      if (!r.body.ok) throw new UserError(`${opts.to} refused: ${r.body.reason ?? r.body.error}`);
+      if (!r.body.ok) throw new UserError(`${opts.to} refused: ${r.body.reason}`);
       process.stdout.write(`${r.body.reason} (the arbiter adopts the new term when it is back)\n`);
     });
 
@@ -231,17 +216,9 @@ export function registerClusterCommands(program: Command): void {
         throw new UserError(`maintenance takes "on" or "off", not "${mode}"`);
       const cfg = await clusterConfig(opts);
       if (!cfg) return;
-      const r = await callJson<{ ok: boolean; reason: string }>(
-        `http://${cfg.arbiter.host}:${cfg.api_port}/maintenance`,
-        {
-          method: 'POST',
-          body: { enabled: mode === 'on' },
-          secret: cfg.secret,
-          timeoutMs: 3000,
-        },
-      ).catch((e) => {
-        throw new UserError(`arbiter at ${cfg.arbiter.host} unreachable: ${(e as Error).message}`);
-      });
+      const r = await new ApiClient(cfg).arbiterPost('maintenance', { enabled: mode === 'on' }, 3000);
+      if (!r.answered) throw new UserError(`arbiter at ${cfg.arbiter.host}: ${r.body.reason}`);
+      if (!r.body.ok) throw new UserError(`arbiter refused: ${r.body.reason}`);
       process.stdout.write(`maintenance ${mode}: ${r.body.reason}\n`);
     });
 
@@ -257,13 +234,8 @@ export function registerClusterCommands(program: Command): void {
       const n = cfg.nodes.find((x) => x.name === node);
       if (!n)
         throw new UserError(`unknown node "${node}": one of ${cfg.nodes.map((x) => x.name).join(', ')}`);
-      const r = await callJson<{ ok: boolean; reason: string }>(`http://${n.host}:${cfg.api_port}/rejoin`, {
-        method: 'POST',
-        secret: cfg.secret,
-        timeoutMs: 3000,
-      }).catch((e) => {
-        throw new UserError(`agent of ${node} unreachable: ${(e as Error).message}`);
-      });
+      const r = await new ApiClient(cfg).agentPost(n.host, 'rejoin', 3000);
+      if (!r.answered) throw new UserError(`agent of ${node}: ${r.body.reason}`);
       if (!r.body.ok) throw new UserError(r.body.reason);
       process.stdout.write(`${node}: ${r.body.reason}; follow it with \`pgarbiter status\`\n`);
     });
@@ -303,11 +275,8 @@ export async function switchover(
     throw new UserError(`refused: ${target} is not promotable (not caught up / not synchronous)`);
   if (rec.maintenance) throw new UserError('refused: maintenance mode is on (`pgarbiter maintenance off`)');
   say(`switchover: ${rec.primary} -> ${target} (term ${rec.term} -> ${rec.term + 1})`);
-  const r = await callJson<{ ok: boolean; reason: string }>(`http://${p.host}:${cfg.api_port}/switchover`, {
-    method: 'POST',
-    secret: cfg.secret,
-    timeoutMs: 3000,
-  });
+  const r = await new ApiClient(cfg).agentPost(p.host, 'switchover', 3000);
+  if (!r.answered) throw new UserError(`agent of ${rec.primary}: ${r.body.reason}`);
   if (r.status !== 202) throw new UserError(`refused by ${rec.primary}: ${r.body.reason}`);
   const end = Date.now() + timeoutMs;
   let stage = 'handover';

@@ -1,16 +1,13 @@
 // Reading the cluster as a whole: the arbiter's record and each agent's own state, fetched over
 // HTTP with deadlines. Used by `status`, `switchover`, the demo and the tests.
-import type { AgentStatus } from '../agent/daemon.js';
+import { ApiClient } from '../api/client.js';
+import type { AgentStatus, ArbiterStateBody } from '../api/protocol.js';
 import type { Config } from '../config.js';
+import { NEW_TERM_EVENTS } from '../core/arbiter.js';
 import type { ClusterRecord } from '../core/types.js';
-import { callJson } from '../util/http.js';
 
-export interface ArbiterView {
-  record: ClusterRecord;
-  primaryReachable: boolean;
-  primaryLastSeenMsAgo: number;
-  events: { at: string; request: string; ok: boolean; reason: string; term: number }[];
-}
+/** The arbiter's GET /state. */
+export type ArbiterView = ArbiterStateBody;
 
 export interface ClusterView {
   arbiter: { host: string; reachable: boolean; state: ArbiterView | null };
@@ -18,17 +15,10 @@ export interface ClusterView {
 }
 
 export async function fetchClusterView(cfg: Config, timeoutMs = 1500): Promise<ClusterView> {
-  const get = async <T>(host: string, path: string): Promise<T | null> => {
-    try {
-      const r = await callJson<T>(`http://${host}:${cfg.api_port}${path}`, { timeoutMs });
-      return r.status === 200 ? r.body : null;
-    } catch {
-      return null;
-    }
-  };
+  const api = new ApiClient(cfg);
   const [arb, ...nodes] = await Promise.all([
-    get<ArbiterView>(cfg.arbiter.host, '/state'),
-    ...cfg.nodes.map((n) => get<AgentStatus>(n.host, '/state')),
+    api.arbiterState(timeoutMs),
+    ...cfg.nodes.map((n) => api.agentState(n.host, timeoutMs)),
   ]);
   return {
     arbiter: { host: cfg.arbiter.host, reachable: arb !== null, state: arb },
@@ -39,6 +29,22 @@ export async function fetchClusterView(cfg: Config, timeoutMs = 1500): Promise<C
       state: nodes[i] ?? null,
     })),
   };
+}
+
+/** The newest record any member holds (a term is a fact anyone may carry): the arbiter's, or an
+ *  agent's when the arbiter is unreachable or behind. */
+export function newestRecord(view: ClusterView): ClusterRecord | null {
+  const records = [view.arbiter.state?.record, ...view.nodes.map((n) => n.state?.record)].filter(
+    (r): r is ClusterRecord => !!r,
+  );
+  return records.reduce<ClusterRecord | null>((best, r) => (!best || r.term > best.term ? r : best), null);
+}
+
+/** When the arbiter started `term` (a grant, handover, forced failover or adoption), as epoch ms;
+ *  null when it has no such event. */
+export function newTermTimeOf(v: ArbiterView, term: number): number | null {
+  const ev = v.events.find((e) => e.ok && e.term === term && NEW_TERM_EVENTS.includes(e.kind));
+  return ev ? Date.parse(ev.at) : null;
 }
 
 /** One-word state of a node for tables. */

@@ -1,6 +1,7 @@
 // The arbiter's decisions: witness observations and requests in, record changes and answers out.
 // Pure; the arbiter daemon persists the record (before answering) and runs the probes.
-import type { ClusterRecord } from './types.js';
+import { nextTermRecord } from './record.js';
+import type { ArbiterView, ClusterRecord } from './types.js';
 
 export interface ArbiterState {
   record: ClusterRecord;
@@ -13,6 +14,10 @@ export interface ArbiterState {
    *  an agent holding a newer term (a failover forced while the arbiter was down) can tell it
    *  first. */
   startedAt?: number;
+  /** What the arbiter vouches for to the primary's agent: when it last really reached that
+   *  primary's PostgreSQL (from the start of the probe round), or confirmed its term. Not the
+   *  start-up or after-pause assumption that lastPrimaryOkAt makes. */
+  vouch: { node: string; at: number } | null;
 }
 
 export interface ArbiterSettings {
@@ -36,9 +41,25 @@ export type ArbiterRequest =
    *  unreachable. The arbiter takes it so the old primary learns it was replaced. */
   | { kind: 'adopt'; record: ClusterRecord };
 
+/** What kind of event an answer is, for logs, history and the tools that look for a grant. */
+export type ArbiterEventKind =
+  | 'grant'
+  | 'handover'
+  | 'forced'
+  | 'adopt'
+  | 'maintenance'
+  | 'promotable'
+  | 'confirm'
+  | 'unchanged'
+  | 'refusal';
+
+/** The kinds that start a new term. */
+export const NEW_TERM_EVENTS: readonly ArbiterEventKind[] = ['grant', 'handover', 'forced', 'adopt'];
+
 export interface ArbiterAnswer {
   state: ArbiterState;
   ok: boolean;
+  event: ArbiterEventKind;
   /** Why, in one sentence: shown in logs and to the caller. */
   reason: string;
   /** The record changed and must be persisted before the answer is sent. */
@@ -49,33 +70,42 @@ export interface ArbiterAnswer {
  *  promotable until it has rejoined and caught up; the new primary gets a full failover_timeout
  *  to come up before it can be declared lost. */
 function nextTerm(prev: ArbiterState, to: string, now: number): ArbiterState {
-  const rec = prev.record;
-  return {
-    ...prev,
-    record: { ...rec, term: rec.term + 1, primary: to, standby: rec.primary, standbyPromotable: false },
-    lastPrimaryOkAt: now,
-  };
+  return { ...prev, record: nextTermRecord(prev.record, to), lastPrimaryOkAt: now, vouch: null };
 }
 
 export function initialArbiterState(record: ClusterRecord, now: number): ArbiterState {
   // At start the arbiter has not observed anything: treat the primary as just seen, so no grant
   // happens before a full failover_timeout of its own observation.
-  return { record, lastPrimaryOkAt: now, lastRoundAt: now, startedAt: now };
+  return { record, lastPrimaryOkAt: now, lastRoundAt: now, startedAt: now, vouch: null };
 }
 
-/** One probe round of the arbiter: did the recorded primary answer as a writable primary? */
+/** One probe round of the arbiter: did `probed` (the primary of record when the round started,
+ *  at `startedAt`) answer as a writable primary? */
 export function arbiterObserve(
   prev: ArbiterState,
-  primaryOk: boolean,
+  probe: { node: string; ok: boolean; startedAt: number },
   now: number,
   s: ArbiterSettings,
 ): ArbiterState {
   const paused = now - prev.lastRoundAt > s.fenceTimeoutMs;
+  // A probe of a node that is no longer primary (the record changed meanwhile) says nothing.
+  const ok = probe.ok && probe.node === prev.record.primary;
   return {
     ...prev,
     lastRoundAt: now,
     // After a pause the arbiter knows nothing: it starts observing afresh.
-    lastPrimaryOkAt: primaryOk || paused ? now : prev.lastPrimaryOkAt,
+    lastPrimaryOkAt: ok || paused ? now : prev.lastPrimaryOkAt,
+    // The answer came after the round started: vouching from then errs on the safe side.
+    vouch: ok ? { node: probe.node, at: probe.startedAt } : prev.vouch,
+  };
+}
+
+/** What `/state` tells the agents: the record and the vouch for its primary. */
+export function arbiterView(state: ArbiterState, now: number): ArbiterView {
+  const v = state.vouch;
+  return {
+    record: state.record,
+    primaryVouchedMsAgo: v && v.node === state.record.primary ? Math.max(0, now - v.at) : null,
   };
 }
 
@@ -86,10 +116,22 @@ export function arbiterHandle(
   s: ArbiterSettings,
 ): ArbiterAnswer {
   const rec = prev.record;
-  const refuse = (reason: string): ArbiterAnswer => ({ state: prev, ok: false, reason, changed: false });
-  const accept = (state: ArbiterState, reason: string, changed = true): ArbiterAnswer => ({
+  const refuse = (reason: string): ArbiterAnswer => ({
+    state: prev,
+    ok: false,
+    event: 'refusal',
+    reason,
+    changed: false,
+  });
+  const accept = (
+    event: ArbiterEventKind,
+    state: ArbiterState,
+    reason: string,
+    changed = true,
+  ): ArbiterAnswer => ({
     state,
     ok: true,
+    event,
     reason,
     changed,
   });
@@ -108,6 +150,7 @@ export function arbiterHandle(
       if (sinceSeen < s.failoverTimeoutMs)
         return refuse(`the arbiter reached primary ${rec.primary} ${sinceSeen} ms ago: it is not lost`);
       return accept(
+        'grant',
         nextTerm(prev, req.node, now),
         `granted term ${rec.term + 1} to ${req.node}: primary ${rec.primary} lost for ${sinceSeen} ms by the arbiter too`,
       );
@@ -120,7 +163,8 @@ export function arbiterHandle(
         return refuse('the arbiter has just started: hearing from every agent before confirming a primary');
       // The primary is about to take clients again: count it as reached, so no grant can race it.
       return accept(
-        { ...prev, lastPrimaryOkAt: now },
+        'confirm',
+        { ...prev, lastPrimaryOkAt: now, vouch: { node: req.node, at: now } },
         `confirmed ${req.node} as primary of term ${rec.term}`,
         false,
       );
@@ -129,8 +173,9 @@ export function arbiterHandle(
       if (req.node !== rec.primary)
         return refuse(`${req.node} is not the primary of record (${rec.primary})`);
       if (req.term !== rec.term) return refuse(`stale term ${req.term}: current term is ${rec.term}`);
-      if (rec.standbyPromotable === req.promotable) return accept(prev, 'unchanged', false);
+      if (rec.standbyPromotable === req.promotable) return accept('unchanged', prev, 'unchanged', false);
       return accept(
+        'promotable',
         { ...prev, record: { ...rec, standbyPromotable: req.promotable } },
         `${rec.standby} marked ${req.promotable ? 'promotable' : 'not promotable'}`,
       );
@@ -141,19 +186,22 @@ export function arbiterHandle(
       if (req.term !== rec.term) return refuse(`stale term ${req.term}: current term is ${rec.term}`);
       if (req.to !== rec.standby) return refuse(`${req.to} is not the standby of record (${rec.standby})`);
       return accept(
+        'handover',
         nextTerm(prev, req.to, now),
         `switchover: term ${rec.term + 1} handed from ${rec.primary} to ${req.to}`,
       );
     }
     case 'maintenance':
-      if (rec.maintenance === req.enabled) return accept(prev, 'unchanged', false);
+      if (rec.maintenance === req.enabled) return accept('unchanged', prev, 'unchanged', false);
       return accept(
+        'maintenance',
         { ...prev, record: { ...rec, maintenance: req.enabled } },
         `maintenance ${req.enabled ? 'on' : 'off'}`,
       );
     case 'forceFailover': {
       if (req.to !== rec.standby) return refuse(`${req.to} is not the standby of record (${rec.standby})`);
       return accept(
+        'forced',
         nextTerm(prev, req.to, now),
         `FORCED failover: term ${rec.term + 1} given to ${req.to} without checks; writes acknowledged by ${rec.primary} may be lost`,
       );
@@ -168,7 +216,8 @@ export function arbiterHandle(
       )
         return refuse(`record names unknown nodes (${r.primary}, ${r.standby})`);
       return accept(
-        { ...prev, record: { ...r }, lastPrimaryOkAt: now },
+        'adopt',
+        { ...prev, record: { ...r }, lastPrimaryOkAt: now, vouch: null },
         `adopted term ${r.term} (primary ${r.primary}) from an agent: a failover forced while the arbiter was unreachable`,
       );
     }

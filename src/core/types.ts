@@ -1,4 +1,5 @@
 // Types shared by the pure decision core, the agents and the arbiter. No I/O here.
+import type { RuleId } from './rules.js';
 
 /** The arbiter's persisted cluster record (DESIGN.md "The protocol"). */
 export interface ClusterRecord {
@@ -18,8 +19,34 @@ export interface CoreTiming {
   syncStallTimeoutMs: number;
 }
 
+/** What the arbiter's `/state` says to an agent: its record, and how long ago it last reached the
+ *  recorded primary's PostgreSQL or confirmed its term (null: not since it started or woke). */
+export interface ArbiterView {
+  record: ClusterRecord;
+  primaryVouchedMsAgo: number | null;
+}
+
+/** A standby's word that it reaches the primary's PostgreSQL: `seenMsAgo` ms ago, in `term`. */
+export interface Vouch {
+  primary: string;
+  term: number;
+  seenMsAgo: number;
+}
+
+/** What the peer database node's agent says on `/health`: its record (a term is a fact anyone
+ *  may carry) and its vouch for the primary, if it is the standby and vouches. */
+export interface PeerHealth {
+  node: string;
+  record: ClusterRecord;
+  vouch: Vouch | null;
+}
+
 /** What a database node's agent saw in one probe round. */
 export interface AgentObservation {
+  /** When the round's probes went out: answers that say "ms ago" are converted to our clock from
+   *  here (they arrived later, so the estimate errs early). */
+  startedAt: number;
+  /** When the probes had all answered. */
   now: number;
   /** The local PostgreSQL server. */
   local: {
@@ -43,34 +70,48 @@ export interface AgentObservation {
     /** The data directory holds standby.signal (it starts as a standby). */
     standbySignal: boolean;
   };
-  /** Our iptables fence rule is present. */
+  /** Our fence rule is present. */
   fenced: boolean;
-  /** The arbiter's record, or null when the arbiter did not answer. */
-  arbiter: ClusterRecord | null;
-  /** The peer database node's agent answered. */
-  peerAgentOk: boolean;
-  /** Primary side: the latest moment (our clock, rounded down) at which a peer is known to have
-   *  reached our PostgreSQL: the arbiter's or the standby's own probe of it, or the arbiter
-   *  confirming our term. null: nobody vouched this round. */
-  vouchedAt: number | null;
+  /** The arbiter's answer, or null when it did not answer. */
+  arbiter: ArbiterView | null;
+  /** The peer database node's agent's answer, or null when it did not answer. */
+  peer: PeerHealth | null;
   /** The PostgreSQL server of the node the record names primary answered as a writable primary
    *  (probed over the network; only meaningful on the standby). */
   primaryPgOk: boolean;
-  /** A person asked this node (as primary) to hand over to the standby. */
-  switchoverRequested: boolean;
+}
+
+/** What an agent keeps on disk across restarts. */
+export interface PersistedAgentState {
+  record: ClusterRecord;
+  /** See AgentState.promotionAskedInTerm: a grant may have been given to a request whose answer
+   *  a crash lost, so a restarted standby must not vouch in that term either. */
+  promotionAskedInTerm: number | null;
 }
 
 /** What the agent remembers between rounds. */
 export interface AgentState {
-  /** Last record known (from the arbiter, or persisted locally). */
+  /** Last record known (from the arbiter or the peer, or persisted locally). */
   record: ClusterRecord;
   lastArbiterOkAt: number;
   lastPeerOkAt: number;
   lastPrimaryPgOkAt: number;
-  /** Primary side: the latest vouch (see AgentObservation.vouchedAt). Reaching the peers' agents
-   *  is not enough to keep serving: if neither of them reaches our PostgreSQL (packet loss, a
-   *  port filter, an overloaded server), they will fail over, so we fence first. */
+  /** Primary side: the latest moment (our clock) at which a peer is known to have reached our
+   *  PostgreSQL: the arbiter's or the standby's own probe of it, or the arbiter confirming our
+   *  term. Reaching the peers' agents is not enough to keep serving: if neither of them reaches
+   *  our PostgreSQL (packet loss, a port filter, an overloaded server), they will fail over, so
+   *  we fence first. */
   lastVouchedAt: number;
+  /** Primary side: when the arbiter last confirmed our term, granted it, or a person forced it. */
+  confirmedAt: number | null;
+  /** Standby side: when our own probe last reached `node`'s PostgreSQL in `term` (what /health
+   *  vouches for). */
+  primarySeen: { node: string; term: number; at: number } | null;
+  /** Standby side: the term in which a promotion request went out. No vouching in that term
+   *  until the arbiter refused it or is seen reaching the primary again: a grant may be in flight. */
+  promotionAskedInTerm: number | null;
+  /** A person's requests, carried out by the next round. */
+  requests: { switchover: boolean; rejoin: boolean };
   /** When the previous round ran: a late round means the process was paused. */
   lastRoundAt: number;
   /** When the synchronous standby stopped acknowledging (primary side). */
@@ -83,31 +124,43 @@ export interface AgentState {
   notReceivingSince: number | null;
 }
 
+/** What an agent asks the arbiter (the reply goes to agentOnReply). */
+export type AgentRequest =
+  | { kind: 'confirmPrimary'; node: string; term: number }
+  | { kind: 'promote'; node: string; term: number }
+  | { kind: 'setPromotable'; node: string; term: number; promotable: boolean }
+  | { kind: 'adopt'; record: ClusterRecord };
+
+/** The arbiter's answer to an agent's request; null when it did not answer (timeout, refused
+ *  connection): then nobody knows whether it acted. */
+export interface ArbiterReply {
+  ok: boolean;
+  reason: string;
+  record?: ClusterRecord;
+}
+
 export type AgentAction =
-  /** Insert the iptables rule, then terminate client backends. */
-  | { kind: 'fence'; reason: string }
-  /** Ask the arbiter to confirm our term as primary; remove the fence only if it does. */
-  | { kind: 'unfenceAsPrimary' }
-  /** Remove the fence: a standby accepts no writes. */
-  | { kind: 'unfenceAsStandby' }
+  /** Insert the fence rule, then terminate client backends. */
+  | { kind: 'fence'; rule: RuleId; reason: string }
+  /** Remove the fence rule. */
+  | { kind: 'unfence'; rule: RuleId; reason: string }
   /** Start the local server as it is configured (fenced first when primary). */
-  | { kind: 'startPostgres'; reason: string }
-  /** Ask the arbiter for a promotion grant; promote only with it. */
-  | { kind: 'requestPromotion'; term: number }
-  /** The record names us primary of a newer term (a handover): promote. */
-  | { kind: 'promote'; term: number }
-  /** Arbiter first marks the standby not promotable, then synchronous_standby_names is cleared. */
-  | { kind: 'degradeSync'; term: number }
-  /** Set synchronous_standby_names again; promotable comes later (see promotableAtLsn). */
-  | { kind: 'restoreSync'; term: number }
-  /** Tell the arbiter whether the standby is promotable (async modes, and after restarts). */
-  | { kind: 'setPromotable'; term: number; promotable: boolean }
+  | { kind: 'startPostgres'; rule: RuleId; reason: string }
+  /** Send a request to the arbiter and hand its reply to agentOnReply. `why`: what it is for. */
+  | { kind: 'ask'; rule: RuleId; request: AgentRequest; why: AskPurpose }
+  /** Promote the local standby (sync names cleared first, then pg_ctl promote). */
+  | { kind: 'promote'; rule: RuleId; term: number }
+  /** Set (on) or clear (off) synchronous_standby_names. */
+  | { kind: 'setSync'; rule: RuleId; on: boolean }
   /** Stop, rewind (or base backup) from the new primary, start as its standby, then unfence. */
-  | { kind: 'rejoin'; primary: string; reason: string }
+  | { kind: 'rejoin'; rule: RuleId; primary: string; reason: string }
   /** Planned handover to the standby: fence, stop cleanly, wait for replay, arbiter handover. */
-  | { kind: 'handover'; to: string; term: number }
+  | { kind: 'handover'; rule: RuleId; to: string; term: number }
   /** A state worth a log line, without an action. */
-  | { kind: 'note'; level: 'info' | 'warn'; msg: string };
+  | { kind: 'note'; rule: RuleId; level: 'info' | 'warn'; msg: string };
+
+/** Why an `ask` was sent: decides what its reply means. */
+export type AskPurpose = 'unfence' | 'promote' | 'degradeSync' | 'setPromotable' | 'adopt';
 
 export interface AgentSettings {
   me: string;
@@ -119,9 +172,30 @@ export interface AgentSettings {
   autoRejoin: boolean;
 }
 
+/** Where an agent is, one word for status displays and logs. */
+export type AgentPhase =
+  | 'starting'
+  | 'primary'
+  | 'promoting'
+  | 'primary-starting'
+  | 'primary-down'
+  | 'restarting'
+  | 'fenced'
+  | 'fenced-isolated'
+  | 'fenced-unreached'
+  | 'standby'
+  | 'standby-catching-up'
+  | 'standby-starting'
+  | 'standby-down'
+  | 'standby-primary-lost'
+  | 'requesting-promotion'
+  | 'rejoining'
+  | 'needs-rejoin';
+
 export interface Decision {
   state: AgentState;
   actions: AgentAction[];
-  /** One word for status displays. */
-  phase: string;
+  phase: AgentPhase;
+  /** The rule that decided this round's phase. */
+  rule: RuleId;
 }

@@ -1,0 +1,109 @@
+// The one client of the wire protocol (./protocol.ts), used by the agents, the arbiter, the CLI,
+// the cluster view, the demo and the scenarios. Every call has a deadline. A member that does not
+// answer in time, or answers something that does not parse, is `null` (GETs) or a reply with
+// `answered: false` (POSTs): a refusal is never an exception.
+import type { z } from 'zod';
+import type { Config } from '../config.js';
+import { callJson } from '../util/http.js';
+import {
+  AGENT_PATHS,
+  type AgentPost,
+  type AgentStatus,
+  ARBITER_PATHS,
+  type ArbiterRequestBody,
+  type ArbiterRequestKind,
+  type ArbiterStateBody,
+  agentHealthSchema,
+  agentReplySchema,
+  agentStatusSchema,
+  arbiterReplySchema,
+  arbiterStateSchema,
+} from './protocol.js';
+
+export interface PostResult<T> {
+  /** False: no answer in time, or not a protocol answer; `reason` says which. */
+  answered: boolean;
+  /** The HTTP status (0 when not answered). */
+  status: number;
+  body: T;
+}
+
+type Members = Pick<Config, 'api_port' | 'secret' | 'arbiter' | 'nodes'>;
+
+export class ApiClient {
+  constructor(private readonly cfg: Members) {}
+
+  private url(host: string, path: string): string {
+    return `http://${host}:${this.cfg.api_port}${path}`;
+  }
+
+  private async get<T>(host: string, path: string, schema: z.ZodType<T>, timeoutMs: number, okOnly = true) {
+    try {
+      const r = await callJson(this.url(host, path), { timeoutMs });
+      if (okOnly && r.status !== 200) return null;
+      const p = schema.safeParse(r.body);
+      return p.success ? { status: r.status, body: p.data } : null;
+    } catch {
+      return null;
+    }
+  }
+
+  private async post<T extends { ok: boolean; reason: string }>(
+    host: string,
+    path: string,
+    body: unknown,
+    schema: z.ZodType<T>,
+    timeoutMs: number,
+  ): Promise<PostResult<T>> {
+    const lost = (reason: string, status = 0): PostResult<T> => ({
+      answered: false,
+      status,
+      body: { ok: false, reason } as T,
+    });
+    try {
+      const r = await callJson<unknown>(this.url(host, path), {
+        method: 'POST',
+        body,
+        secret: this.cfg.secret,
+        timeoutMs,
+      });
+      const p = schema.safeParse(r.body);
+      if (p.success) return { answered: true, status: r.status, body: p.data };
+      const err = (r.body as { error?: unknown } | null)?.error;
+      return lost(`${host} answered ${r.status}${typeof err === 'string' ? `: ${err}` : ''}`, r.status);
+    } catch (e) {
+      return lost(`${host} unreachable: ${(e as Error).message}`);
+    }
+  }
+
+  // ---- the arbiter
+
+  arbiterState(timeoutMs: number): Promise<ArbiterStateBody | null> {
+    return this.get(this.cfg.arbiter.host, '/state', arbiterStateSchema, timeoutMs).then(
+      (r) => r?.body ?? null,
+    );
+  }
+
+  arbiterPost<K extends ArbiterRequestKind>(kind: K, body: ArbiterRequestBody<K>, timeoutMs: number) {
+    return this.post(this.cfg.arbiter.host, ARBITER_PATHS[kind], body, arbiterReplySchema, timeoutMs);
+  }
+
+  // ---- the agents
+
+  agentHealth(host: string, timeoutMs: number) {
+    return this.get(host, AGENT_PATHS.health, agentHealthSchema, timeoutMs).then((r) => r?.body ?? null);
+  }
+
+  agentState(host: string, timeoutMs: number): Promise<AgentStatus | null> {
+    return this.get(host, AGENT_PATHS.state, agentStatusSchema, timeoutMs).then((r) => r?.body ?? null);
+  }
+
+  /** /primary or /replica: HAProxy's checks; 200 or 503 with the status as body. */
+  agentCheck(host: string, which: 'primary' | 'replica', timeoutMs: number) {
+    return this.get(host, AGENT_PATHS[which], agentStatusSchema, timeoutMs, false);
+  }
+
+  agentPost(host: string, what: AgentPost, timeoutMs: number) {
+    return this.post(host, AGENT_PATHS[what], undefined, agentReplySchema, timeoutMs);
+  }
+}
