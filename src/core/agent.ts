@@ -103,6 +103,7 @@ export function decideAgent(prev: AgentState, obs: AgentObservation, s: AgentSet
   // Rule adopt-newer-term. The arbiter's record is authoritative at an equal term (maintenance,
   // promotability change within a term); a lower one can only come from a lost record file or a
   // failover forced while it was down (push-term-to-arbiter below).
+  const termBefore = state.record.term;
   if (obs.arbiter) {
     state.lastArbiterOkAt = now;
     adoptRecord(state, obs.arbiter.record, s.me, now, true);
@@ -111,6 +112,13 @@ export function decideAgent(prev: AgentState, obs: AgentObservation, s: AgentSet
     state.lastPeerOkAt = now;
     adoptRecord(state, obs.peer.record, s.me, now, false);
   }
+  if (state.record.term > termBefore)
+    pre.push({
+      kind: 'note',
+      rule: 'adopt-newer-term',
+      level: 'warn',
+      msg: `term ${state.record.term} (primary ${state.record.primary}) learned from ${obs.arbiter?.record.term === state.record.term ? 'the arbiter' : obs.peer?.node}`,
+    });
   if (obs.arbiter && obs.arbiter.record.term < state.record.term)
     pre.push({
       kind: 'ask',

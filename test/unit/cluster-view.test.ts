@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { AgentStatus } from '../../src/agent/daemon.js';
+import type { AgentStatus } from '../../src/api/protocol.js';
 import { nodeState } from '../../src/cluster/view.js';
 
 function status(
@@ -12,6 +12,7 @@ function status(
     host: '10.0.0.1',
     role: 'primary',
     phase: 'primary',
+    rule: 'serve',
     term: 1,
     record: { term: 1, primary: 'pg1', standby: 'pg2', standbyPromotable: true, maintenance: false },
     postgres: { up: true, inRecovery: false, receiving: false, timeline: 1, lsn: '0/3000000' },

@@ -1,23 +1,33 @@
 // decideAgent, rule by rule, for the primary and the standby, with a simulated clock: every
 // timeout is driven to its edge (one millisecond before: nothing; exactly at it: the action).
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { TIMING_PROFILES } from '../../src/config.js';
 import {
+  agentOnReply,
   decideAgent,
+  forcePromotion,
   initialAgentState,
   NOT_RECEIVING_REJOIN_MS,
+  persistedOf,
+  requestRejoin,
+  requestSwitchover,
   startingAgentState,
+  vouchOf,
 } from '../../src/core/agent.js';
 import { lsnAtLeast, parseLsn } from '../../src/core/lsn.js';
+import { RULES } from '../../src/core/rules.js';
 import type {
   AgentAction,
   AgentObservation,
   AgentSettings,
   AgentState,
+  ArbiterView,
   ClusterRecord,
   CoreTiming,
   Decision,
+  PeerHealth,
 } from '../../src/core/types.js';
 
 type Profile = keyof typeof TIMING_PROFILES;
@@ -49,9 +59,64 @@ function state(over: Partial<AgentState> = {}, seen = 0, lastRound = seen): Agen
 }
 
 type Local = AgentObservation['local'];
-type ObsOver = Partial<Omit<AgentObservation, 'local'>> & { local?: Partial<Local> };
+/** Overrides of a round's observation. `arbiter`: the arbiter's record (null: no answer);
+ *  `vouchedAt`: when a peer last reached our PostgreSQL (the arbiter's vouch when it answers, else
+ *  the standby's, in `vouchTerm`); `peerAgentOk`: the peer agent answered (holding `peerRecord`). */
+interface ObsOver {
+  now?: number;
+  startedAt?: number;
+  fenced?: boolean;
+  arbiter?: ClusterRecord | null;
+  arbiterView?: ArbiterView | null;
+  peerAgentOk?: boolean;
+  peerRecord?: ClusterRecord;
+  peer?: PeerHealth | null;
+  vouchedAt?: number | null;
+  vouchTerm?: number;
+  primaryPgOk?: boolean;
+  local?: Partial<Local>;
+}
 
 const SYNC_STREAMING = { state: 'streaming', syncState: 'sync', caughtUp: true, flushLsn: '0/1000' };
+
+function observation(
+  me: string,
+  now: number,
+  local: Local,
+  defaultVouch: number | null,
+  primaryPgOk: boolean,
+  over: ObsOver,
+): AgentObservation {
+  const record = over.arbiter === undefined ? rec() : over.arbiter;
+  const vouchedAt = over.vouchedAt === undefined ? defaultVouch : over.vouchedAt;
+  const peerName = me === 'pg1' ? 'pg2' : 'pg1';
+  const arbiter =
+    over.arbiterView !== undefined
+      ? over.arbiterView
+      : record && { record, primaryVouchedMsAgo: vouchedAt === null ? null : now - vouchedAt };
+  const peer =
+    over.peer !== undefined
+      ? over.peer
+      : (over.peerAgentOk ?? true)
+        ? {
+            node: peerName,
+            record: over.peerRecord ?? rec(),
+            vouch:
+              !arbiter && vouchedAt !== null
+                ? { primary: me, term: over.vouchTerm ?? 1, seenMsAgo: now - vouchedAt }
+                : null,
+          }
+        : null;
+  return {
+    now: over.now ?? now,
+    startedAt: over.startedAt ?? over.now ?? now,
+    fenced: over.fenced ?? false,
+    arbiter,
+    peer,
+    primaryPgOk: over.primaryPgOk ?? primaryPgOk,
+    local,
+  };
+}
 
 /** A healthy primary's round: everything reachable, the standby streams synchronously. */
 function pObs(now: number, over: ObsOver = {}): AgentObservation {
@@ -66,17 +131,7 @@ function pObs(now: number, over: ObsOver = {}): AgentObservation {
     standbySignal: false,
     ...over.local,
   };
-  return {
-    now,
-    fenced: false,
-    arbiter: rec(),
-    peerAgentOk: true,
-    vouchedAt: now,
-    primaryPgOk: false,
-    switchoverRequested: false,
-    ...over,
-    local,
-  };
+  return observation('pg1', now, local, now, false, over);
 }
 
 /** A healthy standby's round: it streams from a reachable primary. */
@@ -92,24 +147,51 @@ function sObs(now: number, over: ObsOver = {}): AgentObservation {
     standbySignal: true,
     ...over.local,
   };
-  return {
-    now,
-    fenced: false,
-    arbiter: rec(),
-    peerAgentOk: true,
-    vouchedAt: null,
-    primaryPgOk: true,
-    switchoverRequested: false,
-    ...over,
-    local,
-  };
+  return observation('pg2', now, local, null, true, over);
+}
+
+/** Actions in a compact notation for the assertions: the rule ids are checked separately. */
+function acts(d: { actions: AgentAction[] }): Record<string, unknown>[] {
+  // The log line of a learned term is checked where it matters ('a term is a fact anyone may carry').
+  return d.actions
+    .filter((a) => a.rule !== 'adopt-newer-term')
+    .map((a) => {
+      switch (a.kind) {
+        case 'ask': {
+          const r = a.request;
+          if (a.why === 'unfence') return { kind: 'unfenceAsPrimary' };
+          if (a.why === 'promote') return { kind: 'requestPromotion', term: (r as { term: number }).term };
+          if (a.why === 'degradeSync') return { kind: 'degradeSync', term: (r as { term: number }).term };
+          if (a.why === 'adopt')
+            return { kind: 'pushAdopt', term: (r as { record: ClusterRecord }).record.term };
+          if (r.kind === 'setPromotable')
+            return { kind: 'setPromotable', term: r.term, promotable: r.promotable };
+          return { kind: a.why };
+        }
+        case 'unfence':
+          return {
+            kind:
+              a.rule === 'unfence-standby'
+                ? 'unfenceAsStandby'
+                : a.rule === 'unfence-vouched'
+                  ? 'unfenceVouched'
+                  : 'unfence',
+          };
+        case 'setSync':
+          return { kind: a.on ? 'restoreSync' : 'dropSync' };
+        default: {
+          const { rule: _r, ...rest } = a;
+          return rest;
+        }
+      }
+    });
 }
 
 const P = settings('pg1');
 const S = settings('pg2');
 
 function kinds(d: Decision): string[] {
-  return d.actions.map((a) => a.kind);
+  return acts(d).map((a) => a.kind as string);
 }
 
 function noteText(d: Decision): string {
@@ -147,6 +229,10 @@ describe('decideAgent: bookkeeping', () => {
       lastPeerOkAt: 1234,
       lastPrimaryPgOkAt: 1234,
       lastVouchedAt: 1234,
+      confirmedAt: null,
+      primarySeen: null,
+      promotionAskedInTerm: null,
+      requests: { switchover: false, rejoin: false },
       lastRoundAt: 1234,
       syncStallSince: null,
       promotableAtLsn: null,
@@ -155,7 +241,7 @@ describe('decideAgent: bookkeeping', () => {
   });
 
   test('a freshly started primary agent that reaches neither peer fences on its first round', () => {
-    const start = startingAgentState(rec(), 10_000, P.timing.fenceTimeoutMs);
+    const start = startingAgentState({ record: rec(), promotionAskedInTerm: null }, 10_000, P.timing);
     const alone = decideAgent(
       start,
       pObs(10_000 + P.timing.probeIntervalMs, { arbiter: null, peerAgentOk: false }),
@@ -175,7 +261,7 @@ describe('decideAgent: bookkeeping', () => {
     );
     assert.deepEqual(kinds(withArbiter), []);
     // A starting standby does not ask for a promotion before failover_timeout of its own.
-    const sStart = startingAgentState(rec(), 10_000, S.timing.fenceTimeoutMs);
+    const sStart = startingAgentState({ record: rec(), promotionAskedInTerm: null }, 10_000, S.timing);
     const s1 = decideAgent(sStart, sObs(10_000 + S.timing.probeIntervalMs, { primaryPgOk: false }), S);
     assert.ok(!kinds(s1).includes('requestPromotion'));
   });
@@ -210,22 +296,27 @@ describe('decideAgent: bookkeeping', () => {
     assert.deepEqual(decideAgent(state(), sObs(500, { arbiter: same }), S).state.record, same);
   });
 
-  test('ignores an older arbiter record (a lost record file) but still counts the arbiter as reached', () => {
+  test('ignores an older arbiter record (a lost record file), counts the arbiter as reached, tells it our term', () => {
     const mine = rec({ term: 5 });
     const older = rec({ term: 4, primary: 'pg2', standby: 'pg1' });
-    const d = decideAgent(state({ record: mine }, 0, 0), pObs(500, { arbiter: older }), P);
+    const d = decideAgent(
+      state({ record: mine }, 0, 0),
+      pObs(500, { arbiter: older, vouchedAt: null, peerRecord: mine, vouchTerm: 5 }),
+      P,
+    );
     assert.deepEqual(d.state.record, mine);
     assert.equal(d.state.lastArbiterOkAt, 500);
     // Still primary of term 5: it did not turn itself into a standby because of the old record.
     assert.equal(d.phase, 'primary');
-    assert.deepEqual(d.actions, []);
+    assert.deepEqual(acts(d), [{ kind: 'pushAdopt', term: 5 }]);
+    assert.equal(d.actions[0]?.rule, 'push-term-to-arbiter');
   });
 
   test('the role follows the record: a node named primary by a newer record acts as primary', () => {
     const handedOver = rec({ term: 2, primary: 'pg2', standby: 'pg1', standbyPromotable: false });
     const d = decideAgent(state(), sObs(500, { arbiter: handedOver, primaryPgOk: false }), S);
     assert.equal(d.phase, 'promoting');
-    assert.deepEqual(d.actions, [{ kind: 'promote', term: 2 }]);
+    assert.deepEqual(acts(d), [{ kind: 'promote', term: 2 }]);
   });
 });
 
@@ -233,7 +324,7 @@ describe('decideAgent: primary', () => {
   test('healthy synchronous primary: nothing to do', () => {
     const d = decideAgent(state(), pObs(500), P);
     assert.equal(d.phase, 'primary');
-    assert.deepEqual(d.actions, []);
+    assert.deepEqual(acts(d), []);
     assert.equal(d.state.syncStallSince, null);
   });
 
@@ -245,7 +336,7 @@ describe('decideAgent: primary', () => {
       P,
     );
     assert.equal(d.phase, 'promoting');
-    assert.deepEqual(d.actions, [{ kind: 'promote', term: 3 }]);
+    assert.deepEqual(acts(d), [{ kind: 'promote', term: 3 }]);
     assert.equal(d.state.syncStallSince, null);
   });
 
@@ -269,7 +360,7 @@ describe('decideAgent: primary', () => {
       assert.deepEqual(kinds(before), []);
       const at = decideAgent(state({}, 0, t.fenceTimeoutMs - 10), isolated(t.fenceTimeoutMs), s);
       assert.equal(at.phase, 'fenced-isolated');
-      assert.deepEqual(at.actions, [{ kind: 'fence', reason: 'lost pg2 and the arbiter' }]);
+      assert.deepEqual(acts(at), [{ kind: 'fence', reason: 'lost pg2 and the arbiter' }]);
     });
 
     test(`[${profile}] isolated from t=0, rounds every probe_interval: fences at the first round >= fence_timeout`, () => {
@@ -287,7 +378,7 @@ describe('decideAgent: primary', () => {
 
     test(`[${profile}] the fence counts from the later of the two losses`, () => {
       // Arbiter lost at 0, peer still seen until 1000: fence at 1000 + fence_timeout.
-      const st = state({ lastArbiterOkAt: 0, lastPeerOkAt: 1000 }, 0, 0);
+      const st = state({ lastArbiterOkAt: 0, lastPeerOkAt: 1000, lastVouchedAt: 1000 }, 0, 0);
       const at = 1000 + t.fenceTimeoutMs;
       const before = decideAgent({ ...st, lastRoundAt: at - 1 - 10 }, isolated(at - 1), s);
       assert.deepEqual(kinds(before), []);
@@ -316,7 +407,7 @@ describe('decideAgent: primary', () => {
       P,
     );
     assert.equal(d.phase, 'fenced-isolated');
-    assert.deepEqual(d.actions, []);
+    assert.deepEqual(acts(d), []);
   });
 
   test('isolated in maintenance mode: fences all the same (it could not see maintenance end)', () => {
@@ -327,7 +418,7 @@ describe('decideAgent: primary', () => {
       P,
     );
     assert.equal(d.phase, 'fenced-isolated');
-    assert.deepEqual(d.actions, [{ kind: 'fence', reason: 'lost pg2 and the arbiter' }]);
+    assert.deepEqual(acts(d), [{ kind: 'fence', reason: 'lost pg2 and the arbiter' }]);
   });
 
   describe('vouching: the peers must reach our PostgreSQL, not just our agent', () => {
@@ -337,17 +428,17 @@ describe('decideAgent: primary', () => {
       assert.equal(d.phase, 'fenced-unreached');
       assert.deepEqual(kinds(d), ['fence']);
       assert.match(
-        (d.actions[0] as { reason: string }).reason,
+        (acts(d)[0] as { reason: string }).reason,
         /neither pg2 nor the arbiter has reached our PostgreSQL/,
       );
     });
 
     test('an old vouch counts until fence_timeout, measured from when the peer reached us', () => {
       const d1 = decideAgent(state({}, 0, F - 100), pObs(F - 1, { vouchedAt: null }), P);
-      assert.deepEqual(d1.actions, [], 'not yet');
+      assert.deepEqual(acts(d1), [], 'not yet');
       // A vouch from 400 ms before this round: good for fence_timeout from then.
       const d2 = decideAgent(state({}, 0, F - 100), pObs(F, { vouchedAt: F - 400 }), P);
-      assert.deepEqual(d2.actions, []);
+      assert.deepEqual(acts(d2), []);
       assert.equal(d2.state.lastVouchedAt, F - 400);
       const d3 = decideAgent(d2.state, pObs(2 * F - 400, { vouchedAt: null }), P);
       assert.deepEqual(kinds(d3), ['fence']);
@@ -375,7 +466,7 @@ describe('decideAgent: primary', () => {
         const now = 100_000;
         const d = decideAgent(state({}, now - t.fenceTimeoutMs - 1), pObs(now, { arbiter: null }), s);
         assert.equal(d.phase, 'fenced-isolated');
-        assert.deepEqual(d.actions, [
+        assert.deepEqual(acts(d), [
           { kind: 'fence', reason: 'agent loop was paused and the arbiter did not answer' },
         ]);
         // What it remembered is stale: the arbiter counts as lost since failover_timeout ago.
@@ -387,7 +478,7 @@ describe('decideAgent: primary', () => {
         const now = 100_000;
         const d = decideAgent(state({}, now - t.fenceTimeoutMs), pObs(now, { arbiter: null }), s);
         assert.equal(d.phase, 'primary');
-        assert.deepEqual(d.actions, []);
+        assert.deepEqual(acts(d), []);
         assert.equal(d.state.lastArbiterOkAt, now - t.fenceTimeoutMs);
       });
 
@@ -406,7 +497,7 @@ describe('decideAgent: primary', () => {
       const newer = rec({ term: 2, primary: 'pg2', standby: 'pg1', standbyPromotable: false });
       const d = decideAgent(state({}, 0, 0), pObs(100_000, { arbiter: newer }), P);
       assert.equal(d.phase, 'rejoining');
-      assert.deepEqual(d.actions, [
+      assert.deepEqual(acts(d), [
         { kind: 'fence', reason: 'replaced by pg2 in term 2' },
         { kind: 'rejoin', primary: 'pg2', reason: 'pg2 is primary in term 2' },
       ]);
@@ -422,7 +513,7 @@ describe('decideAgent: primary', () => {
     test('a paused standby does not fence (only the primary guards against a pause)', () => {
       const d = decideAgent(state({}, 0, 0), sObs(100_000, { arbiter: null }), S);
       assert.equal(d.phase, 'standby');
-      assert.deepEqual(d.actions, []);
+      assert.deepEqual(acts(d), []);
     });
   });
 
@@ -430,7 +521,7 @@ describe('decideAgent: primary', () => {
     test('fence first, then start it (clients come back only after the arbiter confirms)', () => {
       const d = decideAgent(state(), pObs(500, { local: { up: false, inRecovery: null } }), P);
       assert.equal(d.phase, 'restarting');
-      assert.deepEqual(d.actions, [
+      assert.deepEqual(acts(d), [
         { kind: 'fence', reason: 'PostgreSQL is down; restarting it fenced' },
         { kind: 'startPostgres', reason: 'primary PostgreSQL is not running' },
       ]);
@@ -473,14 +564,61 @@ describe('decideAgent: primary', () => {
     test('the arbiter names us primary: ask it to confirm our term, and unfence on its word', () => {
       const d = decideAgent(state(), pObs(500, { fenced: true }), P);
       assert.equal(d.phase, 'fenced');
-      assert.deepEqual(d.actions, [{ kind: 'unfenceAsPrimary' }]);
+      assert.deepEqual(acts(d), [{ kind: 'unfenceAsPrimary' }]);
     });
 
-    test('the arbiter does not answer: stay fenced even though the standby answers', () => {
-      const d = decideAgent(state(), pObs(500, { fenced: true, arbiter: null }), P);
+    test('the arbiter does not answer and the standby answers without vouching: stay fenced', () => {
+      const d = decideAgent(state(), pObs(500, { fenced: true, arbiter: null, vouchedAt: null }), P);
       assert.equal(d.phase, 'fenced');
+      assert.equal(d.rule, 'stay-fenced');
       assert.deepEqual(kinds(d), ['note']);
       assert.match(noteText(d), /^info:fenced: waiting for the arbiter/);
+    });
+
+    describe('unfence-vouched: the arbiter silent, the standby streams from us and vouches in our term', () => {
+      const fencedNoArbiter = (over: ObsOver = {}) => pObs(5000, { fenced: true, arbiter: null, ...over });
+      test('a fresh vouch and a streaming standby: unfence without the arbiter', () => {
+        const d = decideAgent(state({}, 4500, 4500), fencedNoArbiter({ vouchedAt: 4800 }), P);
+        assert.deepEqual(acts(d), [{ kind: 'unfenceVouched' }]);
+        assert.equal(d.rule, 'unfence-vouched');
+        assert.equal(d.phase, 'primary');
+      });
+      test('the vouch exactly fence_timeout old: stay fenced; 1 ms younger: unfence', () => {
+        const old = decideAgent(
+          state({}, 0, 4500),
+          fencedNoArbiter({ vouchedAt: 5000 - T.fenceTimeoutMs }),
+          P,
+        );
+        assert.equal(old.rule, 'stay-fenced');
+        const young = decideAgent(
+          state({}, 0, 4500),
+          fencedNoArbiter({ vouchedAt: 5001 - T.fenceTimeoutMs }),
+          P,
+        );
+        assert.equal(young.rule, 'unfence-vouched');
+      });
+      test('a vouch for an older term does not count', () => {
+        const mine = rec({ term: 3 });
+        const d = decideAgent(
+          state({ record: mine }, 4500, 4500),
+          fencedNoArbiter({ vouchedAt: 4900, vouchTerm: 2, peerRecord: mine }),
+          P,
+        );
+        assert.equal(d.rule, 'stay-fenced');
+      });
+      test('a vouch while the standby is not streaming from us does not count', () => {
+        const d = decideAgent(
+          state({}, 4500, 4500),
+          fencedNoArbiter({ vouchedAt: 4900, local: { peerReplication: null } }),
+          P,
+        );
+        assert.equal(d.rule, 'stay-fenced');
+      });
+      test('with the arbiter answering, only its confirmation unfences', () => {
+        const d = decideAgent(state({}, 4500, 4500), pObs(5000, { fenced: true }), P);
+        assert.deepEqual(acts(d), [{ kind: 'unfenceAsPrimary' }]);
+        assert.equal(d.rule, 'unfence-confirmed');
+      });
     });
 
     test('an older arbiter record naming someone else: stay fenced, no unfence', () => {
@@ -491,16 +629,16 @@ describe('decideAgent: primary', () => {
         P,
       );
       assert.equal(d.phase, 'fenced');
-      assert.deepEqual(d.actions, []);
+      // The arbiter is behind: it is told our term (a failover forced while it was down).
+      assert.deepEqual(acts(d), [{ kind: 'pushAdopt', term: 3 }]);
     });
 
     test('fenced: no replication decision and no switchover while fenced', () => {
       const d = decideAgent(
-        state({ record: rec({ standbyPromotable: false }) }),
+        state({ record: rec({ standbyPromotable: false }), requests: { switchover: true, rejoin: false } }),
         pObs(500, {
           fenced: true,
           arbiter: rec({ standbyPromotable: false }),
-          switchoverRequested: true,
         }),
         P,
       );
@@ -552,12 +690,12 @@ describe('decideAgent: primary', () => {
       test(`${c.name}: ${c.ok ? 'hand over' : 'refused with a warning'}`, () => {
         const r = rec({ term: 7, standbyPromotable: c.promotable });
         const d = decideAgent(
-          state({ record: r }),
-          pObs(500, { arbiter: r, switchoverRequested: true, local: { peerReplication: c.repl } }),
+          state({ record: r, requests: { switchover: true, rejoin: false } }),
+          pObs(500, { arbiter: r, local: { peerReplication: c.repl } }),
           settings('pg1', { syncReplication: c.sync }),
         );
         assert.equal(d.phase, 'primary');
-        if (c.ok) assert.deepEqual(d.actions[0], { kind: 'handover', to: 'pg2', term: 7 });
+        if (c.ok) assert.deepEqual(acts(d)[0], { kind: 'handover', to: 'pg2', term: 7 });
         else {
           assert.ok(!kinds(d).includes('handover'));
           assert.match(noteText(d), /^warn:switchover refused: pg2 is not a healthy/);
@@ -572,14 +710,14 @@ describe('decideAgent: primary', () => {
     test('sync acknowledged and the record says not promotable: mark promotable', () => {
       const r = rec({ standbyPromotable: false, term: 2 });
       const d = decideAgent(state({ record: r, syncStallSince: 10 }), pObs(500, { arbiter: r }), P);
-      assert.deepEqual(d.actions, [{ kind: 'setPromotable', term: 2, promotable: true }]);
+      assert.deepEqual(acts(d), [{ kind: 'setPromotable', term: 2, promotable: true }]);
       assert.equal(d.state.syncStallSince, null);
     });
 
     test('sync acknowledged, not promotable, arbiter unreachable: nothing', () => {
       const r = rec({ standbyPromotable: false });
       const d = decideAgent(state({ record: r }), pObs(500, { arbiter: null }), P);
-      assert.deepEqual(d.actions, []);
+      assert.deepEqual(acts(d), []);
     });
 
     for (const profile of PROFILES) {
@@ -588,21 +726,21 @@ describe('decideAgent: primary', () => {
       test(`[${profile}] standby stops acknowledging: degrade at exactly sync_stall_timeout, not 1 ms before`, () => {
         const first = decideAgent(state({}, 0, 0), pObs(100, { local: stalled }), s);
         assert.equal(first.state.syncStallSince, 100);
-        assert.deepEqual(first.actions, []);
+        assert.deepEqual(acts(first), []);
         const edge = 100 + t.syncStallTimeoutMs;
         const before = decideAgent(
           { ...first.state, lastRoundAt: edge - 100 },
           pObs(edge - 1, { local: stalled }),
           s,
         );
-        assert.deepEqual(before.actions, []);
+        assert.deepEqual(acts(before), []);
         assert.equal(before.state.syncStallSince, 100);
         const at = decideAgent(
           { ...first.state, lastRoundAt: edge - 100 },
           pObs(edge, { local: stalled }),
           s,
         );
-        assert.deepEqual(at.actions, [{ kind: 'degradeSync', term: 1 }]);
+        assert.deepEqual(acts(at), [{ kind: 'degradeSync', term: 1 }]);
         assert.equal(at.phase, 'primary');
       });
 
@@ -651,7 +789,7 @@ describe('decideAgent: primary', () => {
         pObs(T.syncStallTimeoutMs, { local: { syncWaitMs: T.syncStallTimeoutMs - 1 } }),
         P,
       );
-      assert.deepEqual(d.actions, []);
+      assert.deepEqual(acts(d), []);
       assert.equal(d.state.syncStallSince, null);
     });
 
@@ -676,14 +814,14 @@ describe('decideAgent: primary', () => {
         pObs(500, { arbiter: r, local: sync('0/4000', '0/5000') }),
         P,
       );
-      assert.deepEqual(d1.actions, []);
+      assert.deepEqual(acts(d1), []);
       assert.equal(d1.state.promotableAtLsn, '0/5000');
       // New WAL since (0/6000) waits for the standby: the target stays where it was.
       const d2 = decideAgent(d1.state, pObs(1000, { arbiter: r, local: sync('0/4FFF', '0/6000') }), P);
-      assert.deepEqual(d2.actions, []);
+      assert.deepEqual(acts(d2), []);
       assert.equal(d2.state.promotableAtLsn, '0/5000');
       const d3 = decideAgent(d2.state, pObs(1500, { arbiter: r, local: sync('0/5000', '0/6000') }), P);
-      assert.deepEqual(d3.actions, [{ kind: 'setPromotable', term: 3, promotable: true }]);
+      assert.deepEqual(acts(d3), [{ kind: 'setPromotable', term: 3, promotable: true }]);
       assert.equal(d3.state.promotableAtLsn, null);
     });
 
@@ -692,7 +830,7 @@ describe('decideAgent: primary', () => {
       const st = state({ record: r, promotableAtLsn: '0/5000' });
       const d = decideAgent(st, pObs(500, { arbiter: r, local: { peerReplication: null } }), P);
       assert.equal(d.state.promotableAtLsn, null);
-      assert.ok(!d.actions.some((a) => a.kind === 'setPromotable' && a.promotable));
+      assert.ok(!acts(d).some((a) => a.kind === 'setPromotable' && a.promotable));
     });
 
     test('an unknown flush position never makes the standby promotable', () => {
@@ -702,7 +840,7 @@ describe('decideAgent: primary', () => {
         pObs(500, { arbiter: r, local: { peerReplication: { ...SYNC_STREAMING, flushLsn: null } } }),
         P,
       );
-      assert.deepEqual(d.actions, []);
+      assert.deepEqual(acts(d), []);
     });
 
     test('the stall timer resets when the standby acknowledges again', () => {
@@ -712,7 +850,7 @@ describe('decideAgent: primary', () => {
         P,
       );
       assert.equal(d.state.syncStallSince, null);
-      assert.deepEqual(d.actions, []);
+      assert.deepEqual(acts(d), []);
     });
 
     test('arbiter unreachable at the deadline: keep sync, warn (never drop it silently)', () => {
@@ -732,7 +870,7 @@ describe('decideAgent: primary', () => {
         pObs(T.syncStallTimeoutMs * 100, { local: stalled }),
         settings('pg1', { strictSync: true }),
       );
-      assert.deepEqual(d.actions, []);
+      assert.deepEqual(acts(d), []);
       assert.equal(d.state.syncStallSince, 0);
     });
 
@@ -744,7 +882,7 @@ describe('decideAgent: primary', () => {
         }),
         P,
       );
-      assert.deepEqual(d.actions, [{ kind: 'setPromotable', term: 1, promotable: false }]);
+      assert.deepEqual(acts(d), [{ kind: 'setPromotable', term: 1, promotable: false }]);
       assert.equal(d.state.syncStallSince, null);
     });
 
@@ -761,7 +899,7 @@ describe('decideAgent: primary', () => {
         }),
         P,
       );
-      assert.deepEqual(d.actions, [{ kind: 'restoreSync', term: 3 }]);
+      assert.deepEqual(acts(d), [{ kind: 'restoreSync' }]);
     });
 
     test('sync names off, the walsender says streaming but the standby agent is silent: no restore (a frozen standby)', () => {
@@ -775,7 +913,7 @@ describe('decideAgent: primary', () => {
         }),
         P,
       );
-      assert.deepEqual(d.actions, []);
+      assert.deepEqual(acts(d), []);
     });
 
     const notYet: { name: string; repl: Local['peerReplication']; arbiter: boolean }[] = [
@@ -807,7 +945,7 @@ describe('decideAgent: primary', () => {
           }),
           P,
         );
-        assert.deepEqual(d.actions, []);
+        assert.deepEqual(acts(d), []);
       });
     }
 
@@ -823,7 +961,7 @@ describe('decideAgent: primary', () => {
         }),
         P,
       );
-      assert.deepEqual(d.actions, []);
+      assert.deepEqual(acts(d), []);
     });
   });
 
@@ -838,7 +976,7 @@ describe('decideAgent: primary', () => {
         pObs(500, { arbiter: r, local: { syncNamesActive: false, peerReplication: asyncStreaming } }),
         A,
       );
-      assert.deepEqual(d.actions, [{ kind: 'setPromotable', term: 4, promotable: true }]);
+      assert.deepEqual(acts(d), [{ kind: 'setPromotable', term: 4, promotable: true }]);
       assert.equal(d.state.syncStallSince, null);
     });
 
@@ -848,7 +986,7 @@ describe('decideAgent: primary', () => {
         pObs(500, { local: { syncNamesActive: false, peerReplication: asyncStreaming } }),
         A,
       );
-      assert.deepEqual(d.actions, []);
+      assert.deepEqual(acts(d), []);
     });
 
     test('streaming, not promotable, arbiter unreachable: nothing', () => {
@@ -858,7 +996,7 @@ describe('decideAgent: primary', () => {
         pObs(500, { arbiter: null, local: { syncNamesActive: false, peerReplication: asyncStreaming } }),
         A,
       );
-      assert.deepEqual(d.actions, []);
+      assert.deepEqual(acts(d), []);
     });
 
     for (const profile of PROFILES) {
@@ -868,11 +1006,11 @@ describe('decideAgent: primary', () => {
         const o = (now: number) => pObs(now, { local: { syncNamesActive: false, peerReplication: null } });
         const first = decideAgent(state({}, 0, 0), o(200), s);
         assert.equal(first.state.syncStallSince, 200);
-        assert.deepEqual(first.actions, []);
+        assert.deepEqual(acts(first), []);
         const edge = 200 + t.syncStallTimeoutMs;
         const base = { ...first.state, lastRoundAt: edge - 100 };
-        assert.deepEqual(decideAgent(base, o(edge - 1), s).actions, []);
-        assert.deepEqual(decideAgent(base, o(edge), s).actions, [
+        assert.deepEqual(acts(decideAgent(base, o(edge - 1), s)), []);
+        assert.deepEqual(acts(decideAgent(base, o(edge), s)), [
           { kind: 'setPromotable', term: 1, promotable: false },
         ]);
       });
@@ -885,7 +1023,7 @@ describe('decideAgent: primary', () => {
         pObs(100_000, { arbiter: r, local: { syncNamesActive: false, peerReplication: null } }),
         A,
       );
-      assert.deepEqual(d.actions, []);
+      assert.deepEqual(acts(d), []);
     });
 
     test('not streaming past the deadline but the arbiter is unreachable: nothing (it cannot be told)', () => {
@@ -897,7 +1035,7 @@ describe('decideAgent: primary', () => {
         }),
         A,
       );
-      assert.deepEqual(d.actions, []);
+      assert.deepEqual(acts(d), []);
     });
 
     test('async never degrades or restores synchronous_standby_names', () => {
@@ -916,7 +1054,7 @@ describe('decideAgent: standby', () => {
   test('healthy: streaming, nothing to do', () => {
     const d = decideAgent(state(), sObs(500), S);
     assert.equal(d.phase, 'standby');
-    assert.deepEqual(d.actions, []);
+    assert.deepEqual(acts(d), []);
   });
 
   test('resets any sync stall timer it may have from a former life as primary', () => {
@@ -932,7 +1070,7 @@ describe('decideAgent: standby', () => {
     test('auto rejoin: fence, then rejoin the new primary', () => {
       const d = decideAgent(state(), replacedObs(), P);
       assert.equal(d.phase, 'rejoining');
-      assert.deepEqual(d.actions, [
+      assert.deepEqual(acts(d), [
         { kind: 'fence', reason: 'replaced by pg2 in term 2' },
         { kind: 'rejoin', primary: 'pg2', reason: 'pg2 is primary in term 2' },
       ]);
@@ -965,7 +1103,7 @@ describe('decideAgent: standby', () => {
         S,
       );
       assert.equal(d.phase, 'rejoining');
-      assert.deepEqual(d.actions, [
+      assert.deepEqual(acts(d), [
         { kind: 'fence', reason: 'former primary data directory' },
         { kind: 'rejoin', primary: 'pg1', reason: 'data directory is a former primary' },
       ]);
@@ -978,7 +1116,8 @@ describe('decideAgent: standby', () => {
         settings('pg2', { autoRejoin: false }),
       );
       assert.equal(d.phase, 'needs-rejoin');
-      assert.deepEqual(d.actions, []);
+      assert.deepEqual(kinds(d), ['note']);
+      assert.equal(d.rule, 'needs-manual-rejoin');
     });
 
     test('a standby data directory: start it', () => {
@@ -988,7 +1127,7 @@ describe('decideAgent: standby', () => {
         S,
       );
       assert.equal(d.phase, 'starting');
-      assert.deepEqual(d.actions, [{ kind: 'startPostgres', reason: 'standby PostgreSQL is not running' }]);
+      assert.deepEqual(acts(d), [{ kind: 'startPostgres', reason: 'standby PostgreSQL is not running' }]);
     });
 
     test('a standby data directory in maintenance mode: not started, a warning', () => {
@@ -1006,7 +1145,7 @@ describe('decideAgent: standby', () => {
   test('fenced standby (after a rejoin): unfence, it accepts no writes anyway', () => {
     const d = decideAgent(state(), sObs(500, { fenced: true }), S);
     assert.equal(d.phase, 'standby');
-    assert.deepEqual(d.actions, [{ kind: 'unfenceAsStandby' }]);
+    assert.deepEqual(acts(d), [{ kind: 'unfenceAsStandby' }]);
   });
 
   describe('not receiving WAL from a reachable primary', () => {
@@ -1019,11 +1158,11 @@ describe('decideAgent: standby', () => {
       const edge = 1000 + NOT_RECEIVING_REJOIN_MS;
       const base = { ...first.state, lastRoundAt: edge - 100 };
       const before = decideAgent(base, notRecv(edge - 1), S);
-      assert.deepEqual(before.actions, []);
+      assert.deepEqual(acts(before), []);
       assert.equal(before.state.notReceivingSince, 1000);
       const at = decideAgent(base, notRecv(edge), S);
       assert.equal(at.phase, 'rejoining');
-      assert.deepEqual(at.actions, [
+      assert.deepEqual(acts(at), [
         { kind: 'rejoin', primary: 'pg1', reason: 'not receiving WAL from a reachable primary' },
       ]);
       assert.equal(at.state.notReceivingSince, null);
@@ -1035,7 +1174,7 @@ describe('decideAgent: standby', () => {
         notRecv(100_000),
         settings('pg2', { autoRejoin: false }),
       );
-      assert.deepEqual(d.actions, []);
+      assert.deepEqual(acts(d), []);
       assert.equal(d.phase, 'standby-catching-up');
     });
 
@@ -1071,10 +1210,10 @@ describe('decideAgent: standby', () => {
       test(`[${profile}] primary lost: no request at failover_timeout - 1 ms, request at exactly failover_timeout`, () => {
         const before = decideAgent(state({}, 0, t.failoverTimeoutMs - 200), lost(t.failoverTimeoutMs - 1), s);
         assert.equal(before.phase, 'standby-catching-up');
-        assert.deepEqual(before.actions, []);
+        assert.deepEqual(acts(before), []);
         const at = decideAgent(state({}, 0, t.failoverTimeoutMs - 200), lost(t.failoverTimeoutMs), s);
         assert.equal(at.phase, 'requesting-promotion');
-        assert.deepEqual(at.actions, [{ kind: 'requestPromotion', term: 1 }]);
+        assert.deepEqual(acts(at), [{ kind: 'requestPromotion', term: 1 }]);
       });
 
       test(`[${profile}] rounds every probe_interval: first request at the first round >= failover_timeout`, () => {
@@ -1097,7 +1236,7 @@ describe('decideAgent: standby', () => {
         sObs(3500, { arbiter: r, primaryPgOk: false, local: { receiving: false } }),
         S,
       );
-      assert.deepEqual(d.actions, [{ kind: 'requestPromotion', term: 9 }]);
+      assert.deepEqual(acts(d), [{ kind: 'requestPromotion', term: 9 }]);
     });
 
     const refusals: { name: string; record: Partial<ClusterRecord>; arbiter: boolean; msg: RegExp }[] = [
@@ -1165,5 +1304,220 @@ describe('LSN comparison', () => {
     assert.equal(lsnAtLeast('0/1', null), false);
     assert.equal(lsnAtLeast('garbage', '0/1'), false);
     assert.equal(parseLsn('1/2'), (1n << 32n) | 2n);
+  });
+});
+
+describe('a term is a fact anyone may carry (the peer agent)', () => {
+  const term2 = rec({ term: 2, primary: 'pg2', standby: 'pg1', standbyPromotable: false });
+
+  test('an old primary, fenced, the arbiter silent, learns term 2 from pg2: it steps down and rejoins pg2', () => {
+    const d = decideAgent(
+      state({}, 4500, 4500),
+      pObs(5000, { fenced: true, arbiter: null, peerRecord: term2 }),
+      P,
+    );
+    assert.deepEqual(d.state.record, term2);
+    assert.equal(d.rule, 'step-down');
+    assert.ok(
+      d.actions.some(
+        (a) =>
+          a.kind === 'note' &&
+          a.rule === 'adopt-newer-term' &&
+          /term 2 \(primary pg2\) learned from pg2/.test(a.msg),
+      ),
+    );
+    assert.deepEqual(acts(d), [{ kind: 'rejoin', primary: 'pg2', reason: 'pg2 is primary in term 2' }]);
+  });
+
+  test('an unfenced old primary that learns of a newer term from the peer fences first, then rejoins', () => {
+    const d = decideAgent(state({}, 4500, 4500), pObs(5000, { arbiter: null, peerRecord: term2 }), P);
+    assert.deepEqual(kinds(d), ['fence', 'rejoin']);
+  });
+
+  test('an older or equal record from the peer changes nothing (only the arbiter is authoritative at a term)', () => {
+    const mine = rec({ term: 3 });
+    const older = decideAgent(
+      state({ record: mine }, 4500, 4500),
+      pObs(5000, { peerRecord: term2, arbiter: mine }),
+      P,
+    );
+    assert.deepEqual(older.state.record, mine);
+    const same = rec({ term: 3, maintenance: true });
+    const equal = decideAgent(
+      state({ record: mine }, 4500, 4500),
+      pObs(5000, { peerRecord: same, arbiter: null }),
+      P,
+    );
+    assert.deepEqual(equal.state.record, mine);
+  });
+
+  test('a newer record naming us primary, from the peer, is our confirmation: we promote', () => {
+    const d = decideAgent(
+      state({}, 4500, 4500),
+      sObs(5000, { arbiter: null, peerRecord: term2, local: { inRecovery: true } }),
+      S,
+    );
+    assert.equal(d.rule, 'promote-on-record');
+    assert.equal(d.state.confirmedAt, 5000);
+  });
+});
+
+describe('vouching (what /health says) and the promotion request', () => {
+  const seen = (st: AgentState) => decideAgent(st, sObs(1000), S).state;
+
+  test('a standby that reached the primary vouches for it in the current term, with the age of that contact', () => {
+    const st = seen(state({}, 500, 500));
+    assert.deepEqual(vouchOf(st, S, 1300), { primary: 'pg1', term: 1, seenMsAgo: 300 });
+    assert.equal(vouchOf(st, P, 1300), null, 'the primary vouches for nobody');
+  });
+
+  test('no vouch before it ever reached the primary, or for a primary of an older term', () => {
+    assert.equal(vouchOf(state(), S, 100), null);
+    const st = { ...seen(state({}, 500, 500)), record: rec({ term: 2 }) };
+    assert.equal(vouchOf(st, S, 1300), null);
+  });
+
+  test('asking for promotion stops the vouch in that term; a refusal restores it; a lost reply does not', () => {
+    const lost = decideAgent(
+      state({}, 0, 2900),
+      sObs(3000, { primaryPgOk: false, local: { receiving: false } }),
+      S,
+    );
+    const st = { ...lost.state, primarySeen: { node: 'pg1', term: 1, at: 0 } };
+    assert.equal(lost.rule, 'request-promotion');
+    assert.equal(st.promotionAskedInTerm, 1);
+    assert.deepEqual(persistedOf(st), { record: rec(), promotionAskedInTerm: 1 }, 'persisted before asking');
+    assert.equal(vouchOf(st, S, 3000), null);
+    const ask = lost.actions.find((a) => a.kind === 'ask');
+    assert.ok(ask && ask.kind === 'ask');
+    const noAnswer = agentOnReply(st, ask, null, 3100, S);
+    assert.equal(noAnswer.state.promotionAskedInTerm, 1, 'a grant may be in flight');
+    assert.equal(vouchOf(noAnswer.state, S, 3100), null);
+    const refused = agentOnReply(st, ask, { ok: false, reason: 'no', record: rec() }, 3100, S);
+    assert.equal(refused.state.promotionAskedInTerm, null);
+    assert.equal(refused.log.rule, 'reply-refused');
+    assert.ok(vouchOf(refused.state, S, 3100));
+  });
+
+  test('a restarted standby that had asked does not vouch in that term (persisted)', () => {
+    const st = startingAgentState({ record: rec(), promotionAskedInTerm: 1 }, 10_000, T);
+    const d = decideAgent(st, sObs(10_500), S);
+    assert.equal(vouchOf(d.state, S, 10_500), null);
+  });
+
+  test('the arbiter seen reaching the primary again ends the outstanding request', () => {
+    const st = state({ promotionAskedInTerm: 1 }, 10_000, 10_000);
+    const far = decideAgent(st, sObs(10_500, { vouchedAt: 10_500 - T.fenceTimeoutMs }), S);
+    assert.equal(far.state.promotionAskedInTerm, 1);
+    const near = decideAgent(st, sObs(10_500, { vouchedAt: 10_400 }), S);
+    assert.equal(near.state.promotionAskedInTerm, null);
+  });
+
+  test('a grant: adopt the record, promote, count as confirmed', () => {
+    const ask = {
+      kind: 'ask',
+      rule: 'request-promotion',
+      why: 'promote',
+      request: { kind: 'promote', node: 'pg2', term: 1 },
+    } as const;
+    const granted = rec({ term: 2, primary: 'pg2', standby: 'pg1', standbyPromotable: false });
+    const r = agentOnReply(
+      state({ promotionAskedInTerm: 1 }),
+      ask,
+      { ok: true, reason: 'granted', record: granted },
+      700,
+      S,
+    );
+    assert.deepEqual(r.state.record, granted);
+    assert.equal(r.state.confirmedAt, 700);
+    assert.deepEqual(acts(r), [{ kind: 'promote', term: 2 }]);
+    assert.equal(r.log.rule, 'reply-granted');
+  });
+});
+
+describe('replies to the primary', () => {
+  const confirm = {
+    kind: 'ask',
+    rule: 'unfence-confirmed',
+    why: 'unfence',
+    request: { kind: 'confirmPrimary', node: 'pg1', term: 1 },
+  } as const;
+  const degrade = {
+    kind: 'ask',
+    rule: 'sync-degrade',
+    why: 'degradeSync',
+    request: { kind: 'setPromotable', node: 'pg1', term: 1, promotable: false },
+  } as const;
+
+  test('confirmed: unfence; refused or unanswered: stay fenced', () => {
+    assert.deepEqual(
+      acts(agentOnReply(state(), confirm, { ok: true, reason: 'ok', record: rec() }, 100, P)),
+      [{ kind: 'unfence' }],
+    );
+    assert.equal(
+      agentOnReply(state(), confirm, { ok: true, reason: 'ok', record: rec() }, 100, P).state.confirmedAt,
+      100,
+    );
+    assert.deepEqual(
+      acts(agentOnReply(state(), confirm, { ok: false, reason: 'no', record: rec() }, 100, P)),
+      [],
+    );
+    assert.deepEqual(acts(agentOnReply(state(), confirm, null, 100, P)), []);
+  });
+
+  test('a refusal carrying a newer record is adopted (we were replaced)', () => {
+    const newer = rec({ term: 2, primary: 'pg2', standby: 'pg1' });
+    const r = agentOnReply(state(), confirm, { ok: false, reason: 'not the primary', record: newer }, 100, P);
+    assert.deepEqual(r.state.record, newer);
+  });
+
+  test('sync is dropped only after the arbiter said yes', () => {
+    assert.deepEqual(
+      acts(
+        agentOnReply(
+          state(),
+          degrade,
+          { ok: true, reason: 'ok', record: rec({ standbyPromotable: false }) },
+          100,
+          P,
+        ),
+      ),
+      [{ kind: 'dropSync' }],
+    );
+    assert.deepEqual(acts(agentOnReply(state(), degrade, { ok: false, reason: 'stale term' }, 100, P)), []);
+    assert.deepEqual(acts(agentOnReply(state(), degrade, null, 100, P)), []);
+  });
+});
+
+describe("a person's requests", () => {
+  test('switchover only on the primary, rejoin only on the standby; carried out by the next round', () => {
+    assert.equal(requestSwitchover(state(), S).refused, 'pg2 is not the primary');
+    assert.equal(requestRejoin(state(), P).refused, 'pg1 is the primary of record');
+    const r = requestRejoin(state(), S);
+    assert.equal(r.refused, null);
+    const d = decideAgent(r.state, sObs(500), S);
+    assert.equal(d.rule, 'manual-rejoin');
+    assert.deepEqual(kinds(d), ['fence', 'rejoin']);
+    assert.equal(d.state.requests.rejoin, false, 'done once');
+  });
+
+  test('forced promotion takes the next term with the core record builder, only on a running standby', () => {
+    assert.deepEqual(forcePromotion(state(), P, false, 1), { error: 'pg1 is already the primary' });
+    assert.deepEqual(forcePromotion(state(), S, false, 1), { error: 'pg2 is not a running standby' });
+    const r = forcePromotion(state(), S, true, 1);
+    assert.ok('record' in r);
+    assert.deepEqual(r.record, rec({ term: 2, primary: 'pg2', standby: 'pg1', standbyPromotable: false }));
+    assert.equal(r.state.confirmedAt, 1);
+  });
+});
+
+describe('rules by name', () => {
+  test('every rule is used by the core and listed in the README rules table', () => {
+    const core = readFileSync(new URL('../../../src/core/agent.ts', import.meta.url), 'utf8');
+    const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    for (const id of Object.keys(RULES)) {
+      assert.ok(core.includes(`'${id}'`), `rule ${id} is not used in src/core/agent.ts`);
+      assert.ok(readme.includes(`\`${id}\``), `rule ${id} is not in the README's rules table`);
+    }
   });
 });

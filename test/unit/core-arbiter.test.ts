@@ -9,6 +9,7 @@ import {
   type ArbiterState,
   arbiterHandle,
   arbiterObserve,
+  arbiterView,
   initialArbiterState,
 } from '../../src/core/arbiter.js';
 import type { ClusterRecord } from '../../src/core/types.js';
@@ -28,8 +29,15 @@ function rec(over: Partial<ClusterRecord> = {}): ClusterRecord {
 
 /** Arbiter state: the primary last reached at `seen`, the last probe round at `round`. */
 function st(over: Partial<ClusterRecord> = {}, seen = 0, round = seen): ArbiterState {
-  return { record: rec(over), lastPrimaryOkAt: seen, lastRoundAt: round };
+  return { record: rec(over), lastPrimaryOkAt: seen, lastRoundAt: round, vouch: null };
 }
+
+/** A probe round of the recorded primary that started at `at`. */
+const probeOf = (state: ArbiterState, ok: boolean, at: number) => ({
+  node: state.record.primary,
+  ok,
+  startedAt: at,
+});
 
 const PROMOTE: ArbiterRequest = { kind: 'promote', node: 'pg2', term: 1 };
 /** A moment when a grant is due with the default profile: primary lost for failover_timeout,
@@ -45,6 +53,7 @@ describe('initialArbiterState', () => {
       lastPrimaryOkAt: 5000,
       lastRoundAt: 5000,
       startedAt: 5000,
+      vouch: null,
     });
     const early = arbiterHandle(s, { ...PROMOTE, term: 3 }, 5000 + A.failoverTimeoutMs - 1, A);
     assert.equal(early.ok, false);
@@ -88,23 +97,42 @@ describe('arbiterObserve', () => {
   for (const profile of PROFILES) {
     const s = settingsOf(profile);
     test(`[${profile}] primary answered: last seen now`, () => {
-      const next = arbiterObserve(st({}, 0, 400), true, 500, s);
-      assert.deepEqual(next, { record: rec(), lastPrimaryOkAt: 500, lastRoundAt: 500 });
+      const next = arbiterObserve(st({}, 0, 400), { node: 'pg1', ok: true, startedAt: 480 }, 500, s);
+      // The vouch counts from when the probe went out, not from when it answered.
+      assert.deepEqual(next, {
+        record: rec(),
+        lastPrimaryOkAt: 500,
+        lastRoundAt: 500,
+        vouch: { node: 'pg1', at: 480 },
+      });
+      assert.deepEqual(arbiterView(next, 600), { record: rec(), primaryVouchedMsAgo: 120 });
+    });
+
+    test(`[${profile}] a probe of a node that is no longer primary says nothing`, () => {
+      const next = arbiterObserve(st({}, 0, 400), { node: 'pg2', ok: true, startedAt: 480 }, 500, s);
+      assert.equal(next.lastPrimaryOkAt, 0);
+      assert.equal(next.vouch, null);
+      assert.equal(arbiterView(next, 600).primaryVouchedMsAgo, null);
     });
 
     test(`[${profile}] primary silent: last seen unchanged, round time advances`, () => {
-      const next = arbiterObserve(st({}, 100, 400), false, 500, s);
-      assert.deepEqual(next, { record: rec(), lastPrimaryOkAt: 100, lastRoundAt: 500 });
+      const next = arbiterObserve(st({}, 100, 400), { node: 'pg1', ok: false, startedAt: 480 }, 500, s);
+      assert.deepEqual(next, { record: rec(), lastPrimaryOkAt: 100, lastRoundAt: 500, vouch: null });
     });
 
     test(`[${profile}] a round late by exactly fence_timeout is not a pause`, () => {
-      const next = arbiterObserve(st({}, 0, 1000), false, 1000 + s.fenceTimeoutMs, s);
+      const next = arbiterObserve(
+        st({}, 0, 1000),
+        { node: 'pg1', ok: false, startedAt: 0 },
+        1000 + s.fenceTimeoutMs,
+        s,
+      );
       assert.equal(next.lastPrimaryOkAt, 0);
     });
 
     test(`[${profile}] a round late by fence_timeout + 1 (paused): observe afresh, primary counts as seen now`, () => {
       const now = 1000 + s.fenceTimeoutMs + 1;
-      const next = arbiterObserve(st({}, 0, 1000), false, now, s);
+      const next = arbiterObserve(st({}, 0, 1000), { node: 'pg1', ok: false, startedAt: now }, now, s);
       assert.equal(next.lastPrimaryOkAt, now);
       assert.equal(next.lastRoundAt, now);
     });
@@ -113,7 +141,7 @@ describe('arbiterObserve', () => {
   test('does not touch the record nor the previous state', () => {
     const prev = st({ term: 4, standbyPromotable: false });
     const copy = structuredClone(prev);
-    const next = arbiterObserve(prev, true, 500, A);
+    const next = arbiterObserve(prev, probeOf(prev, true, 500), 500, A);
     assert.deepEqual(prev, copy);
     assert.equal(next.record, prev.record);
   });
@@ -477,7 +505,7 @@ describe('arbiter over a simulated clock', () => {
       let state = initialArbiterState(rec(), 0);
       const answers: { now: number; ok: boolean }[] = [];
       for (let now = pi; now <= 3 * s.failoverTimeoutMs; now += pi) {
-        state = arbiterObserve(state, false, now, s);
+        state = arbiterObserve(state, probeOf(state, false, now), now, s);
         const a = arbiterHandle(state, { kind: 'promote', node: 'pg2', term: 1 }, now, s);
         answers.push({ now, ok: a.ok });
         state = a.state;
@@ -493,7 +521,7 @@ describe('arbiter over a simulated clock', () => {
       const seenAt = 2 * pi;
       let granted: number | null = null;
       for (let now = pi; now <= 4 * s.failoverTimeoutMs && granted === null; now += pi) {
-        state = arbiterObserve(state, now === seenAt, now, s);
+        state = arbiterObserve(state, probeOf(state, now === seenAt, now), now, s);
         const a = arbiterHandle(state, PROMOTE, now, s);
         if (a.ok) granted = now;
         state = a.state;
@@ -504,14 +532,14 @@ describe('arbiter over a simulated clock', () => {
     test(`[${profile}] paused arbiter: refuses at once after waking, then waits a full failover_timeout of its own`, () => {
       let state = initialArbiterState(rec(), 0);
       // The primary is lost from t=0; the arbiter is frozen from pi to 10 s.
-      state = arbiterObserve(state, false, pi, s);
+      state = arbiterObserve(state, probeOf(state, false, pi), pi, s);
       const wake = 10_000;
       const first = arbiterHandle(state, PROMOTE, wake, s);
       assert.equal(first.ok, false);
       assert.match(first.reason, /the arbiter was paused/);
       let granted: number | null = null;
       for (let now = wake; now <= wake + 3 * s.failoverTimeoutMs && granted === null; now += pi) {
-        state = arbiterObserve(state, false, now, s);
+        state = arbiterObserve(state, probeOf(state, false, now), now, s);
         const a = arbiterHandle(state, PROMOTE, now, s);
         if (a.ok) granted = now;
         state = a.state;
@@ -547,5 +575,35 @@ describe('arbiterHandle: adopt (a failover forced while the arbiter was unreacha
       arbiterHandle(s0(), { kind: 'adopt', record: { ...newer, standby: 'pg2' } }, 100, A).ok,
       false,
     );
+  });
+});
+
+describe('arbiter answers carry a structured event kind; a confirmation is a vouch', () => {
+  test('grant, refusal, confirm, handover, forced, maintenance, promotable, adopt', () => {
+    const due = st({}, 0, DUE - 100);
+    assert.equal(arbiterHandle(due, PROMOTE, DUE, A).event, 'grant');
+    assert.equal(arbiterHandle(st(), PROMOTE, 100, A).event, 'refusal');
+    const c = arbiterHandle(st({}, 0, 0), { kind: 'confirmPrimary', node: 'pg1', term: 1 }, 700, A);
+    assert.equal(c.event, 'confirm');
+    assert.deepEqual(c.state.vouch, { node: 'pg1', at: 700 });
+    assert.equal(
+      arbiterHandle(st(), { kind: 'handover', node: 'pg1', to: 'pg2', term: 1 }, 1, A).event,
+      'handover',
+    );
+    assert.equal(arbiterHandle(st(), { kind: 'forceFailover', to: 'pg2' }, 1, A).event, 'forced');
+    assert.equal(arbiterHandle(st(), { kind: 'maintenance', enabled: true }, 1, A).event, 'maintenance');
+    assert.equal(arbiterHandle(st(), { kind: 'maintenance', enabled: false }, 1, A).event, 'unchanged');
+    assert.equal(
+      arbiterHandle(st(), { kind: 'setPromotable', node: 'pg1', term: 1, promotable: false }, 1, A).event,
+      'promotable',
+    );
+    const adopt = arbiterHandle(
+      st(),
+      { kind: 'adopt', record: rec({ term: 2, primary: 'pg2', standby: 'pg1' }) },
+      1,
+      A,
+    );
+    assert.equal(adopt.event, 'adopt');
+    assert.equal(adopt.state.vouch, null, 'a new term starts without a vouch');
   });
 });
