@@ -7,10 +7,15 @@
 // the peer cannot reach it anyway.
 import { run } from '../util/exec.js';
 
-const COMMENT = 'pgarbiter-fence';
+export { TERMINATE_CLIENTS_SQL } from './terminate.js';
 
-function ruleSpec(port: number, peerAddress: string): string[] {
-  const match = ['-p', 'tcp', '--dport', String(port), '!', '-i', 'lo', '!', '-s', peerAddress];
+export const IPTABLES_COMMENT = 'pgarbiter-fence';
+const COMMENT = IPTABLES_COMMENT;
+
+/** The rule after `-I`/`-C`/`-D` (IPv4 only: iptables does not cover IPv6). */
+export function ruleSpec(port: number, peerAddress: string | null): string[] {
+  const match = ['-p', 'tcp', '--dport', String(port), '!', '-i', 'lo'];
+  if (peerAddress !== null) match.push('!', '-s', peerAddress);
   return [
     'INPUT',
     ...match,
@@ -25,6 +30,11 @@ function ruleSpec(port: number, peerAddress: string): string[] {
   ];
 }
 
+/**
+ * @deprecated The agent's fence before the budget: waits up to 5 s for the iptables lock on each
+ * of its two commands and knows nothing of `fence_action_budget`. Use `Fence` from `./fence.js`
+ * (budgeted, nft by default); this one stays until src/agent/daemon.ts has moved over.
+ */
 export class Fence {
   constructor(
     readonly port: number,
@@ -52,7 +62,3 @@ export class Fence {
       await run(['iptables', '-w', '5', '-D', ...ruleSpec(this.port, this.peerAddress)], { timeoutMs: 5000 });
   }
 }
-
-/** SQL that ends client sessions (not walsenders, not ourselves) once the fence is up. */
-export const TERMINATE_CLIENTS_SQL = `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
-  WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`;

@@ -1,0 +1,113 @@
+// The fence's pure parts: the nft script, the reading of `nft list chain`, the budget split and
+// the constructor's checks. The real netfilter is exercised in test/integration/fence.test.ts.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Fence, terminateAllowanceMs } from '../../src/fence/fence.js';
+import { ruleSpec } from '../../src/fence/iptables.js';
+import {
+  nftFenceRuleCount,
+  nftFenceScript,
+  nftHasFence,
+  nftListArgv,
+  nftTable,
+  nftUnfenceScript,
+} from '../../src/fence/nft.js';
+
+// What `nft list chain inet pgarbiter_fence_5432 input` prints after nftFenceScript (nft 1.0.6).
+const LISTING = `table inet pgarbiter_fence_5432 {
+	chain input {
+		type filter hook input priority filter - 10; policy accept;
+		iifname "lo" return
+		ip saddr 10.214.0.12 return
+		tcp dport 5432 reject with tcp reset
+	}
+}
+`;
+
+describe('nft fence script', () => {
+  test('replaces the table in one transaction: loopback and the peer return, the port is reset', () => {
+    const s = nftFenceScript(5432, ['10.214.0.12', 'fd00::12']);
+    const lines = s.trim().split('\n');
+    assert.deepEqual(lines.slice(0, 3), [
+      'add table inet pgarbiter_fence_5432',
+      'delete table inet pgarbiter_fence_5432',
+      'table inet pgarbiter_fence_5432 {',
+    ]);
+    assert.match(s, /type filter hook input priority filter - 10; policy accept;/);
+    assert.match(s, /^ {4}iifname "lo" return$/m);
+    assert.match(s, /^ {4}ip saddr 10\.214\.0\.12 return$/m);
+    assert.match(s, /^ {4}ip6 saddr fd00::12 return$/m);
+    assert.equal((s.match(/reject/g) ?? []).length, 1, 'one reject rule');
+    // The exemptions come before the reject (a chain is evaluated in order).
+    assert.ok(s.indexOf('saddr') < s.indexOf('reject'));
+    assert.ok(s.indexOf('"lo"') < s.indexOf('reject'));
+    assert.doesNotMatch(s, /output/, 'outgoing traffic is not filtered');
+  });
+
+  test('no peer: nobody but loopback is exempt', () => {
+    const s = nftFenceScript(6000, []);
+    assert.doesNotMatch(s, /saddr/);
+    assert.match(s, /tcp dport 6000 reject with tcp reset/);
+  });
+
+  test('only IP literals and valid ports reach nft', () => {
+    assert.throws(() => nftFenceScript(5432, ['pg2.example']), /not an IP address/);
+    assert.throws(() => nftFenceScript(5432, ['10.0.0.1; flush ruleset']), /not an IP address/);
+    assert.throws(() => nftFenceScript(0, []), /invalid port/);
+    assert.throws(() => nftUnfenceScript(70000), /invalid port/);
+    assert.throws(() => nftListArgv(1.5), /invalid port/);
+  });
+
+  test('unfence removes the table whether or not it exists', () => {
+    assert.equal(
+      nftUnfenceScript(5432),
+      `add table inet ${nftTable(5432)}\ndelete table inet ${nftTable(5432)}\n`,
+    );
+  });
+
+  test('reading the listing', () => {
+    assert.equal(nftHasFence(LISTING, 5432), true);
+    assert.equal(nftHasFence(LISTING, 5433), false, 'another port is not our fence');
+    assert.equal(nftHasFence(LISTING.replace(/.*reject.*\n/, ''), 5432), false);
+    assert.equal(nftFenceRuleCount(LISTING, 5432), 1);
+    assert.equal(nftFenceRuleCount(LISTING + LISTING, 5432), 2);
+  });
+});
+
+describe('budget split', () => {
+  test('the termination gets what the rule left, at least the rest share', () => {
+    assert.equal(terminateAllowanceMs(500, 0.6, 10), 490);
+    assert.equal(terminateAllowanceMs(500, 0.6, 300), 200);
+    assert.equal(terminateAllowanceMs(500, 0.6, 450), 200, 'a slow rule does not starve the termination');
+    assert.equal(terminateAllowanceMs(500, 0.6, 5000), 200);
+    assert.equal(terminateAllowanceMs(250, 0.6, 0), 250);
+  });
+
+  test('the constructor checks its inputs and derives the rule timeout from the budget', () => {
+    assert.throws(() => new Fence(0, '10.0.0.2', 500), /invalid port/);
+    assert.throws(() => new Fence(5432, '10.0.0.2', 0), /budget must be positive/);
+    assert.throws(() => new Fence(5432, '10.0.0.2', 500, { ruleShare: 1 }), /ruleShare/);
+    assert.equal(new Fence(5432, '10.0.0.2', 500).ruleTimeoutMs, 2000);
+    assert.equal(new Fence(5432, '10.0.0.2', 100).ruleTimeoutMs, 1000);
+    assert.equal(new Fence(5432, '10.0.0.2', 500).mechanism, 'nft');
+  });
+});
+
+describe('iptables rule', () => {
+  test('with and without a peer exemption', () => {
+    assert.deepEqual(ruleSpec(5432, '10.0.0.2').slice(0, 10), [
+      'INPUT',
+      '-p',
+      'tcp',
+      '--dport',
+      '5432',
+      '!',
+      '-i',
+      'lo',
+      '!',
+      '-s',
+    ]);
+    assert.ok(!ruleSpec(5432, null).includes('-s'));
+    assert.deepEqual(ruleSpec(5432, null).slice(-2), ['--reject-with', 'tcp-reset']);
+  });
+});
