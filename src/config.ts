@@ -101,6 +101,9 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ profile: 'default' }),
+    /** How the fence rule is written: iptables (IPv4, the default) or nft (one atomic
+     *  transaction on a table of our own, IPv4 and IPv6, no xtables lock): the same netfilter. */
+    fence_mechanism: z.enum(['iptables', 'nft']).default('iptables'),
     /** auto: an old primary rewinds and rejoins by itself; manual: it stays fenced and stopped. */
     rejoin: z.enum(['auto', 'manual']).default('auto'),
     /** Where the agent keeps its state file and the arbiter its cluster record. */

@@ -534,6 +534,7 @@ class Sim {
   /** A person asks the primary for a switchover (requestSwitchover). */
   requestSwitchover(name: string): string | null {
     const n = this.node(name);
+    if (n.agent !== 'running') return `${name}'s agent does not answer`;
     const r = requestSwitchover(n.state, n.settings);
     n.state = r.state;
     return r.refused;
@@ -684,7 +685,10 @@ class Sim {
     const acks = this.acks.length;
     for (let i = 0; i < (4 * this.timing.failoverTimeoutMs) / TICK; i++) {
       this.step();
-      assert.ok(this.healthy(), `left the healthy state at ${this.now}: ${this.describe()}`);
+      assert.ok(
+        this.healthy(),
+        `left the healthy state at ${this.now}: ${this.describe()}\n  ${this.trace.slice(-25).join('\n  ')}`,
+      );
     }
     assert.equal(this.record.term, term, 'no further term change once healthy');
     assert.ok(this.acks.length > acks, 'writes are acknowledged again');
