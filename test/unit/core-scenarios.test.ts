@@ -680,7 +680,10 @@ class Sim {
 
   /** After a heal: back to healthy within `maxMs`, then stays healthy and keeps acknowledging. */
   converges(maxMs: number): number {
-    const took = this.runUntil(() => this.healthy(), maxMs, 'healthy again');
+    // Every agent runs a round or two first: a phase from before a pause is not a state.
+    this.run(2 * this.timing.probeIntervalMs);
+    const took =
+      2 * this.timing.probeIntervalMs + this.runUntil(() => this.healthy(), maxMs, 'healthy again');
     const term = this.record.term;
     const acks = this.acks.length;
     for (let i = 0; i < (4 * this.timing.failoverTimeoutMs) / TICK; i++) {

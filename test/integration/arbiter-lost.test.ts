@@ -1,0 +1,125 @@
+// Issue 15: the arbiter lost right after a failover. A term is a fact anyone may carry: the old
+// primary learns term 2 from pg2's agent and rejoins pg2 without the arbiter, and pg2 serves on
+// the vouch of its streaming standby (rule unfence-vouched). Driven through the CLI as a user
+// would: lab isolate pg1, lab stop arbiter --kill, lab heal pg1, status; then lab start arbiter.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import type { Lab } from '../../src/lab/index.js';
+import { configPath, labDown, labUp, loadLab, selfArgv } from '../../src/lab/index.js';
+import {
+  checkLabLedger,
+  cliIn,
+  clusterView,
+  startLabWriter,
+  waitFor,
+  waitHealthy,
+} from '../../src/scenario/lab-run.js';
+import { run, sleep } from '../../src/util/exec.js';
+
+const PREFIX = 'pgal';
+const SUBNET = '10.213.140.0/24';
+let lab: Lab;
+
+async function labCli(...args: string[]): Promise<string> {
+  const r = await run(selfArgv('lab', ...args, '--prefix', PREFIX), {
+    timeoutMs: 60_000,
+    allowFailure: true,
+  });
+  lab = loadLab(PREFIX);
+  assert.equal(r.code, 0, `lab ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** Acknowledged transactions of the writer's ledger: [epoch ms, server address]. */
+function acks(ledger: string): { t: number; server: string }[] {
+  return readFileSync(ledger, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"type":"tx"') && l.includes('"outcome":"ack"'))
+    .map((l) => JSON.parse(l) as { t: number; server: string });
+}
+
+describe('the arbiter lost right after a failover', { timeout: 600_000 }, () => {
+  before(async () => {
+    await labDown(PREFIX);
+    ({ lab } = await labUp({ prefix: PREFIX, subnet: SUBNET, sync: 'remote_apply', timing: 'default' }));
+    await waitHealthy(lab);
+  });
+  after(async () => {
+    await labDown(PREFIX);
+  });
+
+  test('pg1 follows pg2 and pg2 serves while the arbiter is down; nothing lost; no new term after', async () => {
+    const ledger = `/tmp/pgarbiter-${PREFIX}-ledger.jsonl`;
+    const writer = startLabWriter(lab, { ledger, sessions: 4 });
+    await sleep(2000);
+    await labCli('isolate', 'pg1');
+    await waitFor('pg2 granted term 2 and writable', 30_000, async () => {
+      const v = await clusterView(lab);
+      const pg2 = v.nodes.find((n) => n.name === 'pg2')?.state;
+      return pg2?.term === 2 && pg2.postgres.inRecovery === false && !pg2.fenced ? true : undefined;
+    });
+    await labCli('stop', 'arbiter', '--kill');
+    // pg2 loses both peers: it fences (it cannot know that nobody else was promoted).
+    await waitFor('pg2 fenced without any peer', 15_000, async () => {
+      const v = await clusterView(lab);
+      return v.nodes.find((n) => n.name === 'pg2')?.state?.fenced ? true : undefined;
+    });
+    const healedAt = Date.now();
+    await labCli('heal', 'pg1');
+    const resumed = await waitFor(
+      'pg1 streaming from pg2 and pg2 writable, the arbiter still down',
+      60_000,
+      async () => {
+        const v = await clusterView(lab);
+        const [pg1, pg2] = ['pg1', 'pg2'].map((n) => v.nodes.find((x) => x.name === n)?.state);
+        if (v.arbiter.reachable) throw new Error('the arbiter answers: it should be down');
+        const ok =
+          pg1?.term === 2 &&
+          pg1.role === 'standby' &&
+          pg1.postgres.inRecovery === true &&
+          pg1.postgres.receiving &&
+          pg2?.role === 'primary' &&
+          pg2.postgres.inRecovery === false &&
+          !pg2.fenced;
+        return ok ? { pg1, pg2, at: Date.now() } : undefined;
+      },
+    );
+    assert.equal(resumed.pg2?.rule, 'unfence-vouched', 'pg2 serves on the vouch of its streaming standby');
+    // Writes acknowledged by pg2 after the heal, while the arbiter is down.
+    const pg2Addr = lab.hosts.pg2.address;
+    const firstWrite = await waitFor('a write acknowledged by pg2 after the heal', 20_000, async () => {
+      const a = acks(ledger).find((x) => x.t > healedAt && x.server?.startsWith(pg2Addr));
+      return a ? a.t : undefined;
+    });
+    process.stdout.write(
+      `# arbiter down: pg1 rejoined and pg2 unfenced ${resumed.at - healedAt} ms after the heal; first write on pg2 ${firstWrite - healedAt} ms after it\n`,
+    );
+    assert.ok(firstWrite - healedAt < 30_000, 'writes resume within seconds of the rejoin');
+
+    // status shows what the nodes are, with the arbiter unreachable (table and JSON agree).
+    const status = await cliIn(lab, 'client', ['status', '--config', configPath(lab, 'client')]);
+    assert.match(status.stdout, /pg1\s+│\s+\S+\s+│\s+standby/);
+    assert.match(status.stdout, /pg2\s+│\s+\S+\s+│\s+primary/);
+    assert.match(status.stdout, /arbiter unreachable/);
+    const json = await cliIn(lab, 'client', ['status', '--json', '--config', configPath(lab, 'client')]);
+    const view = JSON.parse(json.stdout) as { nodes: { name: string; state: { role: string } | null }[] };
+    assert.deepEqual(
+      view.nodes.map((n) => [n.name, n.state?.role]),
+      [
+        ['pg1', 'standby'],
+        ['pg2', 'primary'],
+      ],
+    );
+
+    // The arbiter comes back: it holds term 2 (persisted with the grant) and the cluster is healthy.
+    await labCli('start', 'arbiter');
+    const h = await waitHealthy(lab, 90_000);
+    assert.deepEqual(h, { primary: 'pg2', standby: 'pg1', term: 2 }, 'no new term');
+    await sleep(2000);
+    await writer.stop();
+    const c = await checkLabLedger(lab, ledger);
+    assert.ok(c.report.totals.acknowledged > 0);
+    assert.equal(c.report.lost.count, 0, `acknowledged rows lost: ${JSON.stringify(c.report.lost)}`);
+  });
+});
