@@ -4,6 +4,7 @@
 // would: lab isolate pg1, lab stop arbiter --kill, lab heal pg1, status; then lab start arbiter.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Lab } from '../../src/lab/index.js';
 import { configPath, labDown, labUp, loadLab, selfArgv } from '../../src/lab/index.js';
@@ -11,6 +12,7 @@ import {
   checkLabLedger,
   cliIn,
   clusterView,
+  multiHostDsn,
   startLabWriter,
   waitFor,
   waitHealthy,
@@ -51,7 +53,8 @@ describe('the arbiter lost right after a failover', { timeout: 600_000 }, () => 
 
   test('pg1 follows pg2 and pg2 serves while the arbiter is down; nothing lost; no new term after', async () => {
     const ledger = `/tmp/pgarbiter-${PREFIX}-ledger.jsonl`;
-    const writer = startLabWriter(lab, { ledger, sessions: 4 });
+    // libpq multi-host: the client finds the writable node itself, with no router in between.
+    const writer = startLabWriter(lab, { ledger, sessions: 4, dsn: multiHostDsn(lab) });
     await sleep(2000);
     await labCli('isolate', 'pg1');
     await waitFor('pg2 granted term 2 and writable', 30_000, async () => {
@@ -85,7 +88,10 @@ describe('the arbiter lost right after a failover', { timeout: 600_000 }, () => 
         return ok ? { pg1, pg2, at: Date.now() } : undefined;
       },
     );
-    assert.equal(resumed.pg2?.rule, 'unfence-vouched', 'pg2 serves on the vouch of its streaming standby');
+    const pg2Log = readFileSync(join(lab.hosts.pg2.dir, 'agent.log'), 'utf8');
+    assert.match(pg2Log, /UNFENCED \[unfence-vouched\]/, 'pg2 serves on the vouch of its streaming standby');
+    const pg1Log = readFileSync(join(lab.hosts.pg1.dir, 'agent.log'), 'utf8');
+    assert.match(pg1Log, /term 2 \(primary pg2\) learned from pg2/, "pg1 learned term 2 from pg2's agent");
     // Writes acknowledged by pg2 after the heal, while the arbiter is down.
     const pg2Addr = lab.hosts.pg2.address;
     const firstWrite = await waitFor('a write acknowledged by pg2 after the heal', 20_000, async () => {
@@ -113,6 +119,8 @@ describe('the arbiter lost right after a failover', { timeout: 600_000 }, () => 
     );
 
     // The arbiter comes back: it holds term 2 (persisted with the grant) and the cluster is healthy.
+    const haproxy = await labCli('status', '--json');
+    process.stdout.write(`# lab status before the arbiter returns: ${haproxy.replace(/\s+/g, ' ').slice(0, 600)}\n`);
     await labCli('start', 'arbiter');
     const h = await waitHealthy(lab, 90_000);
     assert.deepEqual(h, { primary: 'pg2', standby: 'pg1', term: 2 }, 'no new term');
