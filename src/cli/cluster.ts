@@ -70,7 +70,10 @@ export function renderStatus(view: ClusterView): string {
       n.name,
       n.host,
       role,
-      s && s.phase !== nodeState(s) ? `${nodeState(s)} (${s.phase})` : nodeState(s),
+      // The phase too where it says more than the state (fenced-isolated, rejoining, ...).
+      s && !['primary', 'standby', nodeState(s)].includes(s.phase)
+        ? `${nodeState(s)} (${s.phase})`
+        : nodeState(s),
       s ? `${s.term}/${s.postgres.timeline ?? '-'}` : '',
       s?.postgres.lsn ?? '',
       fmtBytes(s?.replication.replayLagBytes ?? null),

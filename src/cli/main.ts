@@ -42,6 +42,12 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that went away (`pgarbiter lab status --json | head`) is not an error of ours.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 main(process.argv).then(
   (code) => {
     process.exitCode = code;
