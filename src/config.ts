@@ -29,7 +29,7 @@ const duration = z.union([z.number().int().positive(), z.string()]).transform((v
 export const SYNC_MODES = ['off', 'local', 'on', 'remote_write', 'remote_apply'] as const;
 export type SyncCommit = (typeof SYNC_MODES)[number];
 
-/** Timing profiles. `default` suits a LAN; `fast` a quiet LAN (the lab). See README "Timing". */
+/** Timing profiles. `default` suits a LAN; `fast` a quiet LAN (the lab). The table is in README "How it works". */
 export const TIMING_PROFILES = {
   default: {
     probe_interval: 500,
@@ -128,7 +128,7 @@ export interface Config extends Omit<RawConfig, 'timing'> {
   timing: Timing;
 }
 
-/** DESIGN.md's rule: the primary has fenced itself before any promotion can be granted. */
+/** The timing rule (README "How it works"): the primary has fenced itself before any promotion can be granted. */
 export function timingRuleViolation(t: Timing): string | null {
   const lhs = t.fenceTimeoutMs + t.probeIntervalMs + t.fenceActionBudgetMs;
   if (lhs >= t.failoverTimeoutMs)

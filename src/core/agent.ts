@@ -13,7 +13,6 @@ import type {
   AgentAction,
   AgentObservation,
   AgentPhase,
-  AgentRequest,
   AgentSettings,
   AgentState,
   ArbiterReply,
@@ -593,23 +592,24 @@ export function vouchOf(state: AgentState, s: AgentSettings, now: number): Vouch
   return { primary: rec.primary, term: rec.term, seenMsAgo: Math.max(0, now - seen.at) };
 }
 
-/** A person asks this node (the primary) to hand over to the standby; null: accepted. */
-export function requestSwitchover(
+type PersonRequest = keyof AgentState['requests'];
+
+/** A person's request, kept for the next round: a switchover goes to the primary, a rejoin to the
+ *  standby. `refused`: why not (null: accepted). */
+function personRequest(
   state: AgentState,
   s: AgentSettings,
+  kind: PersonRequest,
 ): { state: AgentState; refused: string | null } {
-  if (state.record.primary !== s.me) return { state, refused: `${s.me} is not the primary` };
-  return { state: { ...state, requests: { ...state.requests, switchover: true } }, refused: null };
+  const isPrimary = state.record.primary === s.me;
+  if (kind === 'switchover' && !isPrimary) return { state, refused: `${s.me} is not the primary` };
+  if (kind === 'rejoin' && isPrimary) return { state, refused: `${s.me} is the primary of record` };
+  return { state: { ...state, requests: { ...state.requests, [kind]: true } }, refused: null };
 }
 
-/** A person asks this node (a standby) to rejoin the primary; null: accepted. */
-export function requestRejoin(
-  state: AgentState,
-  s: AgentSettings,
-): { state: AgentState; refused: string | null } {
-  if (state.record.primary === s.me) return { state, refused: `${s.me} is the primary of record` };
-  return { state: { ...state, requests: { ...state.requests, rejoin: true } }, refused: null };
-}
+export const requestSwitchover = (state: AgentState, s: AgentSettings) =>
+  personRequest(state, s, 'switchover');
+export const requestRejoin = (state: AgentState, s: AgentSettings) => personRequest(state, s, 'rejoin');
 
 /** A person's last resort when the arbiter is gone (`pgarbiter failover --force`): this standby
  *  takes the next term itself; the arbiter adopts it when it is back (push-term-to-arbiter), and
@@ -626,6 +626,3 @@ export function forcePromotion(
   // A person's order stands in for the arbiter's confirmation.
   return { state: { ...prev, record, confirmedAt: now, promotionAskedInTerm: null }, record };
 }
-
-/** Pending request for tests and status: the arbiter's view of the one request kind. */
-export type { AgentRequest };

@@ -1,7 +1,7 @@
 // Types shared by the pure decision core, the agents and the arbiter. No I/O here.
 import type { RuleId } from './rules.js';
 
-/** The arbiter's persisted cluster record (DESIGN.md "The protocol"). */
+/** The arbiter's persisted cluster record (README "How it works"). */
 export interface ClusterRecord {
   term: number;
   primary: string;
