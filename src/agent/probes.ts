@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import type { AgentObservation } from '../core/types.js';
 import { queryOnce } from '../postgres/client.js';
 import type { PgControl } from '../postgres/control.js';
-import { deadline } from '../postgres/probe.js';
 
 /** A standby within this much WAL of the primary counts as caught up (sync is then restored). */
 export const CAUGHT_UP_BYTES = 16 * 1024 * 1024;

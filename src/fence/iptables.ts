@@ -1,12 +1,3 @@
-// Self-fencing: an iptables rule that rejects new (and resets existing) client connections to
-// this host's PostgreSQL port. Loopback stays open so the local agent still works, and outgoing
-// traffic (the agent's probes, pg_rewind) is untouched: the rule matches only incoming TCP to
-// the port. Inserted (-I) so it wins over any accept rule an administrator has.
-// The peer database node is exempt: its walreceiver must keep streaming (a switchover's clean
-// shutdown ships the last WAL through it), and it writes nothing. When this node is isolated
-// the peer cannot reach it anyway.
-import { run } from '../util/exec.js';
-
 export const IPTABLES_COMMENT = 'pgarbiter-fence';
 const COMMENT = IPTABLES_COMMENT;
 

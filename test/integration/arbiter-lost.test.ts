@@ -121,7 +121,9 @@ describe('the arbiter lost right after a failover', { timeout: 600_000 }, () => 
 
     // The arbiter comes back: it holds term 2 (persisted with the grant) and the cluster is healthy.
     const haproxy = await labCli('status', '--json');
-    process.stdout.write(`# lab status before the arbiter returns: ${haproxy.replace(/\s+/g, ' ').slice(0, 600)}\n`);
+    process.stdout.write(
+      `# lab status before the arbiter returns: ${haproxy.replace(/\s+/g, ' ').slice(0, 600)}\n`,
+    );
     await labCli('start', 'arbiter');
     const h = await waitHealthy(lab, 90_000);
     assert.deepEqual(h, { primary: 'pg2', standby: 'pg1', term: 2 }, 'no new term');
