@@ -1,6 +1,7 @@
 // The lab API used by the CLI, the demo, the tests and the benchmarks.
 export { runAttached } from '../util/exec.js';
 export { CLI_MAIN, daemonAlive, hostArgv, selfArgv, startDaemon, stopDaemon } from './daemon.js';
+export * from './haproxy.js';
 export * from './lab.js';
 export * from './members.js';
 export * from './pgconf.js';

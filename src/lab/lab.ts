@@ -15,10 +15,10 @@ import {
 } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { SyncCommit, TimingProfile } from '../config.js';
-import { startHaproxy } from '../routing/haproxy.js';
 import { UserError } from '../util/errors.js';
 import { asUser, type RunResult, run } from '../util/exec.js';
 import { daemonAlive, hostArgv, selfArgv, startDaemon, stopDaemon } from './daemon.js';
+import { startHaproxy } from './haproxy.js';
 import {
   APP_PASSWORD_ENV,
   configPath,

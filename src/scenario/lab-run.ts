@@ -4,9 +4,8 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { ArbiterView, ClusterView } from '../cluster/view.js';
-import { configPath, hostArgv, type Lab, selfArgv } from '../lab/index.js';
+import { configPath, haproxyDsn, hostArgv, type Lab, selfArgv } from '../lab/index.js';
 import type { HostName } from '../lab/topology.js';
-import { haproxyDsn } from '../routing/haproxy.js';
 import { run, sleep } from '../util/exec.js';
 import type { CheckReport } from '../workload/compare.js';
 

@@ -23,10 +23,18 @@ import {
 import { dirname, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { SYNC_MODES, type SyncCommit } from '../config.js';
-import { isolate, type Lab, labDown, labUp, stopMember } from '../lab/index.js';
+import {
+  haproxyDsn,
+  haproxyRoutesTo,
+  isolate,
+  type Lab,
+  labDown,
+  labUp,
+  startHaproxy,
+  stopMember,
+} from '../lab/index.js';
 import { signal } from '../lab/proc.js';
 import type { HostName } from '../lab/topology.js';
-import { haproxyDsn, haproxyRoutesTo, startHaproxy } from '../routing/haproxy.js';
 import { UserError } from '../util/errors.js';
 import { sleep } from '../util/exec.js';
 import type { CheckReport } from '../workload/compare.js';

@@ -5,9 +5,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { heal, isolate, type Lab, labDown, labUp } from '../../src/lab/index.js';
-import { listNetns } from '../../src/lab/proc.js';
-import type { HostName } from '../../src/lab/topology.js';
 import {
   haproxyConfigPath,
   haproxyDsn,
@@ -15,7 +12,10 @@ import {
   haproxyServers,
   startHaproxy,
   stopHaproxy,
-} from '../../src/routing/haproxy.js';
+} from '../../src/lab/haproxy.js';
+import { heal, isolate, type Lab, labDown, labUp } from '../../src/lab/index.js';
+import { listNetns } from '../../src/lab/proc.js';
+import type { HostName } from '../../src/lab/topology.js';
 import {
   arbiterView,
   checkLabLedger,
