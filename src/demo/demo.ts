@@ -17,6 +17,7 @@ import {
   tcpProbe,
 } from '../lab/index.js';
 import { HOSTS, type HostName, resolveIdentity } from '../lab/topology.js';
+import { isSyncMode } from '../postgres/settings.js';
 import {
   checkLabLedger,
   clusterView,
@@ -531,7 +532,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
       chk.exitCode === 0,
       'client',
     );
-    const promise = opts.sync === 'remote_apply' || opts.sync === 'on' || opts.sync === 'remote_write';
+    const promise = isSyncMode(opts.sync);
     n.check(
       `no acknowledged write lost (synchronous_commit=${opts.sync})`,
       promise ? r.lost.count === 0 : true,

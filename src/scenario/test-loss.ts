@@ -35,6 +35,7 @@ import {
 } from '../lab/index.js';
 import { signal } from '../lab/proc.js';
 import type { HostName } from '../lab/topology.js';
+import { isSyncMode } from '../postgres/settings.js';
 import { UserError } from '../util/errors.js';
 import { sleep } from '../util/exec.js';
 import type { CheckReport } from '../workload/compare.js';
@@ -176,7 +177,7 @@ export function parseVia(raw: string): Via {
 
 /** A cell promises no loss when the mode waits for the standby, or when the primary survives. */
 export function cellPromisesNoLoss(fault: Fault, sync: SyncCommit): boolean {
-  return fault === 'stop-standby' || ['on', 'remote_write', 'remote_apply'].includes(sync);
+  return fault === 'stop-standby' || isSyncMode(sync);
 }
 
 function validateCommon(

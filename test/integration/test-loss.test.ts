@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { selfArgv } from '../../src/lab/index.js';
 import { listNetns } from '../../src/lab/proc.js';
+import { isSyncMode } from '../../src/postgres/settings.js';
 import {
   type LossMatrixResult,
   lossRowCells,
@@ -96,7 +97,7 @@ describe('test-loss', { skip, timeout: 420_000 }, () => {
       assert.equal(r.error, undefined, `${cell} ran to the end`);
       assert.ok(r.acknowledged > 0, `${cell} got acks`);
       assert.ok(r.acksAfterFault > 0, `${cell} got acks after the fault`);
-      if (r.sync === 'remote_apply' || r.fault === 'stop-standby') {
+      if (isSyncMode(r.sync) || r.fault === 'stop-standby') {
         assert.equal(r.promisesNoLoss, true);
         assert.equal(r.lost, 0, `${cell} lost no acknowledged row (lost ${r.lost}: ${r.lostIds.join(' ')})`);
         assert.ok(r.ok, `${cell}: ${r.violations.join('; ')}`);
