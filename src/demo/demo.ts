@@ -5,8 +5,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { SyncCommit, TimingProfile } from '../config.js';
 import {
+  clientSql,
   formatStage1,
-  hostArgv,
   type IsolateMode,
   type Lab,
   labDown,
@@ -21,7 +21,6 @@ import { isSyncMode } from '../postgres/settings.js';
 import {
   checkLabLedger,
   clusterView,
-  sqlIn,
   startLabWriter,
   waitFor,
   waitHealthy,
@@ -90,6 +89,9 @@ function grepLog(file: string, re: RegExp, sinceMs: number, max = 12): string[] 
   return lines.slice(-max);
 }
 
+/** The demo's psql on the client host: shown to the reader, so a failure is narrated, not thrown. */
+const DEMO_PSQL = { applicationName: 'demo-psql', timeoutMs: 20_000, allowFailure: true } as const;
+
 export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
   const id = resolveIdentity({ prefix: opts.prefix, subnet: opts.subnet });
   const n = new Narrator(opts.signal);
@@ -115,12 +117,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
   const psql = async (host: HostName, sql: string) => {
     const l = lab!;
     const t0 = Date.now();
-    const conninfo = `host=${l.hosts[host].address} port=5432 user=app dbname=postgres connect_timeout=3 application_name=demo-psql`;
-    const r = await run(hostArgv(l, 'client', ['psql', conninfo, '-X', '-P', 'footer=off', '-c', sql]), {
-      timeoutMs: 20_000,
-      allowFailure: true,
-      env: { ...process.env, PGPASSWORD: l.secrets.appPassword },
-    });
+    const r = await clientSql(l, host, sql, { ...DEMO_PSQL, output: 'table' });
     n.command(
       `pgarbiter lab psql ${host} -c "${sql}"`,
       `${r.stdout}${r.stderr}`,
@@ -134,12 +131,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
   const psqlVia = async (port: number, sql: string) => {
     const l = lab!;
     const t0 = Date.now();
-    const conninfo = `host=127.0.0.1 port=${port} user=app dbname=postgres connect_timeout=3 application_name=demo-psql`;
-    const r = await run(hostArgv(l, 'client', ['psql', conninfo, '-X', '-P', 'footer=off', '-c', sql]), {
-      timeoutMs: 20_000,
-      allowFailure: true,
-      env: { ...process.env, PGPASSWORD: l.secrets.appPassword },
-    });
+    const conninfo = `host=127.0.0.1 port=${port} user=app dbname=postgres`;
+    const r = await clientSql(l, { conninfo }, sql, { ...DEMO_PSQL, output: 'table' });
     n.command(
       `psql "host=127.0.0.1 port=${port} user=app" -c "${sql}"`,
       `${r.stdout}${r.stderr}`,
@@ -256,15 +249,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
       'pg1',
       "SELECT application_name, state, backend_type FROM pg_stat_activity WHERE application_name LIKE 'pgarbiter-writer%' ORDER BY 1",
     );
-    const sess = await run(
-      hostArgv(lab, 'client', [
-        'psql',
-        `host=${lab.hosts.pg1.address} user=app dbname=postgres connect_timeout=3`,
-        '-XAt',
-        '-c',
-        "SELECT count(DISTINCT application_name) FROM pg_stat_activity WHERE application_name LIKE 'pgarbiter-writer%-s%'",
-      ]),
-      { env: { ...process.env, PGPASSWORD: lab.secrets.appPassword }, allowFailure: true },
+    const sess = await clientSql(
+      lab,
+      'pg1',
+      "SELECT count(DISTINCT application_name) FROM pg_stat_activity WHERE application_name LIKE 'pgarbiter-writer%-s%'",
+      DEMO_PSQL,
     );
     const nSessions = Number(sess.stdout.trim());
     n.check(
@@ -287,11 +276,13 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
       5001,
       "SELECT inet_server_addr() AS server, pg_is_in_recovery(), count(*) AS writer_orders FROM orders WHERE session LIKE 'r%'",
     );
-    const [[roServer, roRecovery, roRows]] = (await sqlIn(
-      lab,
-      'pg2',
-      "SELECT inet_server_addr(), pg_is_in_recovery(), count(*) FROM orders WHERE session LIKE 'r%'",
-    )) as [[string, string, string]];
+    const [[roServer, roRecovery, roRows]] = (
+      await clientSql(
+        lab,
+        'pg2',
+        "SELECT inet_server_addr(), pg_is_in_recovery(), count(*) FROM orders WHERE session LIKE 'r%'",
+      )
+    ).rows as [[string, string, string]];
     n.check(
       'clients write on the primary, reads on the standby',
       a21 > 0 && roRecovery === 't' && Number(roRows) > 0,
@@ -449,11 +440,15 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
     );
     // Every row written in 2.3 is on pg1: everything written on pg2 before the heal, compared
     // once pg1 has replayed past pg2's current position (pg2 keeps taking writes meanwhile).
-    const [[lsn]] = (await sqlIn(lab, 'pg2', 'SELECT pg_current_wal_lsn()', { admin: true })) as [[string]];
+    const [[lsn]] = (await clientSql(lab, 'pg2', 'SELECT pg_current_wal_lsn()', { admin: true })).rows as [
+      [string],
+    ];
     await waitFor('pg1 replaying past pg2', 20_000, async () => {
-      const [[ok]] = (await sqlIn(lab!, 'pg1', `SELECT pg_last_wal_replay_lsn() >= '${lsn}'`, {
-        admin: true,
-      })) as [[string]];
+      const [[ok]] = (
+        await clientSql(lab!, 'pg1', `SELECT pg_last_wal_replay_lsn() >= '${lsn}'`, {
+          admin: true,
+        })
+      ).rows as [[string]];
       return ok === 't' ? true : undefined;
     });
     const healTs = new Date(healAt).toISOString();

@@ -186,53 +186,6 @@ export const waitHealthy = (lab: Lab, timeoutMs = 60_000) =>
     300,
   );
 
-/** Runs SQL with psql on the client host against `host` as the app role; returns psql's -At rows. */
-export async function sqlIn(
-  lab: Lab,
-  host: HostName,
-  sql: string,
-  opts: { admin?: boolean } = {},
-): Promise<string[][]> {
-  const user = opts.admin ? 'pgarbiter' : 'app';
-  const password = opts.admin ? lab.secrets.adminPassword : lab.secrets.appPassword;
-  const conninfo = `host=${lab.hosts[host].address} port=5432 user=${user} dbname=postgres connect_timeout=3 application_name=lab-check`;
-  const r = await run(
-    hostArgv(lab, 'client', ['psql', conninfo, '-XAt', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-c', sql]),
-    {
-      timeoutMs: 15_000,
-      env: { ...process.env, PGPASSWORD: password },
-    },
-  );
-  return r.stdout
-    .trim()
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => l.split('\t'));
-}
-
-/**
- * Runs SQL with psql on the client host through any libpq conninfo: a multi-host list with
- * target_session_attrs, or HAProxy's port on 127.0.0.1. Returns psql's -At rows.
- */
-export async function psqlIn(
-  lab: Lab,
-  conninfo: string,
-  sql: string,
-  opts: { admin?: boolean; timeoutMs?: number } = {},
-): Promise<string[][]> {
-  const password = opts.admin ? lab.secrets.adminPassword : lab.secrets.appPassword;
-  const full = `${conninfo}${opts.admin ? ' user=pgarbiter' : ''} connect_timeout=2 application_name=lab-psql`;
-  const r = await run(
-    hostArgv(lab, 'client', ['psql', full, '-XAt', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-c', sql]),
-    { timeoutMs: opts.timeoutMs ?? 15_000, env: { ...process.env, PGPASSWORD: password } },
-  );
-  return r.stdout
-    .trim()
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => l.split('\t'));
-}
-
 /**
  * GET one API endpoint of a lab member (agent or arbiter, port 8008) with curl from the client
  * host: bounded by timeoutS, a dead or isolated member gives null at once after it. (Cheaper than

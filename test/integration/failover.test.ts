@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { Lab } from '../../src/lab/index.js';
 import {
+  clientSql,
   freeze,
   heal,
   hostArgv,
@@ -23,7 +24,6 @@ import {
   checkLabLedger,
   clusterView,
   healthy,
-  sqlIn,
   startLabWriter,
   waitFor,
   waitHealthy,
@@ -208,21 +208,24 @@ describe('automatic failover faults (remote_apply, default timing)', { timeout: 
     const h0 = await waitHealthy(lab);
     const p = h0.primary as HostName;
     const sb = h0.standby as HostName;
-    await sqlIn(lab, p, 'CREATE TABLE IF NOT EXISTS slow_commit (at timestamptz)', { admin: true });
+    await clientSql(lab, p, 'CREATE TABLE IF NOT EXISTS slow_commit (at timestamptz)', { admin: true });
     await waitFor('the table on the standby', 10_000, async () =>
-      (await sqlIn(lab, sb, "SELECT to_regclass('slow_commit') IS NOT NULL", { admin: true }))[0]?.[0] === 't'
+      (await clientSql(lab, sb, "SELECT to_regclass('slow_commit') IS NOT NULL", { admin: true }))
+        .rows[0]?.[0] === 't'
         ? true
         : undefined,
     );
     const t0 = Date.now();
-    await sqlIn(lab, sb, 'SELECT pg_wal_replay_pause()', { admin: true });
+    await clientSql(lab, sb, 'SELECT pg_wal_replay_pause()', { admin: true });
     try {
-      const insert = sqlIn(lab, p, 'INSERT INTO slow_commit SELECT now() FROM pg_sleep(4)', { admin: true });
+      const insert = clientSql(lab, p, 'INSERT INTO slow_commit SELECT now() FROM pg_sleep(4)', {
+        admin: true,
+      });
       await sleep(4000 + 1500);
-      await sqlIn(lab, sb, 'SELECT pg_wal_replay_resume()', { admin: true });
+      await clientSql(lab, sb, 'SELECT pg_wal_replay_resume()', { admin: true });
       await insert;
     } finally {
-      await sqlIn(lab, sb, 'SELECT pg_wal_replay_resume()', { admin: true }).catch(() => {});
+      await clientSql(lab, sb, 'SELECT pg_wal_replay_resume()', { admin: true }).catch(() => {});
     }
     const v = await clusterView(lab);
     const pState = v.nodes.find((n) => n.name === p)?.state;

@@ -6,9 +6,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { validateConfig } from '../../src/config.js';
 import {
-  adminConn,
   allNamespaces,
-  appConn,
+  clientSql,
   dataDir,
   heal,
   hostArgv,
@@ -22,7 +21,6 @@ import {
   PG_BIN_DIR,
   partition,
   pidAlive,
-  psqlConninfo,
   selfArgv,
   setLoss,
   showStage1,
@@ -77,24 +75,12 @@ function cli(args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 1
 }
 
 /** Runs psql on the client host against `target` over TCP; returns the result and how long it took. */
-async function psql(
+const psql = (
   lab: Lab,
   target: 'pg1' | 'pg2',
   sql: string,
   o: { admin?: boolean; env?: NodeJS.ProcessEnv; cancelAfterS?: number } = {},
-): Promise<RunResult & { ms: number }> {
-  const conn = o.admin ? adminConn(lab, target) : appConn(lab, target);
-  let argv = [`${PG_BIN_DIR}/psql`, psqlConninfo(conn), '-XAtq', '-v', 'ON_ERROR_STOP=1', '-c', sql];
-  // A commit waiting for a synchronous standby ends only by a cancel: psql sends one on SIGINT.
-  if (o.cancelAfterS) argv = ['timeout', '-s', 'INT', String(o.cancelAfterS), ...argv];
-  const t = performance.now();
-  const r = await run(hostArgv(lab, 'client', argv), {
-    timeoutMs: 30_000,
-    allowFailure: true,
-    env: { ...process.env, ...o.env, PGPASSWORD: conn.password },
-  });
-  return { ...r, ms: performance.now() - t };
-}
+) => clientSql(lab, target, sql, { ...o, timeoutMs: 30_000, allowFailure: true });
 
 before(async () => {
   if (isRoot) await labDown(PREFIX); // a previous crashed run
