@@ -27,6 +27,7 @@ import {
   writerDsn,
 } from '../scenario/lab-run.js';
 import { run, sleep } from '../util/exec.js';
+import { ackedBy, ledgerTxs } from '../workload/ledger.js';
 import { Narrator, printOutcomeHeader } from './narrate.js';
 import type { DemoOutcome } from './transcript.js';
 
@@ -42,25 +43,6 @@ export interface DemoOptions {
   sessions: number;
   /** Ctrl-C: the run ends at the next step or wait (the writer is stopped on the way out). */
   signal?: AbortSignal;
-}
-
-interface Ack {
-  t: number;
-  server: string | null;
-  outcome: string;
-  error?: string;
-}
-
-function readTx(ledger: string): Ack[] {
-  if (!existsSync(ledger)) return [];
-  const out: Ack[] = [];
-  for (const line of readFileSync(ledger, 'utf8').split('\n')) {
-    if (!line.includes('"type":"tx"')) continue;
-    try {
-      out.push(JSON.parse(line) as Ack);
-    } catch {}
-  }
-  return out;
 }
 
 /** Log lines of `file` written since `sinceMs` (PostgreSQL's or our JSON lines) matching `re`. */
@@ -143,9 +125,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
     return r;
   };
   const acksFrom = (host: HostName, after = 0) =>
-    readTx(writer!.ledger).filter(
-      (a) => a.outcome === 'ack' && a.t > after && a.server?.startsWith(`${lab!.hosts[host].address}:`),
-    );
+    ledgerTxs(writer!.ledger).filter((a) => ackedBy(a, lab!.hosts[host].address) && a.t > after);
 
   try {
     // ───────────────────────────── 1
@@ -369,7 +349,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
     n.log('pg1 agent log (isolated: it fences itself)', pg1AgentLines);
     const errs = [
       ...new Set(
-        readTx(ledger)
+        ledgerTxs(ledger)
           .filter((a) => a.outcome !== 'ack' && a.t > cutAt && a.error)
           .map((a) => a.error!.slice(0, 160)),
       ),
@@ -536,7 +516,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
     n.endStep();
     const ackSeriesStart = writerStartedAt;
     const ackSeries: number[] = [];
-    for (const a of readTx(ledger)) {
+    for (const a of ledgerTxs(ledger)) {
       if (a.outcome !== 'ack') continue;
       const i = Math.floor((a.t - ackSeriesStart) / 1000);
       if (i < 0) continue;

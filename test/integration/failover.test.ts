@@ -29,18 +29,14 @@ import {
   waitHealthy,
 } from '../../src/scenario/lab-run.js';
 import { run, sleep } from '../../src/util/exec.js';
+import { ackedBy, ledgerTxs } from '../../src/workload/ledger.js';
 
 const PREFIX = 'pgft';
 const SUBNET = '10.213.60.0/24';
 let lab: Lab;
 
-/** Ledger acks by server address: [time, server][]. */
-function acks(ledger: string): { t: number; server: string }[] {
-  return readFileSync(ledger, 'utf8')
-    .split('\n')
-    .filter((l) => l.includes('"type":"tx"') && l.includes('"outcome":"ack"'))
-    .map((l) => JSON.parse(l) as { t: number; server: string });
-}
+/** The acknowledged transactions of a ledger so far. */
+const acks = (ledger: string) => ledgerTxs(ledger).filter((tx) => tx.outcome === 'ack');
 
 function addressOf(name: string): string {
   return lab.hosts[name as HostName].address;
@@ -57,7 +53,7 @@ async function grantTime(term: number): Promise<number> {
 
 /** Invariant 1: after the grant, nothing is acknowledged by the old primary. */
 function assertNoAckAfter(ledger: string, oldPrimary: string, grantAt: number) {
-  const late = acks(ledger).filter((a) => a.server?.startsWith(addressOf(oldPrimary)) && a.t > grantAt);
+  const late = acks(ledger).filter((a) => ackedBy(a, addressOf(oldPrimary)) && a.t > grantAt);
   assert.equal(
     late.length,
     0,
@@ -129,9 +125,9 @@ describe('automatic failover faults (remote_apply, default timing)', { timeout: 
       ]);
       assert.match(rules.stdout, /pgarbiter-fence/, 'the isolated primary inserted its fence rule');
       // Writes go on against the new primary.
-      const before = acks(w.ledger).filter((a) => a.server?.startsWith(addressOf(h0.standby))).length;
+      const before = acks(w.ledger).filter((a) => ackedBy(a, addressOf(h0.standby))).length;
       await waitFor('acks from the new primary', 20_000, async () =>
-        acks(w.ledger).filter((a) => a.server?.startsWith(addressOf(h0.standby))).length > before + 10
+        acks(w.ledger).filter((a) => ackedBy(a, addressOf(h0.standby))).length > before + 10
           ? true
           : undefined,
       );

@@ -26,6 +26,7 @@ import {
   waitHealthy,
 } from '../../src/scenario/lab-run.js';
 import { sleep } from '../../src/util/exec.js';
+import { ackedBy, ledgerTxs } from '../../src/workload/ledger.js';
 
 const PREFIX = 'pgrt';
 const SUBNET = '10.213.90.0/24';
@@ -34,11 +35,8 @@ let lab: Lab;
 
 const addr = (h: string) => lab.hosts[h as HostName].address;
 
-function acksFrom(ledger: string, address: string): number {
-  return readFileSync(ledger, 'utf8')
-    .split('\n')
-    .filter((l) => l.includes('"outcome":"ack"') && l.includes(`"server":"${address}:`)).length;
-}
+const acksFrom = (ledger: string, address: string) =>
+  ledgerTxs(ledger).filter((tx) => ackedBy(tx, address)).length;
 
 /** Waits until HAProxy routes read-write to exactly `primary` and read-only to exactly `standby`. */
 async function waitRouting(primary: string, standby: string | null, timeoutMs: number) {

@@ -13,7 +13,7 @@ import { closeClient, makeClient } from '../../src/postgres/client.js';
 import { UserError } from '../../src/util/errors.js';
 import { asUser, run, sleep } from '../../src/util/exec.js';
 import { checkLedger } from '../../src/workload/checker.js';
-import { parseLedger } from '../../src/workload/ledger.js';
+import { ledgerTxs, parseLedger, readLedger } from '../../src/workload/ledger.js';
 import { startWriter } from '../../src/workload/writer.js';
 
 const BASE = '/tmp/pgw-test';
@@ -111,7 +111,7 @@ function spawnCli(args: string[]) {
 const cli = (args: string[]) => spawnCli(args).done;
 
 const ledgerHasAcks = (path: string) => async () =>
-  existsSync(path) && (readFileSync(path, 'utf8').match(/"outcome":"ack"/g)?.length ?? 0) > 20;
+  ledgerTxs(path).filter((tx) => tx.outcome === 'ack').length > 20;
 
 let n = 0;
 const ledgerPath = (name: string) => join(LEDGERS, `${name}-${++n}.jsonl`);
@@ -153,7 +153,7 @@ describe('writer and check against PostgreSQL 15', {
     assert.equal(s.failed, 0);
     assert.ok(s.acksPerSecond.length >= 1 && s.acksPerSecond.reduce((a, b) => a + b, 0) === s.acknowledged);
 
-    const ledger = parseLedger(readFileSync(path, 'utf8'));
+    const ledger = await readLedger(path);
     assert.equal(ledger.txs.filter((t) => t.outcome === 'ack').length, s.acknowledged);
     assert.ok(ledger.end);
     assert.match(ledger.header.systemIdentifier ?? '', /^[0-9]+$/);
@@ -231,7 +231,7 @@ describe('writer and check against PostgreSQL 15', {
       } finally {
         await h.stop();
       }
-      const ledger = parseLedger(readFileSync(path, 'utf8'));
+      const ledger = await readLedger(path);
       const unknown = ledger.txs.filter((t) => t.outcome === 'unknown');
       assert.ok(unknown.length >= 2);
       assert.ok(
@@ -273,7 +273,7 @@ describe('writer and check against PostgreSQL 15', {
     const r = await checkLedger(path);
     assert.ok(r.unknown.count >= 1);
     assert.equal(r.unknown.torn, 0);
-    const l = parseLedger(readFileSync(path, 'utf8'));
+    const l = await readLedger(path);
     assert.ok(l.txs.some((t) => t.outcome === 'unknown' && /Query read timeout/.test(t.error ?? '')));
   });
 
@@ -285,8 +285,8 @@ describe('writer and check against PostgreSQL 15', {
 
     // Another cluster: the system identifier in the header differs.
     const other = ledgerPath('other');
-    const [head, ...rest] = text.split('\n');
-    const h = JSON.parse(head ?? '{}');
+    const [_head, ...rest] = text.split('\n');
+    const h = parseLedger(text).header;
     writeFileSync(other, [JSON.stringify({ ...h, systemIdentifier: '1234567890' }), ...rest].join('\n'));
     await assert.rejects(
       checkLedger(other),
@@ -392,7 +392,7 @@ describe('writer and check against PostgreSQL 15', {
     assert.match(r1.out, /acknowledged \d+/);
     assert.match(r1.err, /acked \d+ \(\d+\/s\)/);
     assert.match(r1.err, /SIGINT: stopping/);
-    const l1 = parseLedger(readFileSync(p1, 'utf8'));
+    const l1 = await readLedger(p1);
     assert.equal(l1.end?.summary.stoppedBy, 'stop');
     assert.equal((await checkLedger(p1)).exitCode, 0);
 
