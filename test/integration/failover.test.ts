@@ -4,7 +4,7 @@
 // remote_apply, no acknowledged row lost. Then the cluster must heal by itself.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Lab } from '../../src/lab/index.js';
 import {
   clientSql,
@@ -12,8 +12,6 @@ import {
   heal,
   hostArgv,
   isolate,
-  labDown,
-  labUp,
   partition,
   stopMember,
   thaw,
@@ -30,9 +28,9 @@ import {
 } from '../../src/scenario/lab-run.js';
 import { run, sleep } from '../../src/util/exec.js';
 import { ackedBy, ledgerTxs } from '../../src/workload/ledger.js';
+import { labIdentity, needsRoot, useLab } from './fixture.js';
 
-const PREFIX = 'pgft';
-const SUBNET = '10.213.60.0/24';
+const LAB = labIdentity({ prefix: 'pgft', subnet: '10.213.60.0/24' });
 let lab: Lab;
 
 /** The acknowledged transactions of a ledger so far. */
@@ -85,14 +83,16 @@ async function writesGoOn(ledger: string, what = 'writes going on without the st
 
 const ledgerPath = (name: string) => `${lab.dir}/client/${name}-${Date.now()}.jsonl`;
 
-describe('automatic failover faults (remote_apply, default timing)', { timeout: 900_000 }, () => {
-  before(async () => {
-    await labDown(PREFIX);
-    ({ lab } = await labUp({ prefix: PREFIX, subnet: SUBNET, sync: 'remote_apply', timing: 'default' }));
-    await waitHealthy(lab);
-  });
-  after(async () => {
-    await labDown(PREFIX);
+describe('automatic failover faults (remote_apply, default timing)', {
+  skip: needsRoot,
+  timeout: 900_000,
+}, () => {
+  useLab(LAB, {
+    sync: 'remote_apply',
+    timing: 'default',
+    ready: (l) => {
+      lab = l;
+    },
   });
 
   for (const mode of ['link-down', 'subnet'] as const) {

@@ -4,15 +4,13 @@
 import assert from 'node:assert/strict';
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import type { Lab } from '../../src/lab/index.js';
 import {
   clientSql,
   configPath,
   heal,
   isolate,
-  labDown,
-  labUp,
   startAgent,
   stopDaemon,
   stopPostgres,
@@ -27,9 +25,9 @@ import {
   waitHealthy,
 } from '../../src/scenario/lab-run.js';
 import { sleep } from '../../src/util/exec.js';
+import { labIdentity, needsRoot, useLab } from './fixture.js';
 
-const PREFIX = 'pgrc';
-const SUBNET = '10.213.80.0/24';
+const LAB = labIdentity({ prefix: 'pgrc', subnet: '10.213.80.0/24' });
 let lab: Lab;
 
 async function failoverOf(primary: string, term: number) {
@@ -71,14 +69,13 @@ const timeline = async (host: string) =>
     ).rows[0]![0],
   );
 
-describe('recovery: rejoin, switchover, fallback', { timeout: 900_000 }, () => {
-  before(async () => {
-    await labDown(PREFIX);
-    ({ lab } = await labUp({ prefix: PREFIX, subnet: SUBNET, sync: 'remote_apply', timing: 'default' }));
-    await waitHealthy(lab);
-  });
-  after(async () => {
-    await labDown(PREFIX);
+describe('recovery: rejoin, switchover, fallback', { skip: needsRoot, timeout: 900_000 }, () => {
+  useLab(LAB, {
+    sync: 'remote_apply',
+    timing: 'default',
+    ready: (l) => {
+      lab = l;
+    },
   });
 
   test('three cycles of failover -> rejoin -> switchover back, every acknowledged row kept', async () => {

@@ -4,7 +4,7 @@
 // time, and a writer that only knows HAProxy's port loses no acknowledged row (remote_apply).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   haproxyConfigPath,
   haproxyDsn,
@@ -13,8 +13,7 @@ import {
   startHaproxy,
   stopHaproxy,
 } from '../../src/lab/haproxy.js';
-import { clientSql, heal, isolate, type Lab, labDown, labUp } from '../../src/lab/index.js';
-import { listNetns } from '../../src/lab/proc.js';
+import { clientSql, heal, isolate, type Lab } from '../../src/lab/index.js';
 import type { HostName } from '../../src/lab/topology.js';
 import {
   arbiterView,
@@ -27,10 +26,9 @@ import {
 } from '../../src/scenario/lab-run.js';
 import { sleep } from '../../src/util/exec.js';
 import { ackedBy, ledgerTxs } from '../../src/workload/ledger.js';
+import { labIdentity, needsRoot, useLab } from './fixture.js';
 
-const PREFIX = 'pgrt';
-const SUBNET = '10.213.90.0/24';
-const skip = process.getuid?.() === 0 ? false : 'needs root (network namespaces)';
+const LAB = labIdentity({ prefix: 'pgrt', subnet: '10.213.90.0/24' });
 let lab: Lab;
 
 const addr = (h: string) => lab.hosts[h as HostName].address;
@@ -53,18 +51,15 @@ async function waitRouting(primary: string, standby: string | null, timeoutMs: n
   );
 }
 
-describe('client routing: HAProxy and libpq multi-host', { skip, timeout: 300_000 }, () => {
-  before(async () => {
-    await labDown(PREFIX);
-    ({ lab } = await labUp({ prefix: PREFIX, subnet: SUBNET, sync: 'remote_apply', timing: 'default' }));
-    await waitHealthy(lab);
-    await startHaproxy(lab);
-  });
-  after(async () => {
-    if (lab) await stopHaproxy(lab).catch(() => {});
-    await labDown(PREFIX);
-    const left = (await listNetns()).filter((n) => n.startsWith(`${PREFIX}-`));
-    assert.deepEqual(left, [], 'no namespace of the test left behind');
+describe('client routing: HAProxy and libpq multi-host', { skip: needsRoot, timeout: 300_000 }, () => {
+  useLab(LAB, {
+    sync: 'remote_apply',
+    timing: 'default',
+    ready: async (l) => {
+      lab = l;
+      await startHaproxy(lab);
+    },
+    teardown: stopHaproxy,
   });
 
   test('HAProxy: writes through :5000 land on the primary, reads through :5001 on the standby', async () => {

@@ -9,22 +9,26 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import { PG_BIN_DIR } from '../../src/lab/pgconf.js';
 import { closeClient, makeClient } from '../../src/postgres/client.js';
 import { UserError } from '../../src/util/errors.js';
 import { asUser, run, sleep } from '../../src/util/exec.js';
 import { checkLedger } from '../../src/workload/checker.js';
 import { ledgerTxs, parseLedger, readLedger } from '../../src/workload/ledger.js';
 import { startWriter } from '../../src/workload/writer.js';
+import { isRoot, labIdentity, testPort } from './fixture.js';
 
-const BASE = '/tmp/pgw-test';
+// Named after the lab prefix (PGARBITER_LAB_PREFIX when set) and on a port of its own, so two
+// engineers running this file at once neither share nor stop each other's server.
+const BASE = `/tmp/pgw-test-${labIdentity({ prefix: 'pgw', subnet: '10.213.110.0/24' }).prefix}`;
 const DATA = join(BASE, 'data');
 const SOCK = join(BASE, 'run');
 const LEDGERS = join(BASE, 'ledgers');
-const PORT = 55432;
-const BIN = '/usr/lib/postgresql/15/bin';
+const PORT = testPort(55432);
+const BIN = PG_BIN_DIR;
 const DSN = `host=127.0.0.1 port=${PORT} user=postgres dbname=postgres`;
 
-const canRun = process.getuid?.() === 0 && existsSync(join(BIN, 'initdb'));
+const canRun = isRoot && existsSync(join(BIN, 'initdb'));
 
 async function pgCtl(args: string[], allowFailure = false) {
   return run(asUser('postgres', [join(BIN, 'pg_ctl'), '-D', DATA, ...args]), {
