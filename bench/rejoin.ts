@@ -7,6 +7,7 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { lsnAtLeast } from '../src/core/lsn.js';
 import {
   configPath,
   dataDir,
@@ -150,13 +151,13 @@ async function waitCaughtUp(lab: Lab, host: HostName, lsn: string, timeoutMs: nu
     `${host} streaming with replay >= ${lsn}`,
     timeoutMs,
     async () => {
-      const [status, ok] = await localSql(
+      const [status, replayed] = await localSql(
         lab,
         host,
-        `SELECT (SELECT status FROM pg_stat_wal_receiver), coalesce(pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn, false)`,
+        'SELECT (SELECT status FROM pg_stat_wal_receiver), pg_last_wal_replay_lsn()',
         3000,
       );
-      return status === 'streaming' && ok === 't' ? Date.now() : undefined;
+      return status === 'streaming' && lsnAtLeast(replayed ?? null, lsn) ? Date.now() : undefined;
     },
     100,
   );

@@ -24,6 +24,7 @@ import {
   startLabWriter,
   waitFor,
   waitHealthy,
+  waitReplayed,
   writerDsn,
 } from '../scenario/lab-run.js';
 import { run, sleep } from '../util/exec.js';
@@ -420,17 +421,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
     );
     // Every row written in 2.3 is on pg1: everything written on pg2 before the heal, compared
     // once pg1 has replayed past pg2's current position (pg2 keeps taking writes meanwhile).
-    const [[lsn]] = (await clientSql(lab, 'pg2', 'SELECT pg_current_wal_lsn()', { admin: true })).rows as [
-      [string],
-    ];
-    await waitFor('pg1 replaying past pg2', 20_000, async () => {
-      const [[ok]] = (
-        await clientSql(lab!, 'pg1', `SELECT pg_last_wal_replay_lsn() >= '${lsn}'`, {
-          admin: true,
-        })
-      ).rows as [[string]];
-      return ok === 't' ? true : undefined;
-    });
+    await waitReplayed(lab, 'pg2', 'pg1');
     const healTs = new Date(healAt).toISOString();
     const cmpSql =
       `SELECT count(*) AS orders_written_on_pg2_in_2_3, coalesce(sum(id), 0) AS sum_of_ids FROM orders ` +

@@ -4,7 +4,8 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { ArbiterView, ClusterView } from '../cluster/view.js';
-import { configPath, haproxyDsn, hostArgv, type Lab, selfArgv } from '../lab/index.js';
+import { lsnAtLeast } from '../core/lsn.js';
+import { clientSql, configPath, haproxyDsn, hostArgv, type Lab, selfArgv } from '../lab/index.js';
 import type { HostName } from '../lab/topology.js';
 import { run, sleep } from '../util/exec.js';
 import type { CheckReport } from '../workload/compare.js';
@@ -185,6 +186,27 @@ export const waitHealthy = (lab: Lab, timeoutMs = 60_000) =>
     async () => healthy(await clusterView(lab)),
     300,
   );
+
+/**
+ * Waits until `standby` has replayed everything `primary` had written when this was called
+ * (pg_current_wal_lsn() then, compared with lsnAtLeast); returns that LSN. The primary may keep
+ * taking writes meanwhile.
+ */
+export async function waitReplayed(
+  lab: Lab,
+  primary: HostName,
+  standby: HostName,
+  timeoutMs = 20_000,
+): Promise<string> {
+  const [[target]] = (await clientSql(lab, primary, 'SELECT pg_current_wal_lsn()', { admin: true })).rows as [
+    [string],
+  ];
+  await waitFor(`${standby} replaying past ${primary}'s ${target}`, timeoutMs, async () => {
+    const r = await clientSql(lab, standby, 'SELECT pg_last_wal_replay_lsn()', { admin: true });
+    return lsnAtLeast(r.rows[0]?.[0] ?? null, target) ? true : undefined;
+  });
+  return target;
+}
 
 /**
  * GET one API endpoint of a lab member (agent or arbiter, port 8008) with curl from the client

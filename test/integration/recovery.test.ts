@@ -23,6 +23,7 @@ import {
   startLabWriter,
   waitFor,
   waitHealthy,
+  waitReplayed,
 } from '../../src/scenario/lab-run.js';
 import { sleep } from '../../src/util/exec.js';
 import { labIdentity, needsRoot, useLab } from './fixture.js';
@@ -43,15 +44,7 @@ async function failoverOf(primary: string, term: number) {
  *  rows are compared up to a point in time, once the standby replayed past it). */
 async function sameData(primary: string, standby: string) {
   const upTo = new Date(Date.now() - 2000).toISOString();
-  const [[lsn]] = (await clientSql(lab, primary as HostName, 'SELECT pg_current_wal_lsn()')).rows as [
-    [string],
-  ];
-  await waitFor('standby replayed the primary', 20_000, async () => {
-    const [[ok]] = (
-      await clientSql(lab, standby as HostName, `SELECT pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn`)
-    ).rows as [[string]];
-    return ok === 't' ? true : undefined;
-  });
+  await waitReplayed(lab, primary as HostName, standby as HostName);
   const q =
     `SELECT (SELECT count(*) FROM customers WHERE created_at < '${upTo}'), ` +
     `(SELECT count(*) FROM orders WHERE created_at < '${upTo}'), (SELECT coalesce(sum(id), 0) FROM orders WHERE created_at < '${upTo}')`;
