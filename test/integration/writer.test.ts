@@ -1,4 +1,4 @@
-// The writer and the checker against a real, throwaway PostgreSQL 15 on 127.0.0.1:55432 with
+// The writer and the checker against a real, throwaway PostgreSQL 15 on 127.0.0.1:55432 (or the port testPort gives) with
 // its own data dir and socket dir. Needs root (initdb runs as the postgres OS user). It stops
 // only the server of its own data dir, and cleans up what a previous crashed run left.
 import assert from 'node:assert/strict';
@@ -161,7 +161,7 @@ describe('writer and check against PostgreSQL 15', {
     assert.equal(ledger.txs.filter((t) => t.outcome === 'ack').length, s.acknowledged);
     assert.ok(ledger.end);
     assert.match(ledger.header.systemIdentifier ?? '', /^[0-9]+$/);
-    assert.ok(ledger.txs.every((t) => t.server === '127.0.0.1:55432'));
+    assert.ok(ledger.txs.every((t) => t.server === `127.0.0.1:${PORT}`));
     // One sequence per session, no gaps.
     for (let sess = 0; sess < 3; sess++) {
       const seqs = ledger.txs.filter((t) => t.session === sess).map((t) => t.seq);
@@ -346,7 +346,7 @@ describe('writer and check against PostgreSQL 15', {
     });
     const ms = await mh.done;
     assert.ok(ms.acknowledged > 0);
-    assert.deepEqual(Object.keys(ms.acksByServer), ['127.0.0.1:55432']);
+    assert.deepEqual(Object.keys(ms.acksByServer), [`127.0.0.1:${PORT}`]);
 
     // CLI flags: one-line user errors, exit status 1, nothing written.
     for (const args of [
