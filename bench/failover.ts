@@ -23,8 +23,8 @@ const { values } = parseArgs({
     timing: { type: 'string', default: 'default' },
     sync: { type: 'string', default: 'remote_apply' },
     mode: { type: 'string', default: 'link-down' },
-    prefix: { type: 'string', default: 'pgbf' },
-    subnet: { type: 'string', default: '10.213.70.0/24' },
+    prefix: { type: 'string', default: process.env.PGARBITER_LAB_PREFIX ?? 'pgbf' },
+    subnet: { type: 'string', default: process.env.PGARBITER_LAB_SUBNET ?? '10.213.70.0/24' },
   },
 });
 const runs = Number(values.runs);

@@ -41,8 +41,8 @@ const { values } = parseArgs({
   options: {
     // Measured: scale 68 gives a 1.0 GB database (pgbench_accounts 0.87 GB + its key 0.14 GB).
     scale: { type: 'string', default: '68' },
-    prefix: { type: 'string', default: 'pgbr' },
-    subnet: { type: 'string', default: '10.213.110.0/24' },
+    prefix: { type: 'string', default: process.env.PGARBITER_LAB_PREFIX ?? 'pgbr' },
+    subnet: { type: 'string', default: process.env.PGARBITER_LAB_SUBNET ?? '10.213.110.0/24' },
     'write-seconds': { type: 'string', default: '5' },
     switchovers: { type: 'string', default: '3' },
     /** Skip the CHECKPOINT after the load (see README: pg_rewind then falls back). */
