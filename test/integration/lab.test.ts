@@ -32,7 +32,7 @@ import {
   unpartition,
 } from '../../src/lab/index.js';
 import { newLab } from '../../src/lab/state.js';
-import { type RunResult, run, sleep } from '../../src/util/exec.js';
+import { inNetns, type RunResult, run, sleep } from '../../src/util/exec.js';
 import { cleanLabAround, labIdentity, needsRoot } from './fixture.js';
 
 const LAB = labIdentity({ prefix: 'pgat', subnet: '10.213.50.0/24' });
@@ -144,7 +144,7 @@ describe('lab network', { skip }, () => {
     assert.equal(await reach('client'), 'timeout', '100 % loss: client cut off');
     assert.equal(await reach('arbiter'), 'timeout', '100 % loss: arbiter cut off');
     await setLoss(lab, 'pg1', 30);
-    const rules = await run(['ip', 'netns', 'exec', lab.switchNs, 'nft', 'list', 'ruleset'], {
+    const rules = await run(inNetns(lab.switchNs, ['nft', 'list', 'ruleset']), {
       timeoutMs: 5000,
     });
     assert.match(rules.stdout, new RegExp(`iifname "${lab.hosts.pg1.port}" numgen random mod 100 < 30 drop`));

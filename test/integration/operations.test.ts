@@ -7,7 +7,16 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
 import type { Lab } from '../../src/lab/index.js';
-import { configPath, heal, isolate, loadLab, selfArgv, startAgent, stopDaemon } from '../../src/lab/index.js';
+import {
+  configPath,
+  heal,
+  hostArgv,
+  isolate,
+  loadLab,
+  selfArgv,
+  startAgent,
+  stopDaemon,
+} from '../../src/lab/index.js';
 import type { HostName } from '../../src/lab/topology.js';
 import {
   checkLabLedger,
@@ -31,7 +40,7 @@ async function http(host: HostName, path: string, opts: { secret?: string; body?
   const script = `fetch(${JSON.stringify(url)},{method:${JSON.stringify(opts.body === undefined ? 'GET' : 'POST')},headers:${JSON.stringify(
     opts.secret ? { authorization: `Bearer ${opts.secret}` } : {},
   )},body:${JSON.stringify(opts.body)},signal:AbortSignal.timeout(3000)}).then(async r=>console.log(r.status+' '+await r.text()))`;
-  const r = await run(['ip', 'netns', 'exec', lab.hosts.client.ns, process.execPath, '-e', script], {
+  const r = await run(hostArgv(lab, 'client', [process.execPath, '-e', script]), {
     timeoutMs: 10_000,
   });
   const [status, ...rest] = r.stdout.trim().split(' ');
