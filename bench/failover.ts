@@ -15,6 +15,7 @@ import {
   waitHealthy,
 } from '../src/scenario/lab-run.js';
 import { sleep } from '../src/util/exec.js';
+import { ackedBy, ledgerTxs } from '../src/workload/ledger.js';
 
 const { values } = parseArgs({
   options: {
@@ -22,19 +23,14 @@ const { values } = parseArgs({
     timing: { type: 'string', default: 'default' },
     sync: { type: 'string', default: 'remote_apply' },
     mode: { type: 'string', default: 'link-down' },
-    prefix: { type: 'string', default: 'pgbf' },
-    subnet: { type: 'string', default: '10.213.70.0/24' },
+    prefix: { type: 'string', default: process.env.PGARBITER_LAB_PREFIX ?? 'pgbf' },
+    subnet: { type: 'string', default: process.env.PGARBITER_LAB_SUBNET ?? '10.213.70.0/24' },
   },
 });
 const runs = Number(values.runs);
 
 function firstAckFrom(ledger: string, address: string, after: number): number | null {
-  for (const line of readFileSync(ledger, 'utf8').split('\n')) {
-    if (!line.includes('"outcome":"ack"')) continue;
-    const e = JSON.parse(line) as { t: number; server: string | null };
-    if (e.t > after && e.server?.startsWith(address)) return e.t;
-  }
-  return null;
+  return ledgerTxs(ledger).find((tx) => tx.t > after && ackedBy(tx, address))?.t ?? null;
 }
 
 /** RSS (kB) and CPU seconds of a process, from /proc. */

@@ -7,6 +7,7 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { lsnAtLeast } from '../src/core/lsn.js';
 import {
   configPath,
   dataDir,
@@ -34,13 +35,14 @@ import {
   waitHealthy,
 } from '../src/scenario/lab-run.js';
 import { asUser, run, sleep } from '../src/util/exec.js';
+import { ackedBy, ledgerTxs } from '../src/workload/ledger.js';
 
 const { values } = parseArgs({
   options: {
     // Measured: scale 68 gives a 1.0 GB database (pgbench_accounts 0.87 GB + its key 0.14 GB).
     scale: { type: 'string', default: '68' },
-    prefix: { type: 'string', default: 'pgbr' },
-    subnet: { type: 'string', default: '10.213.110.0/24' },
+    prefix: { type: 'string', default: process.env.PGARBITER_LAB_PREFIX ?? 'pgbr' },
+    subnet: { type: 'string', default: process.env.PGARBITER_LAB_SUBNET ?? '10.213.110.0/24' },
     'write-seconds': { type: 'string', default: '5' },
     switchovers: { type: 'string', default: '3' },
     /** Skip the CHECKPOINT after the load (see README: pg_rewind then falls back). */
@@ -149,13 +151,13 @@ async function waitCaughtUp(lab: Lab, host: HostName, lsn: string, timeoutMs: nu
     `${host} streaming with replay >= ${lsn}`,
     timeoutMs,
     async () => {
-      const [status, ok] = await localSql(
+      const [status, replayed] = await localSql(
         lab,
         host,
-        `SELECT (SELECT status FROM pg_stat_wal_receiver), coalesce(pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn, false)`,
+        'SELECT (SELECT status FROM pg_stat_wal_receiver), pg_last_wal_replay_lsn()',
         3000,
       );
-      return status === 'streaming' && ok === 't' ? Date.now() : undefined;
+      return status === 'streaming' && lsnAtLeast(replayed ?? null, lsn) ? Date.now() : undefined;
     },
     100,
   );
@@ -257,18 +259,11 @@ async function rejoinRun(lab: Lab, path: 'rewind' | 'basebackup'): Promise<Rejoi
   };
 }
 
-interface LedgerTx {
-  type: string;
-  outcome: string;
-  t: number;
-  server: string | null;
-}
-
 /** One switchover under a 4-session writer: last ack on the old primary -> first on the new one. */
 async function switchoverRun(lab: Lab, i: number) {
   const h = await waitHealthy(lab, 180_000);
-  const oldAddr = `${lab.hosts[h.primary as HostName].address}:`;
-  const newAddr = `${lab.hosts[h.standby as HostName].address}:`;
+  const oldAddr = lab.hosts[h.primary as HostName].address;
+  const newAddr = lab.hosts[h.standby as HostName].address;
   const w = startLabWriter(lab, { ledger: join(lab.dir, 'client', `switchover-${i}.jsonl`), sessions: 4 });
   let cliMs = Number.NaN;
   try {
@@ -283,27 +278,16 @@ async function switchoverRun(lab: Lab, i: number) {
     );
     if (sw.code !== 0) throw new Error(`switchover ${i} failed: ${sw.stderr.trim()}`);
     cliMs = (JSON.parse(sw.stdout) as { ms: number }).ms;
-    const acks = () =>
-      readFileSync(w.ledger, 'utf8')
-        .split('\n')
-        .filter((l) => l.includes('"outcome":"ack"'))
-        .map((l) => JSON.parse(l) as LedgerTx);
     await waitFor('the first write acknowledged by the new primary', 60_000, async () =>
-      acks().some((e) => e.t > started && e.server?.startsWith(newAddr)) ? true : undefined,
+      ledgerTxs(w.ledger).some((e) => e.t > started && ackedBy(e, newAddr)) ? true : undefined,
     );
     await sleep(1000);
   } finally {
     await w.stop().catch((e) => say(`writer: ${(e as Error).message}`));
   }
-  const all = readFileSync(w.ledger, 'utf8')
-    .split('\n')
-    .filter((l) => l.includes('"type":"tx"'))
-    .map((l) => JSON.parse(l) as LedgerTx);
-  const acks = all.filter((e) => e.outcome === 'ack');
-  const lastOld = Math.max(...acks.filter((e) => e.server?.startsWith(oldAddr)).map((e) => e.t));
-  const firstNew = Math.min(
-    ...acks.filter((e) => e.server?.startsWith(newAddr) && e.t > lastOld).map((e) => e.t),
-  );
+  const all = ledgerTxs(w.ledger);
+  const lastOld = Math.max(...all.filter((e) => ackedBy(e, oldAddr)).map((e) => e.t));
+  const firstNew = Math.min(...all.filter((e) => ackedBy(e, newAddr) && e.t > lastOld).map((e) => e.t));
   const notAcked = all.filter((e) => e.outcome !== 'ack' && e.t >= lastOld && e.t <= firstNew).length;
   const check = await checkLabLedger(lab, w.ledger);
   const row = {
@@ -313,7 +297,7 @@ async function switchoverRun(lab: Lab, i: number) {
     pauseMs: firstNew - lastOld,
     cliMs,
     notAcked,
-    acked: acks.length,
+    acked: all.filter((e) => e.outcome === 'ack').length,
     lost: check.report.lost.count,
   };
   say(

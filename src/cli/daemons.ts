@@ -3,9 +3,11 @@ import type { Command } from 'commander';
 import { Agent } from '../agent/daemon.js';
 import { runArbiter } from '../arbiter/daemon.js';
 import { loadConfig } from '../config.js';
+import { closeClient, makeClient } from '../postgres/client.js';
 import { PgControl } from '../postgres/control.js';
 import { initNode } from '../postgres/provision.js';
 import { UserError } from '../util/errors.js';
+import { createDemoApp } from '../workload/schema.js';
 
 export function registerDaemonCommands(program: Command): void {
   registerDaemonRunners(program);
@@ -29,10 +31,17 @@ export function registerDaemonCommands(program: Command): void {
         demoAppPassword = process.env[opts.demoAppPasswordEnv];
         if (!demoAppPassword) throw new UserError(`environment variable ${opts.demoAppPasswordEnv} is empty`);
       }
-      const result = await initNode(new PgControl(cfg), {
-        demoAppPassword,
-        progress: (m) => process.stderr.write(`${m}\n`),
-      });
+      const ctl = new PgControl(cfg);
+      const result = await initNode(ctl, { progress: (m) => process.stderr.write(`${m}\n`) });
+      if (result === 'primary' && demoAppPassword) {
+        const client = makeClient(ctl.local());
+        await client.connect();
+        try {
+          await createDemoApp(client, demoAppPassword);
+        } finally {
+          await closeClient(client);
+        }
+      }
       process.stdout.write(`${JSON.stringify({ node: cfg.node, result })}\n`);
     });
 }

@@ -4,9 +4,9 @@ import Table from 'cli-table3';
 import { type Command, Option } from 'commander';
 import { SYNC_MODES, type SyncCommit, type TimingProfile } from '../config.js';
 import {
-  appConn,
   assertHost,
   assertMemberHost,
+  clientPsqlCommand,
   collectStage1,
   formatStage1,
   freeze,
@@ -20,9 +20,7 @@ import {
   labStatus,
   labUp,
   loadLab,
-  PG_BIN_DIR,
   partition,
-  psqlConninfo,
   requireRoot,
   resolveIdentity,
   setLoss,
@@ -334,12 +332,8 @@ export function registerLabCommands(program: Command): void {
         throw new UserError(
           `lab "${l.prefix}" was built without PostgreSQL: run \`pgarbiter lab down\` and \`pgarbiter lab up\``,
         );
-      const conn = appConn(l, target, 'lab-psql');
-      const argv = hostArgv(l, assertHost(o.from), [`${PG_BIN_DIR}/psql`, psqlConninfo(conn), ...args]);
-      process.exitCode = await runAttached(argv, {
-        timeoutMs: Number(o.timeout) * 1000,
-        env: { ...process.env, PGPASSWORD: conn.password },
-      });
+      const { argv, env } = clientPsqlCommand(l, target, args, { from: assertHost(o.from) });
+      process.exitCode = await runAttached(argv, { timeoutMs: Number(o.timeout) * 1000, env });
     });
 
   withId(lab.command('show'))

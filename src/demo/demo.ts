@@ -5,8 +5,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { SyncCommit, TimingProfile } from '../config.js';
 import {
+  clientSql,
   formatStage1,
-  hostArgv,
   type IsolateMode,
   type Lab,
   labDown,
@@ -17,16 +17,18 @@ import {
   tcpProbe,
 } from '../lab/index.js';
 import { HOSTS, type HostName, resolveIdentity } from '../lab/topology.js';
+import { isSyncMode } from '../postgres/settings.js';
 import {
   checkLabLedger,
   clusterView,
-  sqlIn,
   startLabWriter,
   waitFor,
   waitHealthy,
+  waitReplayed,
   writerDsn,
 } from '../scenario/lab-run.js';
 import { run, sleep } from '../util/exec.js';
+import { ackedBy, ledgerTxs } from '../workload/ledger.js';
 import { Narrator, printOutcomeHeader } from './narrate.js';
 import type { DemoOutcome } from './transcript.js';
 
@@ -42,25 +44,6 @@ export interface DemoOptions {
   sessions: number;
   /** Ctrl-C: the run ends at the next step or wait (the writer is stopped on the way out). */
   signal?: AbortSignal;
-}
-
-interface Ack {
-  t: number;
-  server: string | null;
-  outcome: string;
-  error?: string;
-}
-
-function readTx(ledger: string): Ack[] {
-  if (!existsSync(ledger)) return [];
-  const out: Ack[] = [];
-  for (const line of readFileSync(ledger, 'utf8').split('\n')) {
-    if (!line.includes('"type":"tx"')) continue;
-    try {
-      out.push(JSON.parse(line) as Ack);
-    } catch {}
-  }
-  return out;
 }
 
 /** Log lines of `file` written since `sinceMs` (PostgreSQL's or our JSON lines) matching `re`. */
@@ -89,6 +72,9 @@ function grepLog(file: string, re: RegExp, sinceMs: number, max = 12): string[] 
   return lines.slice(-max);
 }
 
+/** The demo's psql on the client host: shown to the reader, so a failure is narrated, not thrown. */
+const DEMO_PSQL = { applicationName: 'demo-psql', timeoutMs: 20_000, allowFailure: true } as const;
+
 export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
   const id = resolveIdentity({ prefix: opts.prefix, subnet: opts.subnet });
   const n = new Narrator(opts.signal);
@@ -114,12 +100,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
   const psql = async (host: HostName, sql: string) => {
     const l = lab!;
     const t0 = Date.now();
-    const conninfo = `host=${l.hosts[host].address} port=5432 user=app dbname=postgres connect_timeout=3 application_name=demo-psql`;
-    const r = await run(hostArgv(l, 'client', ['psql', conninfo, '-X', '-P', 'footer=off', '-c', sql]), {
-      timeoutMs: 20_000,
-      allowFailure: true,
-      env: { ...process.env, PGPASSWORD: l.secrets.appPassword },
-    });
+    const r = await clientSql(l, host, sql, { ...DEMO_PSQL, output: 'table' });
     n.command(
       `pgarbiter lab psql ${host} -c "${sql}"`,
       `${r.stdout}${r.stderr}`,
@@ -133,12 +114,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
   const psqlVia = async (port: number, sql: string) => {
     const l = lab!;
     const t0 = Date.now();
-    const conninfo = `host=127.0.0.1 port=${port} user=app dbname=postgres connect_timeout=3 application_name=demo-psql`;
-    const r = await run(hostArgv(l, 'client', ['psql', conninfo, '-X', '-P', 'footer=off', '-c', sql]), {
-      timeoutMs: 20_000,
-      allowFailure: true,
-      env: { ...process.env, PGPASSWORD: l.secrets.appPassword },
-    });
+    const conninfo = `host=127.0.0.1 port=${port} user=app dbname=postgres`;
+    const r = await clientSql(l, { conninfo }, sql, { ...DEMO_PSQL, output: 'table' });
     n.command(
       `psql "host=127.0.0.1 port=${port} user=app" -c "${sql}"`,
       `${r.stdout}${r.stderr}`,
@@ -149,9 +126,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
     return r;
   };
   const acksFrom = (host: HostName, after = 0) =>
-    readTx(writer!.ledger).filter(
-      (a) => a.outcome === 'ack' && a.t > after && a.server?.startsWith(`${lab!.hosts[host].address}:`),
-    );
+    ledgerTxs(writer!.ledger).filter((a) => ackedBy(a, lab!.hosts[host].address) && a.t > after);
 
   try {
     // ───────────────────────────── 1
@@ -255,15 +230,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
       'pg1',
       "SELECT application_name, state, backend_type FROM pg_stat_activity WHERE application_name LIKE 'pgarbiter-writer%' ORDER BY 1",
     );
-    const sess = await run(
-      hostArgv(lab, 'client', [
-        'psql',
-        `host=${lab.hosts.pg1.address} user=app dbname=postgres connect_timeout=3`,
-        '-XAt',
-        '-c',
-        "SELECT count(DISTINCT application_name) FROM pg_stat_activity WHERE application_name LIKE 'pgarbiter-writer%-s%'",
-      ]),
-      { env: { ...process.env, PGPASSWORD: lab.secrets.appPassword }, allowFailure: true },
+    const sess = await clientSql(
+      lab,
+      'pg1',
+      "SELECT count(DISTINCT application_name) FROM pg_stat_activity WHERE application_name LIKE 'pgarbiter-writer%-s%'",
+      DEMO_PSQL,
     );
     const nSessions = Number(sess.stdout.trim());
     n.check(
@@ -286,11 +257,13 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
       5001,
       "SELECT inet_server_addr() AS server, pg_is_in_recovery(), count(*) AS writer_orders FROM orders WHERE session LIKE 'r%'",
     );
-    const [[roServer, roRecovery, roRows]] = (await sqlIn(
-      lab,
-      'pg2',
-      "SELECT inet_server_addr(), pg_is_in_recovery(), count(*) FROM orders WHERE session LIKE 'r%'",
-    )) as [[string, string, string]];
+    const [[roServer, roRecovery, roRows]] = (
+      await clientSql(
+        lab,
+        'pg2',
+        "SELECT inet_server_addr(), pg_is_in_recovery(), count(*) FROM orders WHERE session LIKE 'r%'",
+      )
+    ).rows as [[string, string, string]];
     n.check(
       'clients write on the primary, reads on the standby',
       a21 > 0 && roRecovery === 't' && Number(roRows) > 0,
@@ -377,7 +350,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
     n.log('pg1 agent log (isolated: it fences itself)', pg1AgentLines);
     const errs = [
       ...new Set(
-        readTx(ledger)
+        ledgerTxs(ledger)
           .filter((a) => a.outcome !== 'ack' && a.t > cutAt && a.error)
           .map((a) => a.error!.slice(0, 160)),
       ),
@@ -448,13 +421,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
     );
     // Every row written in 2.3 is on pg1: everything written on pg2 before the heal, compared
     // once pg1 has replayed past pg2's current position (pg2 keeps taking writes meanwhile).
-    const [[lsn]] = (await sqlIn(lab, 'pg2', 'SELECT pg_current_wal_lsn()', { admin: true })) as [[string]];
-    await waitFor('pg1 replaying past pg2', 20_000, async () => {
-      const [[ok]] = (await sqlIn(lab!, 'pg1', `SELECT pg_last_wal_replay_lsn() >= '${lsn}'`, {
-        admin: true,
-      })) as [[string]];
-      return ok === 't' ? true : undefined;
-    });
+    await waitReplayed(lab, 'pg2', 'pg1');
     const healTs = new Date(healAt).toISOString();
     const cmpSql =
       `SELECT count(*) AS orders_written_on_pg2_in_2_3, coalesce(sum(id), 0) AS sum_of_ids FROM orders ` +
@@ -531,7 +498,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
       chk.exitCode === 0,
       'client',
     );
-    const promise = opts.sync === 'remote_apply' || opts.sync === 'on' || opts.sync === 'remote_write';
+    const promise = isSyncMode(opts.sync);
     n.check(
       `no acknowledged write lost (synchronous_commit=${opts.sync})`,
       promise ? r.lost.count === 0 : true,
@@ -540,7 +507,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
     n.endStep();
     const ackSeriesStart = writerStartedAt;
     const ackSeries: number[] = [];
-    for (const a of readTx(ledger)) {
+    for (const a of ledgerTxs(ledger)) {
       if (a.outcome !== 'ack') continue;
       const i = Math.floor((a.t - ackSeriesStart) / 1000);
       if (i < 0) continue;

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { run, sleep } from '../util/exec.js';
+import { inNetns, run, sleep } from '../util/exec.js';
 import { pidAlive, procStartTime, terminate } from './proc.js';
 import { type DaemonRecord, type Lab, saveLab } from './state.js';
 import type { HostName } from './topology.js';
@@ -18,7 +18,7 @@ export function selfArgv(...args: string[]): string[] {
 
 /** argv prefix that runs a command inside a lab host's namespace. */
 export function hostArgv(lab: Lab, host: HostName, argv: string[]): string[] {
-  return ['ip', 'netns', 'exec', lab.hosts[host].ns, ...argv];
+  return inNetns(lab.hosts[host].ns, argv);
 }
 
 // A background job of a non-interactive shell is not a process-group leader, so `setsid` makes

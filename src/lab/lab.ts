@@ -15,10 +15,10 @@ import {
 } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { SyncCommit, TimingProfile } from '../config.js';
-import { startHaproxy } from '../routing/haproxy.js';
 import { UserError } from '../util/errors.js';
-import { asUser, type RunResult, run } from '../util/exec.js';
+import { asUser, inNetns, type RunResult, run } from '../util/exec.js';
 import { daemonAlive, hostArgv, selfArgv, startDaemon, stopDaemon } from './daemon.js';
+import { startHaproxy } from './haproxy.js';
 import {
   APP_PASSWORD_ENV,
   configPath,
@@ -438,7 +438,7 @@ async function pgStopImmediate(ns: string | null, dir: string): Promise<void> {
     '10',
     'stop',
   ]);
-  await run(ns ? ['ip', 'netns', 'exec', ns, ...argv] : argv, { timeoutMs: 15_000, allowFailure: true });
+  await run(inNetns(ns ?? undefined, argv), { timeoutMs: 15_000, allowFailure: true });
 }
 
 export interface LabDownOptions {
@@ -567,7 +567,7 @@ async function applySwitchRules(lab: Lab): Promise<void> {
     script +=
       `table bridge ${SWITCH_TABLE} {\n  chain faults {\n` +
       `    type filter hook forward priority 0; policy accept;\n${rules.join('\n')}\n  }\n}\n`;
-  await run(['ip', 'netns', 'exec', lab.switchNs, 'nft', '-f', '-'], { input: script, timeoutMs: 10_000 });
+  await run(inNetns(lab.switchNs, ['nft', '-f', '-']), { input: script, timeoutMs: 10_000 });
 }
 
 /** Drops `percent` % of the frames to and from a host, at random, in the switch (0 ends it). */

@@ -1,10 +1,10 @@
 // `pgarbiter init`: bootstraps this node. On the initial primary: initdb, node config, start,
 // roles. On the other node: base backup from the primary, standby config, start as hot standby.
+// The demo's role and tables are the workload's (workload/schema.ts: createDemoApp).
 // Idempotent: a node that already has data is only started.
 import type { Config } from '../config.js';
 import { hostOf, otherNode } from '../config.js';
 import { sleep } from '../util/exec.js';
-import { applyDemoSchema } from '../workload/schema.js';
 import { closeClient, errorText, makeClient, queryOnce } from './client.js';
 import type { PgControl } from './control.js';
 import { slotName } from './settings.js';
@@ -13,8 +13,6 @@ export const sqlLiteral = (s: string) => `'${s.replace(/'/g, "''")}'`;
 export const sqlIdent = (s: string) => `"${s.replace(/"/g, '""')}"`;
 
 export interface InitOptions {
-  /** Also create the demo role `app` (password given) and the demo tables. */
-  demoAppPassword?: string;
   progress?: (msg: string) => void;
   waitPrimaryS?: number;
 }
@@ -44,7 +42,7 @@ export async function initNode(
     ctl.writeNodeConfig();
     say(`${cfg.node}: starting PostgreSQL as primary`);
     await ctl.start();
-    await createRoles(ctl, opts.demoAppPassword);
+    await createRoles(ctl);
     return 'primary';
   }
   const primary = otherNode(cfg, cfg.node);
@@ -74,7 +72,7 @@ async function waitForServer(ctl: PgControl, host: string, timeoutMs: number): P
   throw new Error(`primary at ${host} not reachable within ${timeoutMs / 1000} s: ${last}`);
 }
 
-async function createRoles(ctl: PgControl, demoAppPassword?: string): Promise<void> {
+async function createRoles(ctl: PgControl): Promise<void> {
   const pg = ctl.pg;
   const client = makeClient(ctl.local());
   await client.connect();
@@ -89,16 +87,6 @@ async function createRoles(ctl: PgControl, demoAppPassword?: string): Promise<vo
     await client.query('SELECT pg_create_physical_replication_slot($1, true)', [
       slotName(otherNode(ctl.cfg, ctl.cfg.node).name),
     ]);
-    if (demoAppPassword) {
-      await client.query(`CREATE ROLE app LOGIN PASSWORD ${sqlLiteral(demoAppPassword)}`);
-      await applyDemoSchema(client);
-      await client.query('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO app');
-      await client.query(
-        'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO app',
-      );
-      await client.query('GRANT CREATE ON SCHEMA public TO app');
-      await client.query('GRANT EXECUTE ON FUNCTION pg_control_system() TO app');
-    }
   } finally {
     await closeClient(client);
   }

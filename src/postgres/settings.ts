@@ -1,7 +1,7 @@
 // The PostgreSQL settings pgarbiter owns. They live in `pgarbiter.conf` (included from
 // postgresql.conf) and are rewritten after every initdb, base backup and rewind, because those
 // copy the source node's files (research: pitfall 5).
-import type { Config, SyncCommit } from '../config.js';
+import type { Config } from '../config.js';
 
 /** Conninfo options that bound how fast a dead peer is noticed by libpq and the walreceiver:
  *  the walreceiver ignores connect_timeout, only tcp_user_timeout and keepalives bound it. */
@@ -35,7 +35,18 @@ export function primaryConninfo(cfg: Config, primaryHost: string): string {
   ].join(' ');
 }
 
-export const isSyncMode = (m: SyncCommit) => m === 'on' || m === 'remote_write' || m === 'remote_apply';
+/**
+ * Whether this synchronous_commit mode makes a commit wait for the synchronous standby (on,
+ * remote_write, remote_apply), so that an acknowledged commit survives a failover to it; off and
+ * local do not. Takes the setting as PostgreSQL prints it or as a config names it (case and spaces
+ * ignored). The one place that says which modes promise no loss: the agent, the checker, the
+ * scenarios, the demo and the tests ask it.
+ */
+export function isSyncMode(synchronousCommit: string): boolean {
+  return SYNC_WAITING_MODES.has(synchronousCommit.trim().toLowerCase());
+}
+
+const SYNC_WAITING_MODES: ReadonlySet<string> = new Set(['on', 'remote_write', 'remote_apply']);
 
 /** synchronous_standby_names when the peer is a synchronous standby. Both names are listed so the
  *  same value is right whichever node is primary (a node never waits for itself). */

@@ -4,24 +4,21 @@
 // standby). A server marked down has its sessions closed (on-marked-down shutdown-sessions), so a
 // client never keeps writing to an old primary through HAProxy.
 //
-// renderHaproxyConfig() is pure; startHaproxy()/stopHaproxy() run Debian's haproxy as a daemon on
-// the lab's client host (config, pid file, log and stats socket in the client host's directory).
-import { accessSync, constants, existsSync, readFileSync, writeFileSync } from 'node:fs';
+// renderHaproxyConfig() and parseShowStat() are pure; haproxyBinary(), validateHaproxyConfig() and
+// haproxyCommand() talk to an installed haproxy. Nothing here knows the lab: the lab's HAProxy (a
+// daemon on its client host) is src/lab/haproxy.ts.
+import { accessSync, constants } from 'node:fs';
 import { connect } from 'node:net';
 import { delimiter, join } from 'node:path';
-// Imports from the lab's modules, not its index: lab.ts may import this file (lab up starts HAProxy).
-import { daemonAlive, startDaemon, stopDaemon } from '../lab/daemon.js';
-import { PG_PORT } from '../lab/pgconf.js';
-import type { DaemonRecord, Lab } from '../lab/state.js';
-import { PG_HOSTS } from '../lab/topology.js';
 import { UserError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 
-export const HAPROXY_DAEMON = 'haproxy';
 export const HAPROXY_RW_PORT = 5000;
 export const HAPROXY_RO_PORT = 5001;
 export const HAPROXY_STATS_PORT = 7000;
 export const AGENT_API_PORT = 8008;
+/** PostgreSQL's default port, the servers' port unless told otherwise. */
+export const PG_DEFAULT_PORT = 5432;
 
 export interface HaproxyServer {
   name: string;
@@ -78,7 +75,7 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
     if (names.has(s.name)) throw new UserError(`haproxy config: server "${s.name}" listed twice`);
     names.add(s.name);
   }
-  const pgPort = checkPort('pgPort', o.pgPort ?? PG_PORT);
+  const pgPort = checkPort('pgPort', o.pgPort ?? PG_DEFAULT_PORT);
   const apiPort = checkPort('apiPort', o.apiPort ?? AGENT_API_PORT);
   const rwPort = checkPort('rwPort', o.rwPort ?? HAPROXY_RW_PORT);
   const roPort = checkPort('roPort', o.roPort ?? HAPROXY_RO_PORT);
@@ -156,11 +153,7 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
   ].join('\n');
 }
 
-// ---------------------------------------------------------------- the lab's HAProxy
-
-export const haproxyConfigPath = (lab: Lab) => join(lab.hosts.client.dir, 'haproxy.cfg');
-export const haproxyLogPath = (lab: Lab) => join(lab.hosts.client.dir, 'haproxy.log');
-export const haproxySocketPath = (lab: Lab) => join(lab.hosts.client.dir, 'haproxy.sock');
+// ---------------------------------------------------------------- the haproxy binary
 
 /** The haproxy binary, or a UserError saying how to install it. */
 export function haproxyBinary(): string {
@@ -176,14 +169,6 @@ export function haproxyBinary(): string {
   throw new UserError('haproxy is not installed: install it with `apt-get install -y haproxy`');
 }
 
-/** The lab's haproxy.cfg: both database hosts, Patroni-style checks on their agents. */
-export function labHaproxyConfig(lab: Lab): string {
-  return renderHaproxyConfig({
-    servers: PG_HOSTS.map((h) => ({ name: h, address: lab.hosts[h].address })),
-    statsSocket: haproxySocketPath(lab),
-  });
-}
-
 /** `haproxy -c -f FILE`; throws with haproxy's own message when the config is refused. */
 export async function validateHaproxyConfig(file: string, bin = haproxyBinary()): Promise<void> {
   const r = await run([bin, '-c', '-f', file], { timeoutMs: 15_000, allowFailure: true });
@@ -195,40 +180,6 @@ export async function validateHaproxyConfig(file: string, bin = haproxyBinary())
       .join(' | ');
     throw new Error(`haproxy refused ${file} (exit ${r.code}): ${msg || (r.stderr || r.stdout).trim()}`);
   }
-}
-
-/**
- * Writes the lab's haproxy.cfg, validates it, and starts haproxy in the foreground (-db) as the
- * daemon `haproxy` on the client host (idempotent: a running one is kept). Stop: stopHaproxy.
- */
-export async function startHaproxy(lab: Lab): Promise<DaemonRecord> {
-  const bin = haproxyBinary();
-  const file = haproxyConfigPath(lab);
-  const text = labHaproxyConfig(lab);
-  const current = existsSync(file) ? readFileSync(file, 'utf8') : null;
-  const running = lab.daemons[HAPROXY_DAEMON];
-  if (running && daemonAlive(running) && current === text) return running;
-  if (running) await stopHaproxy(lab);
-  writeFileSync(file, text, { mode: 0o644 });
-  await validateHaproxyConfig(file, bin);
-  return startDaemon(lab, 'client', HAPROXY_DAEMON, [bin, '-db', '-f', file], haproxyLogPath(lab), {
-    settleMs: 300,
-  });
-}
-
-/** Stops the lab's haproxy (SIGTERM, then SIGKILL after the grace period), by its PID. */
-export async function stopHaproxy(lab: Lab): Promise<boolean> {
-  return stopDaemon(lab, HAPROXY_DAEMON, 3000);
-}
-
-/**
- * A single host:port target for clients on the client host: HAProxy's read-write (5000) or
- * read-only (5001) port. The writer still checks the session (target_session_attrs).
- */
-export function haproxyDsn(_lab: Lab, kind: 'rw' | 'ro'): string {
-  const port = kind === 'rw' ? HAPROXY_RW_PORT : HAPROXY_RO_PORT;
-  const tsa = kind === 'rw' ? 'read-write' : 'read-only';
-  return `host=127.0.0.1 port=${port} user=app dbname=postgres target_session_attrs=${tsa}`;
 }
 
 // ---------------------------------------------------------------- what HAProxy thinks
@@ -283,16 +234,4 @@ export function haproxyCommand(socketPath: string, command: string, timeoutMs = 
       resolve(out);
     });
   });
-}
-
-/** HAProxy's view of every server of the lab (read-write `primary` and read-only `replicas`). */
-export async function haproxyServers(lab: Lab): Promise<HaproxyServerState[]> {
-  return parseShowStat(await haproxyCommand(haproxySocketPath(lab), 'show stat'));
-}
-
-/** Names of the servers HAProxy routes `listen` to right now (status starting with UP). */
-export async function haproxyRoutesTo(lab: Lab, listen: 'primary' | 'replicas'): Promise<string[]> {
-  return (await haproxyServers(lab))
-    .filter((s) => s.proxy === listen && /^UP/.test(s.status))
-    .map((s) => s.server);
 }

@@ -4,9 +4,9 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { ArbiterView, ClusterView } from '../cluster/view.js';
-import { configPath, hostArgv, type Lab, selfArgv } from '../lab/index.js';
+import { lsnAtLeast } from '../core/lsn.js';
+import { clientSql, configPath, haproxyDsn, hostArgv, type Lab, selfArgv } from '../lab/index.js';
 import type { HostName } from '../lab/topology.js';
-import { haproxyDsn } from '../routing/haproxy.js';
 import { run, sleep } from '../util/exec.js';
 import type { CheckReport } from '../workload/compare.js';
 
@@ -187,51 +187,25 @@ export const waitHealthy = (lab: Lab, timeoutMs = 60_000) =>
     300,
   );
 
-/** Runs SQL with psql on the client host against `host` as the app role; returns psql's -At rows. */
-export async function sqlIn(
-  lab: Lab,
-  host: HostName,
-  sql: string,
-  opts: { admin?: boolean } = {},
-): Promise<string[][]> {
-  const user = opts.admin ? 'pgarbiter' : 'app';
-  const password = opts.admin ? lab.secrets.adminPassword : lab.secrets.appPassword;
-  const conninfo = `host=${lab.hosts[host].address} port=5432 user=${user} dbname=postgres connect_timeout=3 application_name=lab-check`;
-  const r = await run(
-    hostArgv(lab, 'client', ['psql', conninfo, '-XAt', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-c', sql]),
-    {
-      timeoutMs: 15_000,
-      env: { ...process.env, PGPASSWORD: password },
-    },
-  );
-  return r.stdout
-    .trim()
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => l.split('\t'));
-}
-
 /**
- * Runs SQL with psql on the client host through any libpq conninfo: a multi-host list with
- * target_session_attrs, or HAProxy's port on 127.0.0.1. Returns psql's -At rows.
+ * Waits until `standby` has replayed everything `primary` had written when this was called
+ * (pg_current_wal_lsn() then, compared with lsnAtLeast); returns that LSN. The primary may keep
+ * taking writes meanwhile.
  */
-export async function psqlIn(
+export async function waitReplayed(
   lab: Lab,
-  conninfo: string,
-  sql: string,
-  opts: { admin?: boolean; timeoutMs?: number } = {},
-): Promise<string[][]> {
-  const password = opts.admin ? lab.secrets.adminPassword : lab.secrets.appPassword;
-  const full = `${conninfo}${opts.admin ? ' user=pgarbiter' : ''} connect_timeout=2 application_name=lab-psql`;
-  const r = await run(
-    hostArgv(lab, 'client', ['psql', full, '-XAt', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-c', sql]),
-    { timeoutMs: opts.timeoutMs ?? 15_000, env: { ...process.env, PGPASSWORD: password } },
-  );
-  return r.stdout
-    .trim()
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => l.split('\t'));
+  primary: HostName,
+  standby: HostName,
+  timeoutMs = 20_000,
+): Promise<string> {
+  const [[target]] = (await clientSql(lab, primary, 'SELECT pg_current_wal_lsn()', { admin: true })).rows as [
+    [string],
+  ];
+  await waitFor(`${standby} replaying past ${primary}'s ${target}`, timeoutMs, async () => {
+    const r = await clientSql(lab, standby, 'SELECT pg_last_wal_replay_lsn()', { admin: true });
+    return lsnAtLeast(r.rows[0]?.[0] ?? null, target) ? true : undefined;
+  });
+  return target;
 }
 
 /**

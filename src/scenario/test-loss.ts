@@ -10,26 +10,26 @@
 //
 // "stop" is what `docker compose stop` did in the original: SIGTERM, SIGKILL after a grace period
 // (pg_ctl stop -m fast: SIGINT to the postmaster, a fast shutdown, which is the stop signal of the official postgres container image); `kill` is kill -9 of both at once.
-import {
-  closeSync,
-  existsSync,
-  fstatSync,
-  mkdirSync,
-  openSync,
-  readSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import { SYNC_MODES, type SyncCommit } from '../config.js';
-import { isolate, type Lab, labDown, labUp, stopMember } from '../lab/index.js';
+import {
+  haproxyDsn,
+  haproxyRoutesTo,
+  isolate,
+  type Lab,
+  labDown,
+  labUp,
+  startHaproxy,
+  stopMember,
+} from '../lab/index.js';
 import { signal } from '../lab/proc.js';
 import type { HostName } from '../lab/topology.js';
-import { haproxyDsn, haproxyRoutesTo, startHaproxy } from '../routing/haproxy.js';
+import { isSyncMode } from '../postgres/settings.js';
 import { UserError } from '../util/errors.js';
 import { sleep } from '../util/exec.js';
 import type { CheckReport } from '../workload/compare.js';
+import { LedgerTail } from '../workload/ledger.js';
 import {
   arbiterView,
   checkLabLedger,
@@ -168,7 +168,7 @@ export function parseVia(raw: string): Via {
 
 /** A cell promises no loss when the mode waits for the standby, or when the primary survives. */
 export function cellPromisesNoLoss(fault: Fault, sync: SyncCommit): boolean {
-  return fault === 'stop-standby' || ['on', 'remote_write', 'remote_apply'].includes(sync);
+  return fault === 'stop-standby' || isSyncMode(sync);
 }
 
 function validateCommon(
@@ -196,58 +196,6 @@ function validateCommon(
     prefix: o.prefix ?? TEST_LOSS_PREFIX,
     subnet: o.subnet ?? TEST_LOSS_SUBNET,
   };
-}
-
-// ---------------------------------------------------------------- ledger, followed as it grows
-
-interface Ack {
-  t: number;
-  server: string;
-}
-
-/** Reads the acknowledgements a running writer appends to its ledger, incrementally. */
-class AckTail {
-  readonly acks: Ack[] = [];
-  private offset = 0;
-  private rest = '';
-  private readonly decoder = new StringDecoder('utf8');
-  constructor(readonly path: string) {}
-
-  poll(): this {
-    if (!existsSync(this.path)) return this;
-    const fd = openSync(this.path, 'r');
-    try {
-      const size = fstatSync(fd).size;
-      const buf = Buffer.alloc(1 << 20);
-      // Bounded: at most the bytes the file had when we looked.
-      while (this.offset < size) {
-        const n = readSync(fd, buf, 0, Math.min(buf.length, size - this.offset), this.offset);
-        if (n <= 0) break;
-        this.offset += n;
-        this.rest += this.decoder.write(buf.subarray(0, n));
-      }
-    } finally {
-      closeSync(fd);
-    }
-    const lines = this.rest.split('\n');
-    this.rest = lines.pop() ?? '';
-    for (const l of lines) {
-      if (!l.includes('"outcome":"ack"')) continue;
-      try {
-        const e = JSON.parse(l) as { t: number; server: string | null };
-        this.acks.push({ t: e.t, server: e.server ?? '' });
-      } catch {
-        // a line being written: cannot happen before the newline, ignore defensively
-      }
-    }
-    return this;
-  }
-
-  count(pred: (a: Ack) => boolean): number {
-    let n = 0;
-    for (const a of this.acks) if (pred(a)) n++;
-    return n;
-  }
 }
 
 /** Fault -> end of the longest pause between acks that the fault caused (the pause spans it or follows it). */
@@ -400,9 +348,9 @@ export async function runLossCell(opts: LossCellOptions): Promise<LossCellResult
     mkdirSync(dir, { recursive: true });
     ledger = join(dir, `test-loss-${sync}-${fault}${c.kill ? '-kill' : ''}-${Date.now()}.jsonl`);
     writer = startLabWriter(lab, { ledger, sessions: c.sessions, dsn });
-    const tail = new AckTail(ledger);
+    const tail = new LedgerTail(ledger);
     await waitUntil('the first acknowledgements', 20_000, { signal: sig, writer }, async () =>
-      tail.poll().acks.length > 0 ? true : undefined,
+      tail.acks().length > 0 ? true : undefined,
     );
     say(`writer: ${c.sessions} sessions at full speed via ${c.via}; warm-up ${c.warmupSeconds} s`);
     await pause(c.warmupSeconds * 1000, sig);
@@ -410,7 +358,7 @@ export async function runLossCell(opts: LossCellOptions): Promise<LossCellResult
 
     const victim = (fault === 'stop-standby' ? h0.standby : h0.primary) as 'pg1' | 'pg2';
     const faultAt = Date.now();
-    result.acksBeforeFault = tail.poll().acks.length;
+    result.acksBeforeFault = tail.acks().length;
     if (fault === 'isolate-primary') {
       await isolate(lab, victim, 'link-down');
       say(`fault: ${victim}'s link is down (after ${result.acksBeforeFault} acks)`);
@@ -421,20 +369,18 @@ export async function runLossCell(opts: LossCellOptions): Promise<LossCellResult
 
     if (fault === 'stop-standby') {
       // No failover: writes go on against the same primary once the sync stall is over.
-      const primaryAddr = `${lab.hosts[h0.primary as HostName].address}:`;
+      const primaryAddr = lab.hosts[h0.primary as HostName].address;
       await waitUntil(
         'writes going on after the standby stopped',
         30_000,
         { signal: sig, writer },
         async () =>
-          tail.poll().count((a) => a.t > faultAt + 1000 && a.server.startsWith(primaryAddr)) >= 20
-            ? true
-            : undefined,
+          tail.acks(primaryAddr).filter((a) => a.t > faultAt + 1000).length >= 20 ? true : undefined,
       );
       result.primaryAfter = h0.primary;
       result.termAfter = (await arbiterView(lab))?.record.term ?? null;
       const resumed = resumedAfter(
-        tail.acks.map((a) => a.t),
+        tail.acks().map((a) => a.t),
         faultAt,
       );
       say(
@@ -454,7 +400,7 @@ export async function runLossCell(opts: LossCellOptions): Promise<LossCellResult
       result.failoverMs = grantAt === null ? null : grantAt - faultAt;
       result.termAfter = v.record.term;
       result.primaryAfter = v.record.primary;
-      const newAddr = `${lab.hosts[v.record.primary as HostName].address}:`;
+      const newAddr = lab.hosts[v.record.primary as HostName].address;
       say(
         `failover: term ${v.record.term} granted to ${v.record.primary}${result.failoverMs === null ? '' : ` ${secs(result.failoverMs)} after the fault`}`,
       );
@@ -462,8 +408,7 @@ export async function runLossCell(opts: LossCellOptions): Promise<LossCellResult
         `acknowledged writes on ${v.record.primary}`,
         30_000,
         { signal: sig, writer },
-        async () =>
-          tail.poll().count((a) => a.t > faultAt && a.server.startsWith(newAddr)) >= 20 ? true : undefined,
+        async () => (tail.acks(newAddr).filter((a) => a.t > faultAt).length >= 20 ? true : undefined),
       );
       say(`the new primary ${v.record.primary} takes writes`);
     }
@@ -472,10 +417,9 @@ export async function runLossCell(opts: LossCellOptions): Promise<LossCellResult
     await pause(c.seconds * 1000, sig);
     const summary = await writer.stop();
     writer = undefined;
-    tail.poll();
-    result.acksAfterFault = tail.count((a) => a.t > faultAt);
+    result.acksAfterFault = tail.acks().filter((a) => a.t > faultAt).length;
     result.resumedMs = resumedAfter(
-      tail.acks.map((a) => a.t),
+      tail.acks().map((a) => a.t),
       faultAt,
     );
     say(

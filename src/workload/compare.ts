@@ -8,6 +8,7 @@
 //   torn        exactly one of the two rows present, whatever the outcome: atomicity broken
 //   unrecorded  present in the run's id range but absent from the ledger (the writer was killed
 //               between COMMIT and its ledger line, or the ledger was cut)
+import { isSyncMode } from '../postgres/settings.js';
 import type { Ledger, TxEntry } from './ledger.js';
 
 export interface PresentRows {
@@ -67,8 +68,7 @@ export const EXIT_VIOLATION = 3;
 
 /** Which synchronous_commit settings promise that an acknowledged commit survives a failover. */
 export function promisesNoLoss(synchronousCommit: string, synchronousStandbyNames: string): boolean {
-  const syncMode = ['on', 'remote_write', 'remote_apply'].includes(synchronousCommit.trim().toLowerCase());
-  return syncMode && synchronousStandbyNames.trim() !== '';
+  return isSyncMode(synchronousCommit) && synchronousStandbyNames.trim() !== '';
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();

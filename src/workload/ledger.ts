@@ -7,6 +7,7 @@
 import {
   closeSync,
   createReadStream,
+  existsSync,
   fstatSync,
   fsyncSync,
   openSync,
@@ -15,6 +16,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { StringDecoder } from 'node:string_decoder';
 import { UserError } from '../util/errors.js';
 import { decodeId } from './ids.js';
 
@@ -199,6 +201,11 @@ export class LedgerParser {
     }
   }
 
+  /** What the lines pushed so far hold (no header yet while the file is empty). */
+  soFar(): { header?: LedgerHeader; txs: readonly TxEntry[] } {
+    return { header: this.header, txs: this.txs };
+  }
+
   finish(): Ledger {
     if (this.pendingBad) {
       // The last line is cut (the writer was killed mid-write): tolerate it, loudly.
@@ -241,6 +248,63 @@ export async function readLedger(path: string): Promise<Ledger> {
   });
   for await (const line of rl) p.push(line);
   return p.finish();
+}
+
+/**
+ * Follows the ledger of a writer that may still be running: each poll() reads the bytes appended
+ * since the last one and parses the complete lines (with readLedger's checks; a line still being
+ * written waits for its newline). A file that does not exist yet holds nothing. For watching a
+ * run (tests, scenarios, the demo, benchmarks); the verdict on a finished run is checkLedger's.
+ */
+export class LedgerTail {
+  private readonly parser: LedgerParser;
+  private offset = 0;
+  private rest = '';
+  private readonly decoder = new StringDecoder('utf8');
+
+  constructor(readonly path: string) {
+    this.parser = new LedgerParser(path);
+  }
+
+  /** Reads what was appended; returns every transaction outcome so far, in ledger order. */
+  poll(): readonly TxEntry[] {
+    if (existsSync(this.path)) {
+      const fd = openSync(this.path, 'r');
+      try {
+        const size = fstatSync(fd).size;
+        const buf = Buffer.alloc(1 << 20);
+        // Bounded: at most the bytes the file had when we looked.
+        while (this.offset < size) {
+          const n = readSync(fd, buf, 0, Math.min(buf.length, size - this.offset), this.offset);
+          if (n <= 0) break;
+          this.offset += n;
+          this.rest += this.decoder.write(buf.subarray(0, n));
+        }
+      } finally {
+        closeSync(fd);
+      }
+      const lines = this.rest.split('\n');
+      this.rest = lines.pop() ?? '';
+      for (const l of lines) this.parser.push(l);
+    }
+    return this.parser.soFar().txs;
+  }
+
+  /** The acknowledged transactions so far (of `server` only, when given: see ackedBy). */
+  acks(server?: string): TxEntry[] {
+    return this.poll().filter((tx) => (server === undefined ? tx.outcome === 'ack' : ackedBy(tx, server)));
+  }
+}
+
+/** The transaction outcomes of a ledger file as far as it is written now (see LedgerTail). */
+export function ledgerTxs(path: string): readonly TxEntry[] {
+  return new LedgerTail(path).poll();
+}
+
+/** Whether `tx` was acknowledged by the server at `address` (an IP address, any port). */
+export function ackedBy(tx: TxEntry, address: string): boolean {
+  const prefix = address.includes(':') ? `[${address}]:` : `${address}:`;
+  return tx.outcome === 'ack' && tx.server !== null && tx.server.startsWith(prefix);
 }
 
 /** Appends ledger lines: one synchronous write per line, fsync on demand and at close. */

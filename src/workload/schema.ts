@@ -1,6 +1,7 @@
 // The demonstration data: two related tables with several columns. The lab seeds them, the
 // demo shows them, and the writer's transactions touch both.
 import type pg from 'pg';
+import { sqlLiteral } from '../postgres/provision.js';
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS customers (
@@ -76,4 +77,19 @@ export async function ensureWriterSchema(client: pg.Client): Promise<void> {
     await client.query('ROLLBACK').catch(() => {});
     throw e;
   }
+}
+
+/**
+ * The demo's login role `app` (with this password), its tables and seed rows, and the grants the
+ * writer and the checker need. Run once, as a superuser, on a freshly initialised primary.
+ */
+export async function createDemoApp(client: pg.Client, appPassword: string): Promise<void> {
+  await client.query(`CREATE ROLE app LOGIN PASSWORD ${sqlLiteral(appPassword)}`);
+  await applyDemoSchema(client);
+  await client.query('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO app');
+  await client.query(
+    'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO app',
+  );
+  await client.query('GRANT CREATE ON SCHEMA public TO app');
+  await client.query('GRANT EXECUTE ON FUNCTION pg_control_system() TO app');
 }

@@ -4,15 +4,14 @@
 // remote_apply, no acknowledged row lost. Then the cluster must heal by itself.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Lab } from '../../src/lab/index.js';
 import {
+  clientSql,
   freeze,
   heal,
   hostArgv,
   isolate,
-  labDown,
-  labUp,
   partition,
   stopMember,
   thaw,
@@ -23,24 +22,19 @@ import {
   checkLabLedger,
   clusterView,
   healthy,
-  sqlIn,
   startLabWriter,
   waitFor,
   waitHealthy,
 } from '../../src/scenario/lab-run.js';
 import { run, sleep } from '../../src/util/exec.js';
+import { ackedBy, ledgerTxs } from '../../src/workload/ledger.js';
+import { labIdentity, needsRoot, useLab } from './fixture.js';
 
-const PREFIX = 'pgft';
-const SUBNET = '10.213.60.0/24';
+const LAB = labIdentity({ prefix: 'pgft', subnet: '10.213.60.0/24' });
 let lab: Lab;
 
-/** Ledger acks by server address: [time, server][]. */
-function acks(ledger: string): { t: number; server: string }[] {
-  return readFileSync(ledger, 'utf8')
-    .split('\n')
-    .filter((l) => l.includes('"type":"tx"') && l.includes('"outcome":"ack"'))
-    .map((l) => JSON.parse(l) as { t: number; server: string });
-}
+/** The acknowledged transactions of a ledger so far. */
+const acks = (ledger: string) => ledgerTxs(ledger).filter((tx) => tx.outcome === 'ack');
 
 function addressOf(name: string): string {
   return lab.hosts[name as HostName].address;
@@ -57,7 +51,7 @@ async function grantTime(term: number): Promise<number> {
 
 /** Invariant 1: after the grant, nothing is acknowledged by the old primary. */
 function assertNoAckAfter(ledger: string, oldPrimary: string, grantAt: number) {
-  const late = acks(ledger).filter((a) => a.server?.startsWith(addressOf(oldPrimary)) && a.t > grantAt);
+  const late = acks(ledger).filter((a) => ackedBy(a, addressOf(oldPrimary)) && a.t > grantAt);
   assert.equal(
     late.length,
     0,
@@ -89,14 +83,16 @@ async function writesGoOn(ledger: string, what = 'writes going on without the st
 
 const ledgerPath = (name: string) => `${lab.dir}/client/${name}-${Date.now()}.jsonl`;
 
-describe('automatic failover faults (remote_apply, default timing)', { timeout: 900_000 }, () => {
-  before(async () => {
-    await labDown(PREFIX);
-    ({ lab } = await labUp({ prefix: PREFIX, subnet: SUBNET, sync: 'remote_apply', timing: 'default' }));
-    await waitHealthy(lab);
-  });
-  after(async () => {
-    await labDown(PREFIX);
+describe('automatic failover faults (remote_apply, default timing)', {
+  skip: needsRoot,
+  timeout: 900_000,
+}, () => {
+  useLab(LAB, {
+    sync: 'remote_apply',
+    timing: 'default',
+    ready: (l) => {
+      lab = l;
+    },
   });
 
   for (const mode of ['link-down', 'subnet'] as const) {
@@ -129,9 +125,9 @@ describe('automatic failover faults (remote_apply, default timing)', { timeout: 
       ]);
       assert.match(rules.stdout, /pgarbiter-fence/, 'the isolated primary inserted its fence rule');
       // Writes go on against the new primary.
-      const before = acks(w.ledger).filter((a) => a.server?.startsWith(addressOf(h0.standby))).length;
+      const before = acks(w.ledger).filter((a) => ackedBy(a, addressOf(h0.standby))).length;
       await waitFor('acks from the new primary', 20_000, async () =>
-        acks(w.ledger).filter((a) => a.server?.startsWith(addressOf(h0.standby))).length > before + 10
+        acks(w.ledger).filter((a) => ackedBy(a, addressOf(h0.standby))).length > before + 10
           ? true
           : undefined,
       );
@@ -208,21 +204,24 @@ describe('automatic failover faults (remote_apply, default timing)', { timeout: 
     const h0 = await waitHealthy(lab);
     const p = h0.primary as HostName;
     const sb = h0.standby as HostName;
-    await sqlIn(lab, p, 'CREATE TABLE IF NOT EXISTS slow_commit (at timestamptz)', { admin: true });
+    await clientSql(lab, p, 'CREATE TABLE IF NOT EXISTS slow_commit (at timestamptz)', { admin: true });
     await waitFor('the table on the standby', 10_000, async () =>
-      (await sqlIn(lab, sb, "SELECT to_regclass('slow_commit') IS NOT NULL", { admin: true }))[0]?.[0] === 't'
+      (await clientSql(lab, sb, "SELECT to_regclass('slow_commit') IS NOT NULL", { admin: true }))
+        .rows[0]?.[0] === 't'
         ? true
         : undefined,
     );
     const t0 = Date.now();
-    await sqlIn(lab, sb, 'SELECT pg_wal_replay_pause()', { admin: true });
+    await clientSql(lab, sb, 'SELECT pg_wal_replay_pause()', { admin: true });
     try {
-      const insert = sqlIn(lab, p, 'INSERT INTO slow_commit SELECT now() FROM pg_sleep(4)', { admin: true });
+      const insert = clientSql(lab, p, 'INSERT INTO slow_commit SELECT now() FROM pg_sleep(4)', {
+        admin: true,
+      });
       await sleep(4000 + 1500);
-      await sqlIn(lab, sb, 'SELECT pg_wal_replay_resume()', { admin: true });
+      await clientSql(lab, sb, 'SELECT pg_wal_replay_resume()', { admin: true });
       await insert;
     } finally {
-      await sqlIn(lab, sb, 'SELECT pg_wal_replay_resume()', { admin: true }).catch(() => {});
+      await clientSql(lab, sb, 'SELECT pg_wal_replay_resume()', { admin: true }).catch(() => {});
     }
     const v = await clusterView(lab);
     const pState = v.nodes.find((n) => n.name === p)?.state;

@@ -3,18 +3,18 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { validateConfig } from '../../src/config.js';
 import {
-  adminConn,
   allNamespaces,
-  appConn,
+  clientSql,
   dataDir,
   heal,
   hostArgv,
   isolate,
   type Lab,
   labConfigDoc,
+  labDirOf,
   labDown,
   labUp,
   loadLab,
@@ -22,7 +22,6 @@ import {
   PG_BIN_DIR,
   partition,
   pidAlive,
-  psqlConninfo,
   selfArgv,
   setLoss,
   showStage1,
@@ -33,13 +32,19 @@ import {
   unpartition,
 } from '../../src/lab/index.js';
 import { newLab } from '../../src/lab/state.js';
-import { type RunResult, run, sleep } from '../../src/util/exec.js';
+import { inNetns, type RunResult, run, sleep } from '../../src/util/exec.js';
+import { cleanLabAround, labIdentity, needsRoot } from './fixture.js';
 
-const PREFIX = 'pgat';
-const SUBNET = '10.213.50.0/24';
-const LAB_DIR = `/tmp/pgarbiter-${PREFIX}`;
-const isRoot = process.getuid?.() === 0;
-const skip = isRoot ? false : 'needs root (network namespaces)';
+const LAB = labIdentity({ prefix: 'pgat', subnet: '10.213.50.0/24' });
+const PREFIX = LAB.prefix;
+const SUBNET = LAB.subnet;
+const LAB_DIR = labDirOf(PREFIX);
+/** The lab's addresses start with this ("10.213.50."). */
+const NET = SUBNET.replace(/0\/24$/, '');
+/** A /24 next to the lab's, for "already up on another subnet". */
+const OTHER_SUBNET = SUBNET.replace(/\.(\d+)\.0\/24$/, (_, o: string) => `.${(Number(o) + 1) % 256}.0/24`);
+const esc = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+const skip = needsRoot;
 
 async function ourNamespaces(): Promise<string[]> {
   const r = await run(['ip', 'netns', 'list'], { timeoutMs: 5000 });
@@ -69,7 +74,7 @@ async function assertNothingLeft(): Promise<void> {
   assert.equal(existsSync(LAB_DIR), false, 'the lab directory is gone');
   assert.deepEqual(ourProcesses(), [], 'no process of the lab is left');
   const addrs = await run(['ip', '-o', 'addr'], { timeoutMs: 5000 });
-  assert.equal(addrs.stdout.includes('10.213.50.'), false, 'nothing of the lab subnet in the root namespace');
+  assert.equal(addrs.stdout.includes(NET), false, 'nothing of the lab subnet in the root namespace');
 }
 
 function cli(args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 120_000): Promise<RunResult> {
@@ -77,31 +82,14 @@ function cli(args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 1
 }
 
 /** Runs psql on the client host against `target` over TCP; returns the result and how long it took. */
-async function psql(
+const psql = (
   lab: Lab,
   target: 'pg1' | 'pg2',
   sql: string,
   o: { admin?: boolean; env?: NodeJS.ProcessEnv; cancelAfterS?: number } = {},
-): Promise<RunResult & { ms: number }> {
-  const conn = o.admin ? adminConn(lab, target) : appConn(lab, target);
-  let argv = [`${PG_BIN_DIR}/psql`, psqlConninfo(conn), '-XAtq', '-v', 'ON_ERROR_STOP=1', '-c', sql];
-  // A commit waiting for a synchronous standby ends only by a cancel: psql sends one on SIGINT.
-  if (o.cancelAfterS) argv = ['timeout', '-s', 'INT', String(o.cancelAfterS), ...argv];
-  const t = performance.now();
-  const r = await run(hostArgv(lab, 'client', argv), {
-    timeoutMs: 30_000,
-    allowFailure: true,
-    env: { ...process.env, ...o.env, PGPASSWORD: conn.password },
-  });
-  return { ...r, ms: performance.now() - t };
-}
+) => clientSql(lab, target, sql, { ...o, timeoutMs: 30_000, allowFailure: true });
 
-before(async () => {
-  if (isRoot) await labDown(PREFIX); // a previous crashed run
-});
-after(async () => {
-  if (isRoot) await labDown(PREFIX);
-});
+cleanLabAround(PREFIX);
 
 describe('lab network', { skip }, () => {
   test('up and down leave nothing behind; up is idempotent', async () => {
@@ -110,7 +98,7 @@ describe('lab network', { skip }, () => {
     assert.equal(up.reused, false);
     assert.deepEqual((await ourNamespaces()).sort(), allNamespaces(PREFIX).sort());
     const addrs = await run(['ip', '-o', 'addr'], { timeoutMs: 5000 });
-    assert.equal(addrs.stdout.includes('10.213.50.'), false, 'lab addresses only inside namespaces');
+    assert.equal(addrs.stdout.includes(NET), false, 'lab addresses only inside namespaces');
     const again = await labUp({ prefix: PREFIX, subnet: SUBNET, postgres: false });
     assert.equal(again.reused, true);
     const down = await labDown(PREFIX);
@@ -156,7 +144,7 @@ describe('lab network', { skip }, () => {
     assert.equal(await reach('client'), 'timeout', '100 % loss: client cut off');
     assert.equal(await reach('arbiter'), 'timeout', '100 % loss: arbiter cut off');
     await setLoss(lab, 'pg1', 30);
-    const rules = await run(['ip', 'netns', 'exec', lab.switchNs, 'nft', 'list', 'ruleset'], {
+    const rules = await run(inNetns(lab.switchNs, ['nft', 'list', 'ruleset']), {
       timeoutMs: 5000,
     });
     assert.match(rules.stdout, new RegExp(`iifname "${lab.hosts.pg1.port}" numgen random mod 100 < 30 drop`));
@@ -213,7 +201,7 @@ describe('lab network', { skip }, () => {
     await labDown(PREFIX); // a previous test that failed may have left its lab
     const noLab = await cli(['lab', 'psql', '--prefix', PREFIX]);
     assert.equal(noLab.code, 1);
-    assert.match(noLab.stderr, /no lab "pgat" is up.*lab up --prefix pgat/);
+    assert.match(noLab.stderr, new RegExp(`no lab "${PREFIX}" is up.*lab up --prefix ${PREFIX}`));
     assert.equal(noLab.stderr.trim().split('\n').length, 1);
 
     const notRoot = await run(
@@ -253,10 +241,10 @@ describe('lab network', { skip }, () => {
       '--prefix',
       PREFIX,
       '--subnet',
-      '10.213.51.0/24',
+      OTHER_SUBNET,
     ]);
     assert.equal(otherSubnet.code, 1);
-    assert.match(otherSubnet.stderr, /already up on 10\.213\.50\.0\/24.*lab down --prefix pgat/);
+    assert.match(otherSubnet.stderr, new RegExp(`already up on ${esc(SUBNET)}.*lab down --prefix ${PREFIX}`));
     assert.equal((await ourNamespaces()).length, 5, 'the existing lab is untouched');
     await labDown(PREFIX);
     await assertNothingLeft();
@@ -314,7 +302,7 @@ describe('lab with PostgreSQL', { skip }, () => {
     );
     assert.match(
       err.trim().split('\n').at(-1) ?? '',
-      /^error: interrupted: the half-built lab "pgat" was removed$/,
+      new RegExp(`^error: interrupted: the half-built lab "${PREFIX}" was removed$`),
     );
     await assertNothingLeft();
   });

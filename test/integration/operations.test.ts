@@ -4,15 +4,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
 import type { Lab } from '../../src/lab/index.js';
 import {
   configPath,
   heal,
+  hostArgv,
   isolate,
-  labDown,
-  labUp,
   loadLab,
   selfArgv,
   startAgent,
@@ -28,9 +27,9 @@ import {
   waitHealthy,
 } from '../../src/scenario/lab-run.js';
 import { run, sleep } from '../../src/util/exec.js';
+import { labIdentity, needsRoot, useLab } from './fixture.js';
 
-const PREFIX = 'pgop';
-const SUBNET = '10.213.130.0/24';
+const LAB = labIdentity({ prefix: 'pgop', subnet: '10.213.130.0/24' });
 let lab: Lab;
 
 const cli = (...args: string[]) => cliIn(lab, 'client', [...args, '--config', configPath(lab, 'client')]);
@@ -41,7 +40,7 @@ async function http(host: HostName, path: string, opts: { secret?: string; body?
   const script = `fetch(${JSON.stringify(url)},{method:${JSON.stringify(opts.body === undefined ? 'GET' : 'POST')},headers:${JSON.stringify(
     opts.secret ? { authorization: `Bearer ${opts.secret}` } : {},
   )},body:${JSON.stringify(opts.body)},signal:AbortSignal.timeout(3000)}).then(async r=>console.log(r.status+' '+await r.text()))`;
-  const r = await run(['ip', 'netns', 'exec', lab.hosts.client.ns, process.execPath, '-e', script], {
+  const r = await run(hostArgv(lab, 'client', [process.execPath, '-e', script]), {
     timeoutMs: 10_000,
   });
   const [status, ...rest] = r.stdout.trim().split(' ');
@@ -51,11 +50,11 @@ async function http(host: HostName, path: string, opts: { secret?: string; body?
 /** `pgarbiter lab ...` as a user runs it (from the machine, not a lab host); the lab's record
  *  changes on disk, so it is read again. Returns stdout; a non-zero exit fails the test. */
 async function labCli(...args: string[]): Promise<string> {
-  const r = await run(selfArgv('lab', ...args, '--prefix', PREFIX), {
+  const r = await run(selfArgv('lab', ...args, '--prefix', LAB.prefix), {
     timeoutMs: 60_000,
     allowFailure: true,
   });
-  lab = loadLab(PREFIX);
+  lab = loadLab(LAB.prefix);
   assert.equal(r.code, 0, `lab ${args.join(' ')}: ${r.stderr}`);
   return r.stdout.trim();
 }
@@ -65,14 +64,13 @@ async function restartAgent(host: 'pg1' | 'pg2') {
   await startAgent(lab, host);
 }
 
-describe('operations', { timeout: 900_000 }, () => {
-  before(async () => {
-    await labDown(PREFIX);
-    ({ lab } = await labUp({ prefix: PREFIX, subnet: SUBNET, sync: 'remote_apply', timing: 'default' }));
-    await waitHealthy(lab);
-  });
-  after(async () => {
-    await labDown(PREFIX);
+describe('operations', { skip: needsRoot, timeout: 900_000 }, () => {
+  useLab(LAB, {
+    sync: 'remote_apply',
+    timing: 'default',
+    ready: (l) => {
+      lab = l;
+    },
   });
 
   test('API: wrong secret 401, malformed body 400, unknown path 404, stale term 409; nothing changes', async () => {
@@ -292,14 +290,14 @@ describe('operations', { timeout: 900_000 }, () => {
   });
 
   test('lab stop/start: bad input is a one-line error and changes nothing', async () => {
-    const before = JSON.stringify(loadLab(PREFIX).daemons);
+    const before = JSON.stringify(loadLab(LAB.prefix).daemons);
     for (const [args, msg] of [
       [['stop', 'client'], /^error: the client host runs no cluster member/],
       [['stop', 'arbiter', '--postgres'], /^error: the arbiter host runs no PostgreSQL/],
       [['stop', 'pg9'], /^error: unknown lab host "pg9"/],
       [['start', 'pg1'], /^error: agent-pg1 in pg1 already runs \(pid \d+\)$/],
     ] as const) {
-      const r = await run(selfArgv('lab', ...args, '--prefix', PREFIX), {
+      const r = await run(selfArgv('lab', ...args, '--prefix', LAB.prefix), {
         timeoutMs: 30_000,
         allowFailure: true,
       });
@@ -307,7 +305,7 @@ describe('operations', { timeout: 900_000 }, () => {
       assert.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: one line (${r.stderr})`);
       assert.match(r.stderr.trim(), msg);
     }
-    assert.equal(JSON.stringify(loadLab(PREFIX).daemons), before, 'no daemon touched');
+    assert.equal(JSON.stringify(loadLab(LAB.prefix).daemons), before, 'no daemon touched');
   });
 
   test('arbiter killed (kill -9): no fence, no promotion; restarted, it keeps its record', async () => {

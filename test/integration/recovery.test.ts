@@ -4,14 +4,13 @@
 import assert from 'node:assert/strict';
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import type { Lab } from '../../src/lab/index.js';
 import {
+  clientSql,
   configPath,
   heal,
   isolate,
-  labDown,
-  labUp,
   startAgent,
   stopDaemon,
   stopPostgres,
@@ -21,15 +20,15 @@ import {
   checkLabLedger,
   cliIn,
   clusterView,
-  sqlIn,
   startLabWriter,
   waitFor,
   waitHealthy,
+  waitReplayed,
 } from '../../src/scenario/lab-run.js';
 import { sleep } from '../../src/util/exec.js';
+import { labIdentity, needsRoot, useLab } from './fixture.js';
 
-const PREFIX = 'pgrc';
-const SUBNET = '10.213.80.0/24';
+const LAB = labIdentity({ prefix: 'pgrc', subnet: '10.213.80.0/24' });
 let lab: Lab;
 
 async function failoverOf(primary: string, term: number) {
@@ -45,38 +44,31 @@ async function failoverOf(primary: string, term: number) {
  *  rows are compared up to a point in time, once the standby replayed past it). */
 async function sameData(primary: string, standby: string) {
   const upTo = new Date(Date.now() - 2000).toISOString();
-  const [[lsn]] = (await sqlIn(lab, primary as HostName, 'SELECT pg_current_wal_lsn()')) as [[string]];
-  await waitFor('standby replayed the primary', 20_000, async () => {
-    const [[ok]] = (await sqlIn(
-      lab,
-      standby as HostName,
-      `SELECT pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn`,
-    )) as [[string]];
-    return ok === 't' ? true : undefined;
-  });
+  await waitReplayed(lab, primary as HostName, standby as HostName);
   const q =
     `SELECT (SELECT count(*) FROM customers WHERE created_at < '${upTo}'), ` +
     `(SELECT count(*) FROM orders WHERE created_at < '${upTo}'), (SELECT coalesce(sum(id), 0) FROM orders WHERE created_at < '${upTo}')`;
-  const onPrimary = await sqlIn(lab, primary as HostName, q);
-  assert.deepEqual(await sqlIn(lab, standby as HostName, q), onPrimary, 'same rows on both nodes');
+  const onPrimary = (await clientSql(lab, primary as HostName, q)).rows;
+  assert.deepEqual((await clientSql(lab, standby as HostName, q)).rows, onPrimary, 'same rows on both nodes');
   assert.ok(Number(onPrimary[0]![1]) > 0);
 }
 
 const timeline = async (host: string) =>
   Number(
     (
-      await sqlIn(lab, host as HostName, 'SELECT timeline_id FROM pg_control_checkpoint()', { admin: true })
-    )[0]![0],
+      await clientSql(lab, host as HostName, 'SELECT timeline_id FROM pg_control_checkpoint()', {
+        admin: true,
+      })
+    ).rows[0]![0],
   );
 
-describe('recovery: rejoin, switchover, fallback', { timeout: 900_000 }, () => {
-  before(async () => {
-    await labDown(PREFIX);
-    ({ lab } = await labUp({ prefix: PREFIX, subnet: SUBNET, sync: 'remote_apply', timing: 'default' }));
-    await waitHealthy(lab);
-  });
-  after(async () => {
-    await labDown(PREFIX);
+describe('recovery: rejoin, switchover, fallback', { skip: needsRoot, timeout: 900_000 }, () => {
+  useLab(LAB, {
+    sync: 'remote_apply',
+    timing: 'default',
+    ready: (l) => {
+      lab = l;
+    },
   });
 
   test('three cycles of failover -> rejoin -> switchover back, every acknowledged row kept', async () => {
@@ -109,12 +101,11 @@ describe('recovery: rejoin, switchover, fallback', { timeout: 900_000 }, () => {
       assert.ok(tli >= lastTli + 2, `timeline moved on (${lastTli} -> ${tli})`);
       lastTli = tli;
       // Slot of the standby on the primary, active; app role still admitted on both (pg_hba).
-      const slots = await sqlIn(
-        lab,
-        h2.primary as HostName,
-        'SELECT slot_name, active FROM pg_replication_slots',
-        { admin: true },
-      );
+      const slots = (
+        await clientSql(lab, h2.primary as HostName, 'SELECT slot_name, active FROM pg_replication_slots', {
+          admin: true,
+        })
+      ).rows;
       assert.deepEqual(slots, [[`pgarbiter_${h2.standby}`, 't']]);
       await sameData(h2.primary, h2.standby);
     }

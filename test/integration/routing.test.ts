@@ -4,10 +4,7 @@
 // time, and a writer that only knows HAProxy's port loses no acknowledged row (remote_apply).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
-import { heal, isolate, type Lab, labDown, labUp } from '../../src/lab/index.js';
-import { listNetns } from '../../src/lab/proc.js';
-import type { HostName } from '../../src/lab/topology.js';
+import { describe, test } from 'node:test';
 import {
   haproxyConfigPath,
   haproxyDsn,
@@ -15,31 +12,29 @@ import {
   haproxyServers,
   startHaproxy,
   stopHaproxy,
-} from '../../src/routing/haproxy.js';
+} from '../../src/lab/haproxy.js';
+import { clientSql, heal, isolate, type Lab } from '../../src/lab/index.js';
+import type { HostName } from '../../src/lab/topology.js';
 import {
   arbiterView,
   checkLabLedger,
   grantTimeOf,
   multiHostDsn,
-  psqlIn,
   startLabWriter,
   waitFor,
   waitHealthy,
 } from '../../src/scenario/lab-run.js';
 import { sleep } from '../../src/util/exec.js';
+import { ackedBy, ledgerTxs } from '../../src/workload/ledger.js';
+import { labIdentity, needsRoot, useLab } from './fixture.js';
 
-const PREFIX = 'pgrt';
-const SUBNET = '10.213.90.0/24';
-const skip = process.getuid?.() === 0 ? false : 'needs root (network namespaces)';
+const LAB = labIdentity({ prefix: 'pgrt', subnet: '10.213.90.0/24' });
 let lab: Lab;
 
 const addr = (h: string) => lab.hosts[h as HostName].address;
 
-function acksFrom(ledger: string, address: string): number {
-  return readFileSync(ledger, 'utf8')
-    .split('\n')
-    .filter((l) => l.includes('"outcome":"ack"') && l.includes(`"server":"${address}:`)).length;
-}
+const acksFrom = (ledger: string, address: string) =>
+  ledgerTxs(ledger).filter((tx) => ackedBy(tx, address)).length;
 
 /** Waits until HAProxy routes read-write to exactly `primary` and read-only to exactly `standby`. */
 async function waitRouting(primary: string, standby: string | null, timeoutMs: number) {
@@ -56,18 +51,15 @@ async function waitRouting(primary: string, standby: string | null, timeoutMs: n
   );
 }
 
-describe('client routing: HAProxy and libpq multi-host', { skip, timeout: 300_000 }, () => {
-  before(async () => {
-    await labDown(PREFIX);
-    ({ lab } = await labUp({ prefix: PREFIX, subnet: SUBNET, sync: 'remote_apply', timing: 'default' }));
-    await waitHealthy(lab);
-    await startHaproxy(lab);
-  });
-  after(async () => {
-    if (lab) await stopHaproxy(lab).catch(() => {});
-    await labDown(PREFIX);
-    const left = (await listNetns()).filter((n) => n.startsWith(`${PREFIX}-`));
-    assert.deepEqual(left, [], 'no namespace of the test left behind');
+describe('client routing: HAProxy and libpq multi-host', { skip: needsRoot, timeout: 300_000 }, () => {
+  useLab(LAB, {
+    sync: 'remote_apply',
+    timing: 'default',
+    ready: async (l) => {
+      lab = l;
+      await startHaproxy(lab);
+    },
+    teardown: stopHaproxy,
   });
 
   test('HAProxy: writes through :5000 land on the primary, reads through :5001 on the standby', async () => {
@@ -79,29 +71,33 @@ describe('client routing: HAProxy and libpq multi-host', { skip, timeout: 300_00
     assert.equal(servers.find((s) => s.proxy === 'replicas' && s.server === h.primary)?.status, 'DOWN');
 
     const rw = haproxyDsn(lab, 'rw');
-    await psqlIn(
+    await clientSql(
       lab,
-      rw,
+      { conninfo: rw },
       'CREATE TABLE IF NOT EXISTS routing_probe (id serial PRIMARY KEY, server text NOT NULL)',
     );
-    const wrote = await psqlIn(
-      lab,
-      rw,
-      'INSERT INTO routing_probe (server) VALUES (host(inet_server_addr())) RETURNING server, pg_is_in_recovery()',
-    );
+    const wrote = (
+      await clientSql(
+        lab,
+        { conninfo: rw },
+        'INSERT INTO routing_probe (server) VALUES (host(inet_server_addr())) RETURNING server, pg_is_in_recovery()',
+      )
+    ).rows;
     assert.deepEqual(wrote[0], [addr(h.primary), 'f'], 'the write went to the primary');
 
     const ro = haproxyDsn(lab, 'ro');
-    const read = await psqlIn(
-      lab,
-      ro,
-      'SELECT host(inet_server_addr()), pg_is_in_recovery(), count(*) FROM routing_probe',
-    );
+    const read = (
+      await clientSql(
+        lab,
+        { conninfo: ro },
+        'SELECT host(inet_server_addr()), pg_is_in_recovery(), count(*) FROM routing_probe',
+      )
+    ).rows;
     assert.deepEqual(read[0], [addr(h.standby), 't', '1'], 'the read went to the standby, which has the row');
     await assert.rejects(
-      psqlIn(
+      clientSql(
         lab,
-        ro.replace('target_session_attrs=read-only', 'target_session_attrs=any'),
+        { conninfo: ro.replace('target_session_attrs=read-only', 'target_session_attrs=any') },
         "INSERT INTO routing_probe (server) VALUES ('x')",
       ),
       /read-only transaction/,
@@ -113,16 +109,20 @@ describe('client routing: HAProxy and libpq multi-host', { skip, timeout: 300_00
     const h = await waitHealthy(lab);
     const dsn = multiHostDsn(lab);
     assert.match(dsn, /host=[\d.]+,[\d.]+ .*target_session_attrs=read-write/);
-    const a = await psqlIn(lab, dsn, 'SELECT host(inet_server_addr()), pg_is_in_recovery()');
+    const a = (
+      await clientSql(lab, { conninfo: dsn }, 'SELECT host(inet_server_addr()), pg_is_in_recovery()')
+    ).rows;
     assert.deepEqual(a[0], [addr(h.primary), 'f']);
     const reversed = `host=${lab.hosts.pg2.address},${lab.hosts.pg1.address} port=5432 user=app dbname=postgres target_session_attrs=read-write`;
-    const b = await psqlIn(lab, reversed, 'SELECT host(inet_server_addr())');
+    const b = (await clientSql(lab, { conninfo: reversed }, 'SELECT host(inet_server_addr())')).rows;
     assert.deepEqual(b[0], [addr(h.primary)]);
-    const standby = await psqlIn(
-      lab,
-      dsn.replace('target_session_attrs=read-write', 'target_session_attrs=standby'),
-      'SELECT host(inet_server_addr())',
-    );
+    const standby = (
+      await clientSql(
+        lab,
+        { conninfo: dsn.replace('target_session_attrs=read-write', 'target_session_attrs=standby') },
+        'SELECT host(inet_server_addr())',
+      )
+    ).rows;
     assert.deepEqual(standby[0], [addr(h.standby)]);
   });
 
@@ -159,11 +159,13 @@ describe('client routing: HAProxy and libpq multi-host', { skip, timeout: 300_00
       );
       assert.ok(fromPromotion < 5000, `rw port followed the grant within 5 s (${fromPromotion} ms)`);
 
-      const wrote = await psqlIn(
-        lab,
-        haproxyDsn(lab, 'rw'),
-        'INSERT INTO routing_probe (server) VALUES (host(inet_server_addr())) RETURNING server',
-      );
+      const wrote = (
+        await clientSql(
+          lab,
+          { conninfo: haproxyDsn(lab, 'rw') },
+          'INSERT INTO routing_probe (server) VALUES (host(inet_server_addr())) RETURNING server',
+        )
+      ).rows;
       assert.deepEqual(wrote[0], [addr(h0.standby)], 'a new write through :5000 lands on the new primary');
       const before = acksFrom(ledger, addr(h0.standby));
       await waitFor('the writer writing to the new primary through HAProxy', 20_000, async () =>
@@ -194,7 +196,9 @@ describe('client routing: HAProxy and libpq multi-host', { skip, timeout: 300_00
     const h1 = await waitHealthy(lab, 90_000);
     assert.deepEqual([h1.primary, h1.standby], [h0.standby, h0.primary]);
     await waitRouting(h0.standby, h0.primary, 10_000);
-    const read = await psqlIn(lab, haproxyDsn(lab, 'ro'), 'SELECT host(inet_server_addr())');
+    const read = (
+      await clientSql(lab, { conninfo: haproxyDsn(lab, 'ro') }, 'SELECT host(inet_server_addr())')
+    ).rows;
     assert.deepEqual(read[0], [addr(h0.primary)], 'reads go to the rejoined old primary');
   });
 });

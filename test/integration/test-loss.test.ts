@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { selfArgv } from '../../src/lab/index.js';
-import { listNetns } from '../../src/lab/proc.js';
+import { isSyncMode } from '../../src/postgres/settings.js';
 import {
   type LossMatrixResult,
   lossRowCells,
@@ -18,18 +18,14 @@ import {
 } from '../../src/scenario/test-loss.js';
 import { UserError } from '../../src/util/errors.js';
 import { run } from '../../src/util/exec.js';
+import { cleanLabAround, labIdentity, leftNamespaces, needsRoot } from './fixture.js';
 
-const PREFIX = 'pgtl';
-const SUBNET = '10.213.100.0/24';
-const skip = process.getuid?.() === 0 ? false : 'needs root (network namespaces)';
+const LAB = labIdentity({ prefix: 'pgtl', subnet: '10.213.100.0/24' });
 const dir = mkdtempSync(join(tmpdir(), 'pgarbiter-test-loss-'));
 
-describe('test-loss', { skip, timeout: 420_000 }, () => {
-  after(async () => {
-    const left = (await listNetns()).filter((n) => n.startsWith(`${PREFIX}-`));
-    assert.deepEqual(left, [], 'no namespace of the test left behind');
-    rmSync(dir, { recursive: true, force: true });
-  });
+describe('test-loss', { skip: needsRoot, timeout: 420_000 }, () => {
+  cleanLabAround(LAB.prefix);
+  after(() => rmSync(dir, { recursive: true, force: true }));
 
   test('bad input: one-line errors, before anything is touched', async () => {
     for (const [args, msg] of [
@@ -52,17 +48,14 @@ describe('test-loss', { skip, timeout: 420_000 }, () => {
     }
     assert.ok(!existsSync(join(dir, 'bad.json')), 'no report for bad input');
     await assert.rejects(
-      runLossCell({ fault: 'stop-everything' as never, sync: 'off', prefix: PREFIX, subnet: SUBNET }),
+      runLossCell({ fault: 'stop-everything' as never, sync: 'off', prefix: LAB.prefix, subnet: LAB.subnet }),
       (e: unknown) => e instanceof UserError && /unknown fault/.test(e.message),
     );
     await assert.rejects(
-      runLossCell({ fault: 'stop-primary', sync: 'off', seconds: 0, prefix: PREFIX, subnet: SUBNET }),
+      runLossCell({ fault: 'stop-primary', sync: 'off', seconds: 0, prefix: LAB.prefix, subnet: LAB.subnet }),
       (e: unknown) => e instanceof UserError && /--seconds 0/.test(e.message),
     );
-    assert.deepEqual(
-      (await listNetns()).filter((n) => n.startsWith(`${PREFIX}-`)),
-      [],
-    );
+    assert.deepEqual(await leftNamespaces(LAB.prefix), []);
   });
 
   test('resumedAfter: the end of the longest pause the fault caused', () => {
@@ -76,8 +69,8 @@ describe('test-loss', { skip, timeout: 420_000 }, () => {
     const lines: string[] = [];
     const t0 = Date.now();
     const res = await runLossMatrix({
-      prefix: PREFIX,
-      subnet: SUBNET,
+      prefix: LAB.prefix,
+      subnet: LAB.subnet,
       seconds: 2,
       warmupSeconds: 1.5,
       sessions: 8,
@@ -96,7 +89,7 @@ describe('test-loss', { skip, timeout: 420_000 }, () => {
       assert.equal(r.error, undefined, `${cell} ran to the end`);
       assert.ok(r.acknowledged > 0, `${cell} got acks`);
       assert.ok(r.acksAfterFault > 0, `${cell} got acks after the fault`);
-      if (r.sync === 'remote_apply' || r.fault === 'stop-standby') {
+      if (isSyncMode(r.sync) || r.fault === 'stop-standby') {
         assert.equal(r.promisesNoLoss, true);
         assert.equal(r.lost, 0, `${cell} lost no acknowledged row (lost ${r.lost}: ${r.lostIds.join(' ')})`);
         assert.ok(r.ok, `${cell}: ${r.violations.join('; ')}`);
@@ -134,11 +127,7 @@ describe('test-loss', { skip, timeout: 420_000 }, () => {
       lines.some((l) => /fault: stopped pg\d/.test(l)),
       'progress lines name each step',
     );
-    assert.deepEqual(
-      (await listNetns()).filter((n) => n.startsWith(`${PREFIX}-`)),
-      [],
-      'lab torn down',
-    );
+    assert.deepEqual(await leftNamespaces(LAB.prefix), [], 'lab torn down');
   });
 
   test('the CLI, one cell: kill -9 of the primary, writer through HAProxy, remote_apply: nothing lost', async () => {
@@ -147,7 +136,18 @@ describe('test-loss', { skip, timeout: 420_000 }, () => {
       selfArgv(
         'test-loss',
         ...['--fault', 'stop-primary', '--sync', 'remote_apply', '--kill', '--via', 'haproxy'],
-        ...['--seconds', '2', '--warmup', '1.5', '--prefix', PREFIX, '--subnet', SUBNET, '--json', jsonFile],
+        ...[
+          '--seconds',
+          '2',
+          '--warmup',
+          '1.5',
+          '--prefix',
+          LAB.prefix,
+          '--subnet',
+          LAB.subnet,
+          '--json',
+          jsonFile,
+        ],
       ),
       { timeoutMs: 180_000, allowFailure: true },
     );
@@ -167,10 +167,6 @@ describe('test-loss', { skip, timeout: 420_000 }, () => {
     assert.equal(row.lost, 0, `lost ${row.lost}: ${row.lostIds.join(' ')}`);
     assert.notEqual(row.primaryAfter, row.primaryBefore, 'failed over');
     assert.match(r.stdout, /remote_apply/, 'the table is printed');
-    assert.deepEqual(
-      (await listNetns()).filter((n) => n.startsWith(`${PREFIX}-`)),
-      [],
-      'lab torn down',
-    );
+    assert.deepEqual(await leftNamespaces(LAB.prefix), [], 'lab torn down');
   });
 });

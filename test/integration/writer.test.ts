@@ -1,4 +1,4 @@
-// The writer and the checker against a real, throwaway PostgreSQL 15 on 127.0.0.1:55432 with
+// The writer and the checker against a real, throwaway PostgreSQL 15 on 127.0.0.1:55432 (or the port testPort gives) with
 // its own data dir and socket dir. Needs root (initdb runs as the postgres OS user). It stops
 // only the server of its own data dir, and cleans up what a previous crashed run left.
 import assert from 'node:assert/strict';
@@ -9,22 +9,26 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import { PG_BIN_DIR } from '../../src/lab/pgconf.js';
 import { closeClient, makeClient } from '../../src/postgres/client.js';
 import { UserError } from '../../src/util/errors.js';
 import { asUser, run, sleep } from '../../src/util/exec.js';
 import { checkLedger } from '../../src/workload/checker.js';
-import { parseLedger } from '../../src/workload/ledger.js';
+import { ledgerTxs, parseLedger, readLedger } from '../../src/workload/ledger.js';
 import { startWriter } from '../../src/workload/writer.js';
+import { isRoot, labIdentity, testPort } from './fixture.js';
 
-const BASE = '/tmp/pgw-test';
+// Named after the lab prefix (PGARBITER_LAB_PREFIX when set) and on a port of its own, so two
+// engineers running this file at once neither share nor stop each other's server.
+const BASE = `/tmp/pgw-test-${labIdentity({ prefix: 'pgw', subnet: '10.213.110.0/24' }).prefix}`;
 const DATA = join(BASE, 'data');
 const SOCK = join(BASE, 'run');
 const LEDGERS = join(BASE, 'ledgers');
-const PORT = 55432;
-const BIN = '/usr/lib/postgresql/15/bin';
+const PORT = testPort(55432);
+const BIN = PG_BIN_DIR;
 const DSN = `host=127.0.0.1 port=${PORT} user=postgres dbname=postgres`;
 
-const canRun = process.getuid?.() === 0 && existsSync(join(BIN, 'initdb'));
+const canRun = isRoot && existsSync(join(BIN, 'initdb'));
 
 async function pgCtl(args: string[], allowFailure = false) {
   return run(asUser('postgres', [join(BIN, 'pg_ctl'), '-D', DATA, ...args]), {
@@ -111,7 +115,7 @@ function spawnCli(args: string[]) {
 const cli = (args: string[]) => spawnCli(args).done;
 
 const ledgerHasAcks = (path: string) => async () =>
-  existsSync(path) && (readFileSync(path, 'utf8').match(/"outcome":"ack"/g)?.length ?? 0) > 20;
+  ledgerTxs(path).filter((tx) => tx.outcome === 'ack').length > 20;
 
 let n = 0;
 const ledgerPath = (name: string) => join(LEDGERS, `${name}-${++n}.jsonl`);
@@ -153,11 +157,11 @@ describe('writer and check against PostgreSQL 15', {
     assert.equal(s.failed, 0);
     assert.ok(s.acksPerSecond.length >= 1 && s.acksPerSecond.reduce((a, b) => a + b, 0) === s.acknowledged);
 
-    const ledger = parseLedger(readFileSync(path, 'utf8'));
+    const ledger = await readLedger(path);
     assert.equal(ledger.txs.filter((t) => t.outcome === 'ack').length, s.acknowledged);
     assert.ok(ledger.end);
     assert.match(ledger.header.systemIdentifier ?? '', /^[0-9]+$/);
-    assert.ok(ledger.txs.every((t) => t.server === '127.0.0.1:55432'));
+    assert.ok(ledger.txs.every((t) => t.server === `127.0.0.1:${PORT}`));
     // One sequence per session, no gaps.
     for (let sess = 0; sess < 3; sess++) {
       const seqs = ledger.txs.filter((t) => t.session === sess).map((t) => t.seq);
@@ -231,7 +235,7 @@ describe('writer and check against PostgreSQL 15', {
       } finally {
         await h.stop();
       }
-      const ledger = parseLedger(readFileSync(path, 'utf8'));
+      const ledger = await readLedger(path);
       const unknown = ledger.txs.filter((t) => t.outcome === 'unknown');
       assert.ok(unknown.length >= 2);
       assert.ok(
@@ -273,7 +277,7 @@ describe('writer and check against PostgreSQL 15', {
     const r = await checkLedger(path);
     assert.ok(r.unknown.count >= 1);
     assert.equal(r.unknown.torn, 0);
-    const l = parseLedger(readFileSync(path, 'utf8'));
+    const l = await readLedger(path);
     assert.ok(l.txs.some((t) => t.outcome === 'unknown' && /Query read timeout/.test(t.error ?? '')));
   });
 
@@ -285,8 +289,8 @@ describe('writer and check against PostgreSQL 15', {
 
     // Another cluster: the system identifier in the header differs.
     const other = ledgerPath('other');
-    const [head, ...rest] = text.split('\n');
-    const h = JSON.parse(head ?? '{}');
+    const [_head, ...rest] = text.split('\n');
+    const h = parseLedger(text).header;
     writeFileSync(other, [JSON.stringify({ ...h, systemIdentifier: '1234567890' }), ...rest].join('\n'));
     await assert.rejects(
       checkLedger(other),
@@ -342,7 +346,7 @@ describe('writer and check against PostgreSQL 15', {
     });
     const ms = await mh.done;
     assert.ok(ms.acknowledged > 0);
-    assert.deepEqual(Object.keys(ms.acksByServer), ['127.0.0.1:55432']);
+    assert.deepEqual(Object.keys(ms.acksByServer), [`127.0.0.1:${PORT}`]);
 
     // CLI flags: one-line user errors, exit status 1, nothing written.
     for (const args of [
@@ -392,7 +396,7 @@ describe('writer and check against PostgreSQL 15', {
     assert.match(r1.out, /acknowledged \d+/);
     assert.match(r1.err, /acked \d+ \(\d+\/s\)/);
     assert.match(r1.err, /SIGINT: stopping/);
-    const l1 = parseLedger(readFileSync(p1, 'utf8'));
+    const l1 = await readLedger(p1);
     assert.equal(l1.end?.summary.stoppedBy, 'stop');
     assert.equal((await checkLedger(p1)).exitCode, 0);
 

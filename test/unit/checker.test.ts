@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { isSyncMode } from '../../src/postgres/settings.js';
 import { acksPerSecond, compareLedger, longestGap, promisesNoLoss } from '../../src/workload/compare.js';
 import { encodeId } from '../../src/workload/ids.js';
 import { LEDGER_FORMAT, type Ledger, type LedgerHeader, type TxEntry } from '../../src/workload/ledger.js';
@@ -97,6 +98,12 @@ test('which settings promise no loss', () => {
   assert.equal(promisesNoLoss('remote_apply', ''), false); // no sync standby: local only
   assert.equal(promisesNoLoss('local', 'pg2'), false);
   assert.equal(promisesNoLoss('off', 'pg2'), false);
+});
+
+test('isSyncMode: the synchronous_commit modes that wait for the standby, as config or as SHOW prints them', () => {
+  for (const m of ['on', 'remote_write', 'remote_apply', ' Remote_Apply\n'])
+    assert.equal(isSyncMode(m), true, m);
+  for (const m of ['off', 'local', '', 'remote']) assert.equal(isSyncMode(m), false, m);
 });
 
 test('unknown outcomes are resolved by presence: committed, not committed, torn', () => {

@@ -4,12 +4,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import {
-  haproxyDsn,
-  parseShowStat,
-  renderHaproxyConfig,
-  validateHaproxyConfig,
-} from '../../src/routing/haproxy.js';
+import { haproxyDsn } from '../../src/lab/haproxy.js';
+import { parseShowStat, renderHaproxyConfig, validateHaproxyConfig } from '../../src/routing/haproxy.js';
 import { UserError } from '../../src/util/errors.js';
 import { parseDsn } from '../../src/workload/dsn.js';
 

@@ -6,12 +6,15 @@ import { test } from 'node:test';
 import { UserError } from '../../src/util/errors.js';
 import { encodeId } from '../../src/workload/ids.js';
 import {
+  ackedBy,
   endsWithNewline,
   LEDGER_FORMAT,
   LEDGER_VERSION,
   LedgerError,
   type LedgerHeader,
+  LedgerTail,
   LedgerWriter,
+  ledgerTxs,
   parseLedger,
   readLedger,
   type TxEntry,
@@ -146,6 +149,44 @@ test('LedgerWriter appends whole lines, refuses an existing file, and readLedger
 
     await assert.rejects(readLedger(join(dir, 'missing.jsonl')), (e: unknown) => e instanceof UserError);
     await assert.rejects(readLedger(dir), /is not a file/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('LedgerTail follows a growing ledger: complete lines only, typed, checked; ackedBy matches the address', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgw-tail-'));
+  try {
+    const path = join(dir, 'l.jsonl');
+    const tail = new LedgerTail(path);
+    assert.deepEqual(tail.poll(), [], 'no file yet: nothing');
+    assert.deepEqual(ledgerTxs(path), []);
+    const first = lines(header, tx(0, 1, 'ack'), { ...tx(0, 2, 'fail'), server: '10.0.0.12:5432' });
+    const next = lines({ ...tx(1, 1, 'ack'), server: '10.0.0.1:5432' });
+    // The second line is being written: only the header and the first transaction are complete.
+    writeFileSync(path, first + next.slice(0, 20));
+    assert.deepEqual(
+      tail.poll().map((t) => t.id),
+      [tx(0, 1, 'ack').id, tx(0, 2, 'fail').id],
+    );
+    writeFileSync(path, first + next);
+    assert.equal(tail.poll().length, 3);
+    assert.deepEqual(
+      tail.acks().map((t) => t.server),
+      ['127.0.0.1:5432', '10.0.0.1:5432'],
+    );
+    // 10.0.0.1 is not 10.0.0.12, and a failed transaction is no acknowledgement.
+    assert.deepEqual(
+      tail.acks('10.0.0.1').map((t) => t.id),
+      [tx(1, 1, 'ack').id],
+    );
+    assert.equal(tail.acks('10.0.0.12').length, 0);
+    assert.equal(ledgerTxs(path).length, 3, 'ledgerTxs reads the same from the start');
+    assert.equal(ackedBy({ ...tx(0, 9, 'ack'), server: '[::1]:5432' }, '::1'), true);
+    assert.equal(ackedBy({ ...tx(0, 9, 'ack'), server: null }, '127.0.0.1'), false);
+    // A corrupt line in the middle is an error, as for readLedger.
+    writeFileSync(path, `${first}{"type":"tx", oops\n${next}`);
+    assert.throws(() => new LedgerTail(path).poll(), /not valid JSON/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,0 +1,81 @@
+// The lab's HAProxy: Debian's haproxy as a daemon on the client host (config, pid file, log and
+// stats socket in the client host's directory), configured by routing/haproxy.ts with both
+// database hosts as servers. `lab up` starts it; clients on the client host reach the primary
+// through its read-write port.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  HAPROXY_RO_PORT,
+  HAPROXY_RW_PORT,
+  type HaproxyServerState,
+  haproxyBinary,
+  haproxyCommand,
+  parseShowStat,
+  renderHaproxyConfig,
+  validateHaproxyConfig,
+} from '../routing/haproxy.js';
+import { daemonAlive, startDaemon, stopDaemon } from './daemon.js';
+import { PG_PORT } from './pgconf.js';
+import type { DaemonRecord, Lab } from './state.js';
+import { PG_HOSTS } from './topology.js';
+
+export const HAPROXY_DAEMON = 'haproxy';
+
+export const haproxyConfigPath = (lab: Lab) => join(lab.hosts.client.dir, 'haproxy.cfg');
+export const haproxyLogPath = (lab: Lab) => join(lab.hosts.client.dir, 'haproxy.log');
+export const haproxySocketPath = (lab: Lab) => join(lab.hosts.client.dir, 'haproxy.sock');
+
+/** The lab's haproxy.cfg: both database hosts, Patroni-style checks on their agents. */
+export function labHaproxyConfig(lab: Lab): string {
+  return renderHaproxyConfig({
+    servers: PG_HOSTS.map((h) => ({ name: h, address: lab.hosts[h].address })),
+    pgPort: PG_PORT,
+    statsSocket: haproxySocketPath(lab),
+  });
+}
+
+/**
+ * Writes the lab's haproxy.cfg, validates it, and starts haproxy in the foreground (-db) as the
+ * daemon `haproxy` on the client host (idempotent: a running one is kept). Stop: stopHaproxy.
+ */
+export async function startHaproxy(lab: Lab): Promise<DaemonRecord> {
+  const bin = haproxyBinary();
+  const file = haproxyConfigPath(lab);
+  const text = labHaproxyConfig(lab);
+  const current = existsSync(file) ? readFileSync(file, 'utf8') : null;
+  const running = lab.daemons[HAPROXY_DAEMON];
+  if (running && daemonAlive(running) && current === text) return running;
+  if (running) await stopHaproxy(lab);
+  writeFileSync(file, text, { mode: 0o644 });
+  await validateHaproxyConfig(file, bin);
+  return startDaemon(lab, 'client', HAPROXY_DAEMON, [bin, '-db', '-f', file], haproxyLogPath(lab), {
+    settleMs: 300,
+  });
+}
+
+/** Stops the lab's haproxy (SIGTERM, then SIGKILL after the grace period), by its PID. */
+export async function stopHaproxy(lab: Lab): Promise<boolean> {
+  return stopDaemon(lab, HAPROXY_DAEMON, 3000);
+}
+
+/**
+ * A single host:port target for clients on the client host: HAProxy's read-write (5000) or
+ * read-only (5001) port. The writer still checks the session (target_session_attrs).
+ */
+export function haproxyDsn(_lab: Lab, kind: 'rw' | 'ro'): string {
+  const port = kind === 'rw' ? HAPROXY_RW_PORT : HAPROXY_RO_PORT;
+  const tsa = kind === 'rw' ? 'read-write' : 'read-only';
+  return `host=127.0.0.1 port=${port} user=app dbname=postgres target_session_attrs=${tsa}`;
+}
+
+/** HAProxy's view of every server of the lab (read-write `primary` and read-only `replicas`). */
+export async function haproxyServers(lab: Lab): Promise<HaproxyServerState[]> {
+  return parseShowStat(await haproxyCommand(haproxySocketPath(lab), 'show stat'));
+}
+
+/** Names of the servers HAProxy routes `listen` to right now (status starting with UP). */
+export async function haproxyRoutesTo(lab: Lab, listen: 'primary' | 'replicas'): Promise<string[]> {
+  return (await haproxyServers(lab))
+    .filter((s) => s.proxy === listen && /^UP/.test(s.status))
+    .map((s) => s.server);
+}
