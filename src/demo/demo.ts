@@ -314,7 +314,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
       grantAt = await n.waiting('automatic failover', () =>
         waitFor('the promotion grant', 60_000, async () => {
           const v = await clusterView(lab!);
-          const ev = v.arbiter.state?.events.find((e) => e.ok && e.term === 2 && /granted/.test(e.reason));
+          const ev = v.arbiter.state?.events.find((e) => e.ok && e.term === 2 && e.kind === 'grant');
           return ev ? Date.parse(ev.at) : undefined;
         }),
       );

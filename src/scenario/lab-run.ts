@@ -3,7 +3,8 @@
 // views, and waits. Used by the demo, test-loss, the integration tests and the benchmarks.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import type { ArbiterView, ClusterView } from '../cluster/view.js';
+import { arbiterStateSchema } from '../api/protocol.js';
+import { type ArbiterView, type ClusterView, newTermTimeOf } from '../cluster/view.js';
 import { lsnAtLeast } from '../core/lsn.js';
 import { clientSql, configPath, haproxyDsn, hostArgv, type Lab, selfArgv } from '../lab/index.js';
 import type { HostName } from '../lab/topology.js';
@@ -237,14 +238,14 @@ export async function apiGetIn<T = unknown>(
   }
 }
 
-/** The arbiter's record and events, or null when the arbiter does not answer. */
+/** The arbiter's record and events (checked against the wire protocol's schema), or null when
+ *  the arbiter does not answer. */
 export async function arbiterView(lab: Lab): Promise<ArbiterView | null> {
-  const r = await apiGetIn<ArbiterView>(lab, 'arbiter', '/state');
-  return r?.status === 200 ? r.body : null;
+  const r = await apiGetIn<unknown>(lab, 'arbiter', '/state');
+  if (r?.status !== 200) return null;
+  const p = arbiterStateSchema.safeParse(r.body);
+  return p.success ? p.data : null;
 }
 
-/** When the arbiter granted (or handed over) `term`, as epoch ms; null when it has no such event. */
-export function grantTimeOf(v: ArbiterView, term: number): number | null {
-  const ev = v.events.find((e) => e.ok && e.term === term && /granted|handed|FORCED/.test(e.reason));
-  return ev ? Date.parse(ev.at) : null;
-}
+/** When the arbiter started `term` (a grant, a handover, a forced failover, an adoption). */
+export const grantTimeOf = newTermTimeOf;

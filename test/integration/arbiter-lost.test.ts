@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Lab } from '../../src/lab/index.js';
-import { configPath, labDown, labUp, loadLab, selfArgv } from '../../src/lab/index.js';
+import { configPath } from '../../src/lab/index.js';
 import {
   checkLabLedger,
   cliIn,
@@ -17,42 +17,30 @@ import {
   waitFor,
   waitHealthy,
 } from '../../src/scenario/lab-run.js';
-import { run, sleep } from '../../src/util/exec.js';
+import { sleep } from '../../src/util/exec.js';
+import { ackedBy, ledgerTxs } from '../../src/workload/ledger.js';
+import { labCli as labCliIn, labIdentity, needsRoot, useLab } from './fixture.js';
 
-const PREFIX = 'pgal';
-const SUBNET = '10.213.140.0/24';
+const LAB = labIdentity({ prefix: 'pgal', subnet: '10.213.140.0/24' });
 let lab: Lab;
 
 async function labCli(...args: string[]): Promise<string> {
-  const r = await run(selfArgv('lab', ...args, '--prefix', PREFIX), {
-    timeoutMs: 60_000,
-    allowFailure: true,
-  });
-  lab = loadLab(PREFIX);
-  assert.equal(r.code, 0, `lab ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout.trim();
+  const r = await labCliIn(LAB.prefix, ...args);
+  lab = r.lab;
+  return r.stdout;
 }
 
-/** Acknowledged transactions of the writer's ledger: [epoch ms, server address]. */
-function acks(ledger: string): { t: number; server: string }[] {
-  return readFileSync(ledger, 'utf8')
-    .split('\n')
-    .filter((l) => l.includes('"type":"tx"') && l.includes('"outcome":"ack"'))
-    .map((l) => JSON.parse(l) as { t: number; server: string });
-}
-
-describe('the arbiter lost right after a failover', { timeout: 600_000 }, () => {
-  before(async () => {
-    await labDown(PREFIX);
-    ({ lab } = await labUp({ prefix: PREFIX, subnet: SUBNET, sync: 'remote_apply', timing: 'default' }));
-    await waitHealthy(lab);
-  });
-  after(async () => {
-    await labDown(PREFIX);
+describe('the arbiter lost right after a failover', { skip: needsRoot, timeout: 600_000 }, () => {
+  useLab(LAB, {
+    sync: 'remote_apply',
+    timing: 'default',
+    ready: (l) => {
+      lab = l;
+    },
   });
 
   test('pg1 follows pg2 and pg2 serves while the arbiter is down; nothing lost; no new term after', async () => {
-    const ledger = `/tmp/pgarbiter-${PREFIX}-ledger.jsonl`;
+    const ledger = `/tmp/pgarbiter-${LAB.prefix}-ledger.jsonl`;
     rmSync(ledger, { force: true });
     // libpq multi-host: the client finds the writable node itself, with no router in between.
     const writer = startLabWriter(lab, { ledger, sessions: 4, dsn: multiHostDsn(lab) });
@@ -96,7 +84,7 @@ describe('the arbiter lost right after a failover', { timeout: 600_000 }, () => 
     // Writes acknowledged by pg2 after the heal, while the arbiter is down.
     const pg2Addr = lab.hosts.pg2.address;
     const firstWrite = await waitFor('a write acknowledged by pg2 after the heal', 20_000, async () => {
-      const a = acks(ledger).find((x) => x.t > healedAt && x.server?.startsWith(pg2Addr));
+      const a = ledgerTxs(ledger).find((x) => x.t > healedAt && ackedBy(x, pg2Addr));
       return a ? a.t : undefined;
     });
     process.stdout.write(

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
+import { newTermTimeOf } from '../../src/cluster/view.js';
 import type { Lab } from '../../src/lab/index.js';
 import {
   clientSql,
@@ -42,11 +43,9 @@ function addressOf(name: string): string {
 
 async function grantTime(term: number): Promise<number> {
   const v = await clusterView(lab);
-  const ev = v.arbiter.state?.events.find(
-    (e) => e.ok && e.term === term && /granted|handed|FORCED/.test(e.reason),
-  );
-  assert.ok(ev, `the arbiter recorded the grant of term ${term}`);
-  return Date.parse(ev.at);
+  const at = v.arbiter.state ? newTermTimeOf(v.arbiter.state, term) : null;
+  assert.ok(at !== null, `the arbiter recorded the grant of term ${term}`);
+  return at;
 }
 
 /** Invariant 1: after the grant, nothing is acknowledged by the old primary. */

@@ -7,10 +7,11 @@
 // so one name serves them all).
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
-import { type Lab, type LabUpOptions, labDown, labUp } from '../../src/lab/index.js';
+import { type Lab, type LabUpOptions, labDown, labUp, loadLab, selfArgv } from '../../src/lab/index.js';
 import { listNetns } from '../../src/lab/proc.js';
 import { type LabIdentity, resolveIdentity } from '../../src/lab/topology.js';
 import { waitHealthy } from '../../src/scenario/lab-run.js';
+import { run } from '../../src/util/exec.js';
 
 export const isRoot = process.getuid?.() === 0;
 /** The `skip` option of a suite that needs network namespaces. */
@@ -77,4 +78,15 @@ export function useLab(id: LabIdentity, o: UseLabOptions = {}): void {
     if (up.postgres !== false && up.agents !== false) await waitHealthy(lab);
     await ready?.(lab);
   });
+}
+
+/** `pgarbiter lab ...` as a user runs it (from the machine, not a lab host). Returns its stdout and
+ *  the lab as it is on disk afterwards (the command may change it); a non-zero exit fails the test. */
+export async function labCli(prefix: string, ...args: string[]): Promise<{ stdout: string; lab: Lab }> {
+  const r = await run(selfArgv('lab', ...args, '--prefix', prefix), {
+    timeoutMs: 60_000,
+    allowFailure: true,
+  });
+  assert.equal(r.code, 0, `lab ${args.join(' ')}: ${r.stderr}`);
+  return { stdout: r.stdout.trim(), lab: loadLab(prefix) };
 }

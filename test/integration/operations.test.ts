@@ -27,7 +27,7 @@ import {
   waitHealthy,
 } from '../../src/scenario/lab-run.js';
 import { run, sleep } from '../../src/util/exec.js';
-import { labIdentity, needsRoot, useLab } from './fixture.js';
+import { labCli as labCliIn, labIdentity, needsRoot, useLab } from './fixture.js';
 
 const LAB = labIdentity({ prefix: 'pgop', subnet: '10.213.130.0/24' });
 let lab: Lab;
@@ -50,13 +50,9 @@ async function http(host: HostName, path: string, opts: { secret?: string; body?
 /** `pgarbiter lab ...` as a user runs it (from the machine, not a lab host); the lab's record
  *  changes on disk, so it is read again. Returns stdout; a non-zero exit fails the test. */
 async function labCli(...args: string[]): Promise<string> {
-  const r = await run(selfArgv('lab', ...args, '--prefix', LAB.prefix), {
-    timeoutMs: 60_000,
-    allowFailure: true,
-  });
-  lab = loadLab(LAB.prefix);
-  assert.equal(r.code, 0, `lab ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout.trim();
+  const r = await labCliIn(LAB.prefix, ...args);
+  lab = r.lab;
+  return r.stdout;
 }
 
 async function restartAgent(host: 'pg1' | 'pg2') {
@@ -201,7 +197,7 @@ describe('operations', { skip: needsRoot, timeout: 900_000 }, () => {
       'adopted; the old primary rejoined',
     );
     const v = await clusterView(lab);
-    assert.ok(v.arbiter.state?.events.some((e) => e.ok && /adopted term/.test(e.reason)));
+    assert.ok(v.arbiter.state?.events.some((e) => e.ok && e.kind === 'adopt'));
   });
 
   test('rejoin: manual leaves the old primary fenced until `pgarbiter rejoin`', async () => {
