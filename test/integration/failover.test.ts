@@ -358,7 +358,7 @@ describe('automatic failover faults (remote_apply, default timing)', {
     const log = readFileSync(`${lab.hosts[h0.primary as HostName].dir}/agent.log`, 'utf8');
     assert.match(
       log,
-      /starting PostgreSQL: primary PostgreSQL is not running|REJOIN/,
+      /starting PostgreSQL \[restart-fenced\]: primary PostgreSQL is not running|REJOIN/,
       'the agent acted on the dead server',
     );
     await w.stop();
