@@ -43,6 +43,7 @@ import { createLogger, type Logger } from '../util/log.js';
 import { agentRoutes } from './api.js';
 import { type LocalObservation, probeLocal, SyncWaitClock } from './probes.js';
 import { ensureSlot, handover, promoteLocal, rejoin, setSyncNames } from './procedures.js';
+import { AgentTelemetry } from './telemetry.js';
 
 export type { AgentStatus };
 
@@ -65,6 +66,8 @@ export class Agent {
   private lastRejoin: AgentStatus['lastRejoin'] = null;
   private wake: (() => void) | null = null;
   private stopping = false;
+  /** Metrics and history (GET /metrics, GET /history): records, decides nothing. */
+  readonly telemetry: AgentTelemetry;
 
   constructor(readonly cfg: Config) {
     this.ctl = new PgControl(cfg);
@@ -81,6 +84,7 @@ export class Agent {
     this.peer = otherNode(cfg, cfg.node).name;
     mkdirSync(cfg.state_dir, { recursive: true, mode: 0o700 });
     this.statePath = join(cfg.state_dir, `agent-${cfg.node}.json`);
+    this.telemetry = new AgentTelemetry(cfg.state_dir, cfg.node, this.log);
     const saved = readJsonFile<Partial<PersistedAgentState>>(this.statePath);
     const primary = initialPrimary(cfg);
     this.state = startingAgentState(
@@ -130,17 +134,24 @@ export class Agent {
     const rec = this.state.record;
     const iAmPrimary = rec.primary === this.cfg.node;
     const startedAt = Date.now();
+    const tm = this.telemetry;
     const [local, fenced, arbiter, peer, primaryPgOk] = await Promise.all([
-      probeLocal(this.ctl, this.peer, Math.max(t.probeTimeoutMs, 1000), this.syncWaits),
-      this.fence.isFenced().catch((e) => {
+      tm.probe(
+        'local_postgres',
+        probeLocal(this.ctl, this.peer, Math.max(t.probeTimeoutMs, 1000), this.syncWaits),
+      ),
+      tm.probe('fence', this.fence.isFenced()).catch((e) => {
         this.log.error({ err: (e as Error).message }, 'cannot read the fence state');
         return true; // unknown: assume fenced, so a primary asks before serving
       }),
-      this.api.arbiterState(t.probeTimeoutMs),
-      this.api.agentHealth(hostOf(this.cfg, this.peer), t.probeTimeoutMs),
+      tm.probe('arbiter', this.api.arbiterState(t.probeTimeoutMs)),
+      tm.probe('peer_agent', this.api.agentHealth(hostOf(this.cfg, this.peer), t.probeTimeoutMs)),
       iAmPrimary
         ? Promise.resolve(false)
-        : probePrimaryPg(this.ctl, hostOf(this.cfg, rec.primary), t.probeTimeoutMs),
+        : tm.probe(
+            'primary_postgres',
+            probePrimaryPg(this.ctl, hostOf(this.cfg, rec.primary), t.probeTimeoutMs),
+          ),
     ]);
     this.lastLocal = local;
     // A primary without its standby connected makes sure the standby's slot exists (a promoted
@@ -160,6 +171,7 @@ export class Agent {
   }
 
   async round(): Promise<void> {
+    const t0 = performance.now();
     const obs = await this.observe();
     this.lastObs = obs;
     const decision = decideAgent(this.state, obs, this.settings);
@@ -172,6 +184,7 @@ export class Agent {
     this.phase = decision.phase;
     this.rule = decision.rule;
     await this.executeAll(decision.actions);
+    this.telemetry.round(this.status(), (performance.now() - t0) / 1000);
   }
 
   /** Runs actions in order; a failed one stops the rest of the round (the next round decides again). */
@@ -207,6 +220,7 @@ export class Agent {
         this.fences.count++;
         this.fences.lastMs = r.ms;
         if (r.overran) this.fences.overruns++;
+        this.telemetry.fence(a.rule, a.reason, r, this.state.record.term);
         const timing = { ms: r.ms, ruleMs: r.ruleMs, terminateMs: r.terminateMs, budgetMs: r.budgetMs };
         if (!r.fenced) {
           log.error(
@@ -223,6 +237,7 @@ export class Agent {
       }
       case 'unfence':
         await this.fence.unfence();
+        this.telemetry.unfence(a.rule, a.reason, this.state.record.term);
         log.warn({ rule: a.rule, term: this.state.record.term }, `UNFENCED [${a.rule}]: ${a.reason}`);
         return;
       case 'ask': {
@@ -247,11 +262,13 @@ export class Agent {
         this.busy = 'starting PostgreSQL';
         log.warn({ rule: a.rule, reason: a.reason }, `starting PostgreSQL [${a.rule}]: ${a.reason}`);
         await this.ctl.start();
+        this.telemetry.postgresStarted(a.rule);
         return;
       case 'promote':
         this.busy = 'promoting';
         log.warn({ rule: a.rule, term: a.term }, `promoting for term ${a.term} [${a.rule}]`);
         await promoteLocal(this.ctl, this.peer, log);
+        this.telemetry.promote(a.rule, a.term);
         return;
       case 'setSync':
         if (a.on) await ensureSlot(this.ctl, this.peer);
@@ -270,7 +287,9 @@ export class Agent {
         );
         const r = await rejoin(this.ctl, this.cfg, a.primary, log);
         this.lastRejoin = { ...r, at: new Date().toISOString() };
+        this.telemetry.rejoin(a.rule, a.primary, r, this.state.record.term);
         await this.fence.unfence();
+        this.telemetry.unfence(a.rule, 'rejoined as standby (read-only)', this.state.record.term);
         log.warn({}, 'UNFENCED as standby (read-only)');
         return;
       }
@@ -353,6 +372,7 @@ export class Agent {
     );
     if ('error' in r) return r;
     this.setState(r.state);
+    this.telemetry.forcePromote(r.record.term);
     this.log.warn(
       { record: r.record },
       `FORCED PROMOTION by a person without the arbiter: term ${r.record.term}`,
@@ -383,7 +403,9 @@ export class Agent {
 
   async run(): Promise<void> {
     await this.preflight();
-    const server = await serve(agentRoutes(this), this.cfg.secret, '0.0.0.0', this.cfg.api_port);
+    const routes = [...agentRoutes(this), ...this.telemetry.routes()];
+    const server = await serve(routes, this.cfg.secret, '0.0.0.0', this.cfg.api_port);
+    this.telemetry.started(this.state.record.term, this.status().role);
     this.log.info(
       { port: this.cfg.api_port, timing: this.cfg.timing, record: this.state.record },
       'agent started',

@@ -18,6 +18,9 @@ import {
   agentStatusSchema,
   arbiterReplySchema,
   arbiterStateSchema,
+  type HistoryBody,
+  historySchema,
+  READ_PATHS,
 } from './protocol.js';
 
 export interface PostResult<T> {
@@ -101,6 +104,13 @@ export class ApiClient {
   /** /primary or /replica: HAProxy's checks; 200 or 503 with the status as body. */
   agentCheck(host: string, which: 'primary' | 'replica', timeoutMs: number) {
     return this.get(host, AGENT_PATHS[which], agentStatusSchema, timeoutMs, false);
+  }
+
+  // ---- every member
+
+  /** GET /history of a member (an agent's host or the arbiter's): its own events, oldest first. */
+  history(host: string, timeoutMs: number): Promise<HistoryBody | null> {
+    return this.get(host, READ_PATHS.history, historySchema, timeoutMs).then((r) => r?.body ?? null);
   }
 
   agentPost(host: string, what: AgentPost, timeoutMs: number) {

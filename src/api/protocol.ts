@@ -158,3 +158,58 @@ export const AGENT_PATHS = {
   wake: '/wake',
 } as const;
 export type AgentPost = 'switchover' | 'rejoin' | 'forcePromote' | 'wake';
+
+// ---- read-only routes of every member (no secret; nothing secret in them) -------------------
+
+export const READ_PATHS = { metrics: '/metrics', history: '/history' } as const;
+
+/** What kind of event a history entry is: the arbiter's answers (ArbiterEventKind, without the
+ *  routine ones) and the agents' actions. */
+export const HISTORY_KINDS = [
+  'grant',
+  'refusal',
+  'handover',
+  'forced',
+  'adopt',
+  'maintenance',
+  'promotable',
+  'confirm',
+  'unchanged',
+  'fence',
+  'fence-failed',
+  'unfence',
+  'promote',
+  'force-promote',
+  'rejoin',
+  'start',
+] as const;
+export type HistoryKind = (typeof HISTORY_KINDS)[number];
+
+/** One event of a member's history (GET /history; `pgarbiter history`). */
+export const historyEntrySchema = z.object({
+  /** Its position in the member's history (increasing, survives restarts). */
+  seq: z.number().int().nonnegative(),
+  /** When it happened (ISO, UTC); for repeats, the last time. */
+  at: z.string(),
+  /** For repeats (count > 1): the first time. */
+  firstAt: z.string().optional(),
+  /** The member that recorded it: a node's name or the arbiter's. */
+  member: node,
+  kind: z.enum(HISTORY_KINDS),
+  /** The term after the event (the member's record). */
+  term,
+  /** The agent's rule id (src/core/rules.ts), or the request kind that the arbiter answered. */
+  rule: z.string().nullable(),
+  /** One line: the reason, the method, the discarded commits, ... */
+  detail: z.string(),
+  /** How many times in a row it happened (the arbiter's refusals repeat every round). */
+  count: z.number().int().positive().optional(),
+});
+export type HistoryEntry = z.infer<typeof historyEntrySchema>;
+
+/** GET /history on an agent or the arbiter: its own events, oldest first. */
+export const historySchema = z.object({
+  member: node,
+  entries: z.array(historyEntrySchema),
+});
+export type HistoryBody = z.infer<typeof historySchema>;

@@ -29,6 +29,7 @@ import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
 import { sleep } from '../util/exec.js';
 import { parseBody, type Route, serve } from '../util/http.js';
 import { createLogger } from '../util/log.js';
+import { ArbiterTelemetry } from './telemetry.js';
 
 export type { ArbiterEvent };
 
@@ -55,12 +56,15 @@ export async function runArbiter(cfg: Config): Promise<void> {
   let primaryReachable = false;
   const ctl = new PgControl(cfg);
   const api = new ApiClient(cfg);
+  /** Metrics and history (GET /metrics, GET /history): records, decides nothing. */
+  const telemetry = new ArbiterTelemetry(cfg.state_dir, cfg.node, log);
 
   const handle = (kind: ArbiterRequestKind, req: ArbiterRequest) => {
     const answer = arbiterHandle(state, req, Date.now(), settings);
     // Persist before answering: a grant must survive an arbiter crash.
     if (answer.changed) writeFileAtomic(recordPath, JSON.stringify(answer.state.record));
     state = answer.state;
+    telemetry.answer(kind, answer, state.record.term);
     const ev: ArbiterEvent = {
       at: new Date().toISOString(),
       request: kind,
@@ -129,6 +133,7 @@ export async function runArbiter(cfg: Config): Promise<void> {
       }),
     },
     ...(Object.keys(ARBITER_PATHS) as ArbiterRequestKind[]).map(post),
+    ...telemetry.routes(),
   ];
   const server = await serve(routes, cfg.secret, '0.0.0.0', cfg.api_port);
   log.info({ port: cfg.api_port, timing: cfg.timing }, 'arbiter listening');
@@ -146,9 +151,9 @@ export async function runArbiter(cfg: Config): Promise<void> {
     const probed = state.record.primary;
     const primaryHost = hostOf(cfg, probed);
     const [ok] = await Promise.all([
-      probePrimaryPg(ctl, primaryHost, cfg.timing.probeTimeoutMs),
+      telemetry.probe('primary_postgres', probePrimaryPg(ctl, primaryHost, cfg.timing.probeTimeoutMs)),
       ...cfg.nodes.map(async (n) => {
-        const st = await api.agentState(n.host, cfg.timing.probeTimeoutMs);
+        const st = await telemetry.probe('agent', api.agentState(n.host, cfg.timing.probeTimeoutMs));
         agents[n.name] = st ? { reachable: true, state: st } : { reachable: false };
       }),
     ]);
@@ -164,6 +169,15 @@ export async function runArbiter(cfg: Config): Promise<void> {
       { node: probed, ok: primaryReachable, startedAt: started },
       Date.now(),
       settings,
+    );
+    telemetry.round(
+      state.record,
+      primaryReachable,
+      Date.now() - state.lastPrimaryOkAt,
+      Object.fromEntries(
+        cfg.nodes.map((n) => [n.name, (agents[n.name] as { reachable: boolean }).reachable]),
+      ),
+      (Date.now() - started) / 1000,
     );
     await sleep(Math.max(10, cfg.timing.probeIntervalMs - (Date.now() - started)));
   }

@@ -4,6 +4,7 @@
 import Table from 'cli-table3';
 import type { Command } from 'commander';
 import { ApiClient } from '../api/client.js';
+import { fetchClusterHistory, renderHistory } from '../cluster/history.js';
 import { type ClusterView, fetchClusterView, newestRecord, nodeState } from '../cluster/view.js';
 import { type Config, loadConfig } from '../config.js';
 import { configPath, hostArgv, loadLab, selfArgv } from '../lab/index.js';
@@ -136,6 +137,31 @@ export function registerClusterCommands(program: Command): void {
         else process.stdout.write(`${watch ? '\x1b[2J\x1b[H' : ''}${renderStatus(view)}\n`);
         if (!view.arbiter.reachable && view.nodes.every((n) => !n.reachable)) process.exitCode = 1;
         if (watch) await sleep(watch * 1000);
+      }
+    });
+
+  withCommon(
+    program
+      .command('history')
+      .description(
+        "The cluster's events, merged by time: the arbiter's grants, refusals, handovers, maintenance, forced\n" +
+          "failovers, adoptions, and each agent's fences, unfences, promotions and rejoins.",
+      ),
+  )
+    .option('--json', 'machine-readable output: {entries, unreachable}')
+    .option('-n, --limit <count>', 'only the last COUNT events')
+    .action(async (opts: Common & { limit?: string }) => {
+      const limit = opts.limit === undefined ? undefined : Number(opts.limit);
+      if (limit !== undefined && !(Number.isInteger(limit) && limit > 0))
+        throw new UserError(`--limit needs a positive whole number of events, not "${opts.limit}"`);
+      const cfg = await clusterConfig(opts);
+      if (!cfg) return;
+      const h = await fetchClusterHistory(cfg);
+      if (limit !== undefined) h.entries = h.entries.slice(-limit);
+      process.stdout.write(opts.json ? `${JSON.stringify(h, null, 2)}\n` : `${renderHistory(h)}\n`);
+      if (h.unreachable.length === cfg.nodes.length + 1) {
+        process.stderr.write('no member answered: no history\n');
+        process.exitCode = 1;
       }
     });
 

@@ -24,6 +24,8 @@ export class HttpError extends Error {
 export interface Reply {
   status: number;
   body: unknown;
+  /** Send `body` (a string) as is with this content type instead of as JSON (GET /metrics). */
+  contentType?: string;
 }
 
 export type Handler = (req: IncomingMessage, body: unknown) => Promise<Reply> | Reply;
@@ -81,7 +83,10 @@ export function serve(routes: Route[], secret: string, host: string, port: numbe
         return send(401, { error: 'missing or wrong secret (Authorization: Bearer <secret>)' });
       const body = route.method === 'POST' ? await readBody(req) : undefined;
       const reply = await route.handler(req, body);
-      send(reply.status, reply.body);
+      if (reply.contentType && typeof reply.body === 'string') {
+        res.writeHead(reply.status, { 'content-type': reply.contentType });
+        res.end(reply.body);
+      } else send(reply.status, reply.body);
     } catch (e) {
       if (e instanceof HttpError) send(e.status, { error: e.message });
       else send(500, { error: (e as Error).message });
