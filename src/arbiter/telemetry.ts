@@ -3,7 +3,7 @@
 // GET /history). The daemon calls round() per witness round and answer() per answered request.
 import { join } from 'node:path';
 import { type ArbiterRequestKind, type HistoryKind, READ_PATHS } from '../api/protocol.js';
-import type { ArbiterEventKind } from '../core/arbiter.js';
+import type { ArbiterEventKind, RefusalCause } from '../core/arbiter.js';
 import type { ClusterRecord } from '../core/types.js';
 import { HistoryStore } from '../history/store.js';
 import { ArbiterMetrics } from '../metrics/arbiter.js';
@@ -60,10 +60,10 @@ export class ArbiterTelemetry {
   /** One answered request; `term`: the record's term after it. */
   answer(
     request: ArbiterRequestKind,
-    a: { event: ArbiterEventKind; ok: boolean; reason: string },
+    a: { event: ArbiterEventKind; ok: boolean; reason: string; cause?: RefusalCause },
     term: number,
   ) {
-    this.metrics.answer(request, a.event, a.reason, term);
+    this.metrics.answer(request, a.event, a.cause, term);
     const kind = historyKindOf(a.event, a.ok);
     if (!kind) return;
     const entry = { kind, term, rule: request, detail: a.reason };

@@ -53,6 +53,17 @@ export type ArbiterEventKind =
   | 'unchanged'
   | 'refusal';
 
+/** Why a request was refused, as a code from a fixed set (metrics label it; the reason says it). */
+export type RefusalCause =
+  | 'stale_term'
+  | 'not_of_record'
+  | 'maintenance'
+  | 'not_promotable'
+  | 'arbiter_paused'
+  | 'primary_reached'
+  | 'arbiter_starting'
+  | 'unknown_nodes';
+
 /** The kinds that start a new term. */
 export const NEW_TERM_EVENTS: readonly ArbiterEventKind[] = ['grant', 'handover', 'forced', 'adopt'];
 
@@ -60,6 +71,8 @@ export interface ArbiterAnswer {
   state: ArbiterState;
   ok: boolean;
   event: ArbiterEventKind;
+  /** Set on a refusal. */
+  cause?: RefusalCause;
   /** Why, in one sentence: shown in logs and to the caller. */
   reason: string;
   /** The record changed and must be persisted before the answer is sent. */
@@ -116,10 +129,11 @@ export function arbiterHandle(
   s: ArbiterSettings,
 ): ArbiterAnswer {
   const rec = prev.record;
-  const refuse = (reason: string): ArbiterAnswer => ({
+  const refuse = (cause: RefusalCause, reason: string): ArbiterAnswer => ({
     state: prev,
     ok: false,
     event: 'refusal',
+    cause,
     reason,
     changed: false,
   });
@@ -139,16 +153,20 @@ export function arbiterHandle(
   switch (req.kind) {
     case 'promote': {
       if (req.node !== rec.standby)
-        return refuse(`${req.node} is not the standby of record (${rec.standby})`);
-      if (req.term !== rec.term) return refuse(`stale term ${req.term}: current term is ${rec.term}`);
-      if (rec.maintenance) return refuse('maintenance mode: automatic failover is paused');
+        return refuse('not_of_record', `${req.node} is not the standby of record (${rec.standby})`);
+      if (req.term !== rec.term)
+        return refuse('stale_term', `stale term ${req.term}: current term is ${rec.term}`);
+      if (rec.maintenance) return refuse('maintenance', 'maintenance mode: automatic failover is paused');
       if (!rec.standbyPromotable)
-        return refuse(`${req.node} is not promotable: it may lack acknowledged writes`);
+        return refuse('not_promotable', `${req.node} is not promotable: it may lack acknowledged writes`);
       if (now - prev.lastRoundAt > s.fenceTimeoutMs)
-        return refuse('the arbiter was paused; observing the primary afresh');
+        return refuse('arbiter_paused', 'the arbiter was paused; observing the primary afresh');
       const sinceSeen = now - prev.lastPrimaryOkAt;
       if (sinceSeen < s.failoverTimeoutMs)
-        return refuse(`the arbiter reached primary ${rec.primary} ${sinceSeen} ms ago: it is not lost`);
+        return refuse(
+          'primary_reached',
+          `the arbiter reached primary ${rec.primary} ${sinceSeen} ms ago: it is not lost`,
+        );
       return accept(
         'grant',
         nextTerm(prev, req.node, now),
@@ -157,10 +175,17 @@ export function arbiterHandle(
     }
     case 'confirmPrimary': {
       if (req.node !== rec.primary)
-        return refuse(`${req.node} is not the primary of record (${rec.primary}, term ${rec.term})`);
-      if (req.term !== rec.term) return refuse(`stale term ${req.term}: current term is ${rec.term}`);
+        return refuse(
+          'not_of_record',
+          `${req.node} is not the primary of record (${rec.primary}, term ${rec.term})`,
+        );
+      if (req.term !== rec.term)
+        return refuse('stale_term', `stale term ${req.term}: current term is ${rec.term}`);
       if (prev.startedAt !== undefined && now - prev.startedAt < s.fenceTimeoutMs)
-        return refuse('the arbiter has just started: hearing from every agent before confirming a primary');
+        return refuse(
+          'arbiter_starting',
+          'the arbiter has just started: hearing from every agent before confirming a primary',
+        );
       // The primary is about to take clients again: count it as reached, so no grant can race it.
       return accept(
         'confirm',
@@ -171,8 +196,9 @@ export function arbiterHandle(
     }
     case 'setPromotable': {
       if (req.node !== rec.primary)
-        return refuse(`${req.node} is not the primary of record (${rec.primary})`);
-      if (req.term !== rec.term) return refuse(`stale term ${req.term}: current term is ${rec.term}`);
+        return refuse('not_of_record', `${req.node} is not the primary of record (${rec.primary})`);
+      if (req.term !== rec.term)
+        return refuse('stale_term', `stale term ${req.term}: current term is ${rec.term}`);
       if (rec.standbyPromotable === req.promotable) return accept('unchanged', prev, 'unchanged', false);
       return accept(
         'promotable',
@@ -182,9 +208,11 @@ export function arbiterHandle(
     }
     case 'handover': {
       if (req.node !== rec.primary)
-        return refuse(`${req.node} is not the primary of record (${rec.primary})`);
-      if (req.term !== rec.term) return refuse(`stale term ${req.term}: current term is ${rec.term}`);
-      if (req.to !== rec.standby) return refuse(`${req.to} is not the standby of record (${rec.standby})`);
+        return refuse('not_of_record', `${req.node} is not the primary of record (${rec.primary})`);
+      if (req.term !== rec.term)
+        return refuse('stale_term', `stale term ${req.term}: current term is ${rec.term}`);
+      if (req.to !== rec.standby)
+        return refuse('not_of_record', `${req.to} is not the standby of record (${rec.standby})`);
       return accept(
         'handover',
         nextTerm(prev, req.to, now),
@@ -199,7 +227,8 @@ export function arbiterHandle(
         `maintenance ${req.enabled ? 'on' : 'off'}`,
       );
     case 'forceFailover': {
-      if (req.to !== rec.standby) return refuse(`${req.to} is not the standby of record (${rec.standby})`);
+      if (req.to !== rec.standby)
+        return refuse('not_of_record', `${req.to} is not the standby of record (${rec.standby})`);
       return accept(
         'forced',
         nextTerm(prev, req.to, now),
@@ -208,13 +237,14 @@ export function arbiterHandle(
     }
     case 'adopt': {
       const r = req.record;
-      if (r.term <= rec.term) return refuse(`stale term ${r.term}: current term is ${rec.term}`);
+      if (r.term <= rec.term)
+        return refuse('stale_term', `stale term ${r.term}: current term is ${rec.term}`);
       if (
         r.primary === r.standby ||
         ![rec.primary, rec.standby].includes(r.primary) ||
         ![rec.primary, rec.standby].includes(r.standby)
       )
-        return refuse(`record names unknown nodes (${r.primary}, ${r.standby})`);
+        return refuse('unknown_nodes', `record names unknown nodes (${r.primary}, ${r.standby})`);
       return accept(
         'adopt',
         { ...prev, record: { ...r }, lastPrimaryOkAt: now, vouch: null },

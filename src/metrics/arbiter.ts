@@ -1,25 +1,9 @@
 // The arbiter's Prometheus series (GET /metrics; the list is in the README, "Metrics"). The daemon
 // calls round() once per witness round and answer() once per answered request.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { ArbiterEventKind } from '../core/arbiter.js';
+import type { ArbiterEventKind, RefusalCause } from '../core/arbiter.js';
 import type { ClusterRecord } from '../core/types.js';
 import { newRegistry, PROBE_BUCKETS, ROUND_BUCKETS } from './common.js';
-
-/** Why a request was refused, as a label from a fixed set (never the free text, whose numbers
- *  would make a new series per answer). Anything not listed is `other`. */
-const CAUSES: [RegExp, string][] = [
-  [/^stale term/, 'stale_term'],
-  [/is not the (standby|primary) of record/, 'not_of_record'],
-  [/^maintenance mode/, 'maintenance'],
-  [/is not promotable/, 'not_promotable'],
-  [/arbiter was paused/, 'arbiter_paused'],
-  [/it is not lost/, 'primary_reached'],
-  [/arbiter has just started/, 'arbiter_starting'],
-  [/names unknown nodes/, 'unknown_nodes'],
-];
-export function refusalCause(reason: string): string {
-  return CAUSES.find(([re]) => re.test(reason))?.[1] ?? 'other';
-}
 
 export class ArbiterMetrics {
   readonly registry: Registry;
@@ -108,14 +92,14 @@ export class ArbiterMetrics {
   }
 
   /** One answered request; `term`: the record's term after it. */
-  answer(request: string, event: ArbiterEventKind, reason: string, term: number): void {
+  answer(request: string, event: ArbiterEventKind, cause: RefusalCause | undefined, term: number): void {
     this.requests.inc({ request, event });
     this.term.set(term);
     if (event === 'grant') this.grants.inc();
     else if (event === 'handover') this.handovers.inc();
     else if (event === 'forced') this.forced.inc();
     else if (event === 'adopt') this.adoptions.inc();
-    else if (event === 'refusal') this.refusals.inc({ request, cause: refusalCause(reason) });
+    else if (event === 'refusal') this.refusals.inc({ request, cause: cause ?? 'unknown' });
   }
 
   text(): Promise<string> {

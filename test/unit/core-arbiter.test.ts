@@ -582,7 +582,9 @@ describe('arbiter answers carry a structured event kind; a confirmation is a vou
   test('grant, refusal, confirm, handover, forced, maintenance, promotable, adopt', () => {
     const due = st({}, 0, DUE - 100);
     assert.equal(arbiterHandle(due, PROMOTE, DUE, A).event, 'grant');
-    assert.equal(arbiterHandle(st(), PROMOTE, 100, A).event, 'refusal');
+    const refused = arbiterHandle(st(), PROMOTE, 100, A);
+    assert.equal(refused.event, 'refusal');
+    assert.equal(refused.cause, 'primary_reached', 'a refusal carries its cause as a code');
     const c = arbiterHandle(st({}, 0, 0), { kind: 'confirmPrimary', node: 'pg1', term: 1 }, 700, A);
     assert.equal(c.event, 'confirm');
     assert.deepEqual(c.state.vouch, { node: 'pg1', at: 700 });
