@@ -3,7 +3,7 @@
 // the vouch of its streaming standby (rule unfence-vouched). Driven through the CLI as a user
 // would: lab isolate pg1, lab stop arbiter --kill, lab heal pg1, status; then lab start arbiter.
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { Lab } from '../../src/lab/index.js';
@@ -40,8 +40,8 @@ describe('the arbiter lost right after a failover', { skip: needsRoot, timeout: 
   });
 
   test('pg1 follows pg2 and pg2 serves while the arbiter is down; nothing lost; no new term after', async () => {
-    const ledger = `/tmp/pgarbiter-${LAB.prefix}-ledger.jsonl`;
-    rmSync(ledger, { force: true });
+    // In the lab's client directory: a new one per lab, removed with the lab.
+    const ledger = `${lab.dir}/client/arbiter-lost-${Date.now()}.jsonl`;
     // libpq multi-host: the client finds the writable node itself, with no router in between.
     const writer = startLabWriter(lab, { ledger, sessions: 4, dsn: multiHostDsn(lab) });
     await sleep(2000);
