@@ -2,11 +2,10 @@
 // its history of notable events (src/history/store.ts), both served read-only (GET /metrics,
 // GET /history). The daemon calls one function per probe round and one per action carried out.
 import { join } from 'node:path';
-import { READ_PATHS } from '../api/protocol.js';
 import type { FenceResult } from '../fence/fence.js';
 import { HistoryStore } from '../history/store.js';
 import { AgentMetrics, type AgentProbeTarget } from '../metrics/agent.js';
-import { metricsRoute, timed } from '../metrics/common.js';
+import { telemetryRoutes, timed } from '../metrics/common.js';
 import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
 import type { Route } from '../util/http.js';
 import type { Logger } from '../util/log.js';
@@ -34,14 +33,7 @@ export class AgentTelemetry {
   }
 
   routes(): Route[] {
-    return [
-      metricsRoute(this.metrics.registry),
-      {
-        method: 'GET',
-        path: READ_PATHS.history,
-        handler: () => ({ status: 200, body: this.history.body() }),
-      },
-    ];
+    return telemetryRoutes(this.metrics.registry, this.history);
   }
 
   started(term: number, role: string): void {

@@ -2,12 +2,12 @@
 // and its history of answers that matter (src/history/store.ts), served read-only (GET /metrics,
 // GET /history). The daemon calls round() per witness round and answer() per answered request.
 import { join } from 'node:path';
-import { type ArbiterRequestKind, type HistoryKind, READ_PATHS } from '../api/protocol.js';
+import type { ArbiterRequestKind, HistoryKind } from '../api/protocol.js';
 import type { ArbiterEventKind, RefusalCause } from '../core/arbiter.js';
 import type { ClusterRecord } from '../core/types.js';
 import { HistoryStore } from '../history/store.js';
 import { ArbiterMetrics } from '../metrics/arbiter.js';
-import { metricsRoute, timed } from '../metrics/common.js';
+import { telemetryRoutes, timed } from '../metrics/common.js';
 import type { Route } from '../util/http.js';
 import type { Logger } from '../util/log.js';
 
@@ -32,14 +32,7 @@ export class ArbiterTelemetry {
   }
 
   routes(): Route[] {
-    return [
-      metricsRoute(this.metrics.registry),
-      {
-        method: 'GET',
-        path: READ_PATHS.history,
-        handler: () => ({ status: 200, body: this.history.body() }),
-      },
-    ];
+    return telemetryRoutes(this.metrics.registry, this.history);
   }
 
   /** `p`, timed into pgarbiter_probe_duration_seconds{target}. */

@@ -1,9 +1,9 @@
 // The agent's Prometheus series (GET /metrics; the list is in the README, "Metrics"). The daemon
 // calls round() once per probe round with its status, and one function per action it carried
 // out; nothing here decides anything.
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { type Counter, type Gauge, Histogram, type Registry } from 'prom-client';
 import type { AgentStatus } from '../api/protocol.js';
-import { bool, newRegistry, orNaN, PROBE_BUCKETS, ROUND_BUCKETS } from './common.js';
+import { bool, metricMakers, newRegistry, orNaN, PROBE_BUCKETS, ROUND_BUCKETS } from './common.js';
 
 /** What an agent probes each round (label `target` of the probe histogram). */
 export const AGENT_PROBE_TARGETS = [
@@ -47,11 +47,7 @@ export class AgentMetrics {
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     this.registry = newRegistry(opts.processMetrics ?? false);
-    const registers = [this.registry];
-    const g = <L extends string>(name: string, help: string, labelNames: L[] = []) =>
-      new Gauge<L>({ name, help, labelNames, registers });
-    const c = <L extends string>(name: string, help: string, labelNames: L[] = []) =>
-      new Counter<L>({ name, help, labelNames, registers });
+    const { registers, gauge: g, counter: c } = metricMakers(this.registry);
     this.role = g(
       'pgarbiter_role',
       '1 for the role the record gives this node (primary or standby), else 0',

@@ -1,9 +1,9 @@
 // The arbiter's Prometheus series (GET /metrics; the list is in the README, "Metrics"). The daemon
 // calls round() once per witness round and answer() once per answered request.
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { type Counter, type Gauge, Histogram, type Registry } from 'prom-client';
 import type { ArbiterEventKind, RefusalCause } from '../core/arbiter.js';
 import type { ClusterRecord } from '../core/types.js';
-import { newRegistry, PROBE_BUCKETS, ROUND_BUCKETS } from './common.js';
+import { metricMakers, newRegistry, PROBE_BUCKETS, ROUND_BUCKETS } from './common.js';
 
 export class ArbiterMetrics {
   readonly registry: Registry;
@@ -24,11 +24,7 @@ export class ArbiterMetrics {
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     this.registry = newRegistry(opts.processMetrics ?? false);
-    const registers = [this.registry];
-    const g = <L extends string>(name: string, help: string, labelNames: L[] = []) =>
-      new Gauge<L>({ name, help, labelNames, registers });
-    const c = <L extends string>(name: string, help: string, labelNames: L[] = []) =>
-      new Counter<L>({ name, help, labelNames, registers });
+    const { registers, gauge: g, counter: c } = metricMakers(this.registry);
     this.term = g('pgarbiter_term', 'The term of the cluster record on disk');
     this.primaryReachable = g(
       'pgarbiter_primary_reachable',

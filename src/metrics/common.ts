@@ -1,6 +1,7 @@
 // What the agent's and the arbiter's metrics share: the text format, the buckets, the timing of a
 // probe. One prom-client Registry per process (never the global one), so nothing else lands in it.
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { READ_PATHS } from '../api/protocol.js';
 import type { Reply, Route } from '../util/http.js';
 
 /** Probe latencies: a LAN probe answers in ~1 ms; a lost one waits for probe_timeout (≤ 1 s). */
@@ -13,6 +14,18 @@ export function newRegistry(processMetrics: boolean): Registry {
   // process_cpu_seconds_total, process_resident_memory_bytes, nodejs_*: standard names, no prefix.
   if (processMetrics) collectDefaultMetrics({ register: registry });
   return registry;
+}
+
+/** Gauge and counter constructors bound to `registry` (`registers` for the other kinds). */
+export function metricMakers(registry: Registry) {
+  const registers = [registry];
+  return {
+    registers,
+    gauge: <L extends string>(name: string, help: string, labelNames: L[] = []) =>
+      new Gauge<L>({ name, help, labelNames, registers }),
+    counter: <L extends string>(name: string, help: string, labelNames: L[] = []) =>
+      new Counter<L>({ name, help, labelNames, registers }),
+  };
 }
 
 /** A null (unknown) reading is NaN in the text format, never a made-up 0. */
@@ -48,4 +61,12 @@ export function metricsRoute(registry: Registry): Route {
       contentType: registry.contentType,
     }),
   };
+}
+
+/** The read routes every member serves: GET /metrics and GET /history. */
+export function telemetryRoutes(registry: Registry, history: { body(): unknown }): Route[] {
+  return [
+    metricsRoute(registry),
+    { method: 'GET', path: READ_PATHS.history, handler: () => ({ status: 200, body: history.body() }) },
+  ];
 }
