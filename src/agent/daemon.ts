@@ -222,6 +222,7 @@ export class Agent {
         if (r.overran) this.fences.overruns++;
         this.telemetry.fence(a.rule, a.reason, r, this.state.record.term);
         const timing = { ms: r.ms, ruleMs: r.ruleMs, terminateMs: r.terminateMs, budgetMs: r.budgetMs };
+        if (r.fenced) this.observedFence(true);
         if (!r.fenced) {
           log.error(
             { rule: a.rule, reason: a.reason, err: r.error, ...timing },
@@ -237,6 +238,7 @@ export class Agent {
       }
       case 'unfence':
         await this.fence.unfence();
+        this.observedFence(false);
         this.telemetry.unfence(a.rule, a.reason, this.state.record.term);
         log.warn({ rule: a.rule, term: this.state.record.term }, `UNFENCED [${a.rule}]: ${a.reason}`);
         return;
@@ -269,6 +271,14 @@ export class Agent {
         log.warn({ rule: a.rule, term: a.term }, `promoting for term ${a.term} [${a.rule}]`);
         await promoteLocal(this.ctl, this.peer, log);
         this.telemetry.promote(a.rule, a.term);
+        // /primary (HAProxy's check) answers from the last observation: take a fresh one of the
+        // local server now, so clients are routed here as soon as it is writable, not a round later.
+        this.lastLocal = await probeLocal(
+          this.ctl,
+          this.peer,
+          Math.max(this.cfg.timing.probeTimeoutMs, 1000),
+          this.syncWaits,
+        );
         return;
       case 'setSync':
         if (a.on) await ensureSlot(this.ctl, this.peer);
@@ -289,6 +299,7 @@ export class Agent {
         this.lastRejoin = { ...r, at: new Date().toISOString() };
         this.telemetry.rejoin(a.rule, a.primary, r, this.state.record.term);
         await this.fence.unfence();
+        this.observedFence(false);
         this.telemetry.unfence(a.rule, 'rejoined as standby (read-only)', this.state.record.term);
         log.warn({}, 'UNFENCED as standby (read-only)');
         return;
@@ -306,6 +317,12 @@ export class Agent {
         return;
       }
     }
+  }
+
+  /** What /state and HAProxy's checks say about the fence follows an action at once, not the
+   *  next round's observation. */
+  private observedFence(fenced: boolean): void {
+    if (this.lastObs) this.lastObs = { ...this.lastObs, fenced };
   }
 
   status(): AgentStatus {
