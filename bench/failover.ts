@@ -71,6 +71,7 @@ async function main() {
     timing: values.timing as TimingProfile,
   });
   const rows: { run: number; from: string; to: string; ms: number; lost: number }[] = [];
+  let failed = false;
   try {
     await waitHealthy(lab);
     const usage = await idleUsage(lab);
@@ -111,8 +112,16 @@ async function main() {
     console.log('idle resource use:');
     for (const u of usage) console.log(`  ${u}`);
     console.log(`final term ${view.arbiter.state?.record.term}`);
+  } catch (e) {
+    failed = true;
+    throw e;
   } finally {
-    await labDown(values.prefix);
+    // A failed run keeps its lab and logs (in ${lab.dir}) for a person to look at.
+    if (failed)
+      process.stderr.write(
+        `lab "${values.prefix}" kept for inspection (${lab.dir}); remove it with: pgarbiter lab down --prefix ${values.prefix}\n`,
+      );
+    else await labDown(values.prefix);
   }
 }
 
