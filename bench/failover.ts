@@ -78,7 +78,7 @@ async function main() {
     for (let i = 1; i <= runs; i++) {
       const h = await waitHealthy(lab, 120_000);
       const w = startLabWriter(lab, { ledger: `${lab.dir}/client/bench-${i}.jsonl`, sessions: 4 });
-      await sleep(1500);
+      await w.writing();
       const cut = Date.now();
       await isolate(lab, h.primary as HostName, values.mode as 'link-down' | 'subnet');
       const newAddr = lab.hosts[h.standby as HostName].address;

@@ -3,6 +3,7 @@
 // views, and waits. Used by the demo, test-loss, the integration tests and the benchmarks.
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { arbiterStateSchema } from '../api/protocol.js';
 import { type ArbiterView, type ClusterView, newTermTimeOf } from '../cluster/view.js';
 import { lsnAtLeast } from '../core/lsn.js';
@@ -10,6 +11,7 @@ import { clientSql, configPath, haproxyDsn, hostArgv, type Lab, selfArgv } from 
 import type { HostName } from '../lab/topology.js';
 import { run, sleep } from '../util/exec.js';
 import type { CheckReport } from '../workload/compare.js';
+import { LedgerTail } from '../workload/ledger.js';
 
 /** Runs our CLI inside a lab host and returns its stdout (throws on a non-zero exit). */
 export async function cliIn(
@@ -49,6 +51,9 @@ export interface LabWriter {
   proc: ChildProcess;
   /** Stops the writer (SIGINT) and returns its JSON summary. */
   stop(): Promise<Record<string, unknown>>;
+  /** Resolves once the writer has an acknowledged write (its setup is done: a fault injected
+   *  before that would fail the setup, not test the cluster); rejects if the writer exits first. */
+  writing(timeoutMs?: number): Promise<void>;
   done: Promise<{ code: number; stdout: string; stderr: string }>;
 }
 
@@ -116,8 +121,32 @@ export function startLabWriter(
       throw new Error(`writer failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
     return JSON.parse(r.stdout) as Record<string, unknown>;
   };
-  return { ledger: opts.ledger, proc, stop, done };
+  const writing = async (timeoutMs = 30_000) => {
+    let tail: LedgerTail | null = null;
+    await waitFor(
+      'the writer acknowledging its first write',
+      timeoutMs,
+      async () => {
+        if (proc.exitCode !== null)
+          throw new WriterExited(
+            `writer exited (${proc.exitCode}) before writing: ${stderr.trim().split('\n').slice(-2).join(' | ')}`,
+          );
+        if (!tail && existsSync(opts.ledger)) tail = new LedgerTail(opts.ledger);
+        return tail?.poll().some((t) => t.outcome === 'ack') ? true : undefined;
+      },
+      100,
+      () => {
+        if (proc.exitCode !== null && !existsSync(opts.ledger))
+          throw new WriterExited(
+            `writer exited (${proc.exitCode}) before writing: ${stderr.trim().split('\n').slice(-2).join(' | ')}`,
+          );
+      },
+    );
+  };
+  return { ledger: opts.ledger, proc, stop, done, writing };
 }
+
+class WriterExited extends Error {}
 
 export interface CheckJson {
   exitCode: number;

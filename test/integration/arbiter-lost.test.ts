@@ -44,7 +44,7 @@ describe('the arbiter lost right after a failover', { skip: needsRoot, timeout: 
     const ledger = `${lab.dir}/client/arbiter-lost-${Date.now()}.jsonl`;
     // libpq multi-host: the client finds the writable node itself, with no router in between.
     const writer = startLabWriter(lab, { ledger, sessions: 4, dsn: multiHostDsn(lab) });
-    await sleep(2000);
+    await writer.writing();
     await labCli('isolate', 'pg1');
     await waitFor('pg2 granted term 2 and writable', 30_000, async () => {
       const v = await clusterView(lab);

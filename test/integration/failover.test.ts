@@ -98,7 +98,7 @@ describe('automatic failover faults (remote_apply, default timing)', {
     test(`primary isolated (${mode}): fenced, standby promoted with a grant, writes go on, old primary rejoins`, async () => {
       const h0 = await waitHealthy(lab);
       const w = startLabWriter(lab, { ledger: ledgerPath(`iso-${mode}`) });
-      await sleep(1500);
+      await w.writing();
       const cutAt = Date.now();
       await isolate(lab, h0.primary as HostName, mode);
       const v = await waitFor('the standby promoted', 30_000, async () => {
@@ -143,7 +143,7 @@ describe('automatic failover faults (remote_apply, default timing)', {
   test('standby isolated: no promotion, standby marked not promotable before sync is dropped, writes go on', async () => {
     const h0 = await waitHealthy(lab);
     const w = startLabWriter(lab, { ledger: ledgerPath('standby-iso') });
-    await sleep(1000);
+    await w.writing();
     await isolate(lab, h0.standby as HostName, 'link-down');
     const v = await syncDropped(h0.primary);
     assert.equal(v.arbiter.state?.record.term, h0.term, 'no new term');
@@ -306,7 +306,7 @@ describe('automatic failover faults (remote_apply, default timing)', {
   test('primary<->standby link cut while both reach the arbiter: no promotion, sync dropped, writes go on', async () => {
     const h0 = await waitHealthy(lab);
     const w = startLabWriter(lab, { ledger: ledgerPath('partition') });
-    await sleep(1000);
+    await w.writing();
     await partition(lab, h0.primary as HostName, h0.standby as HostName);
     await syncDropped(h0.primary);
     await sleep(3000); // well past failover_timeout: the standby asked, the arbiter must have refused
@@ -327,7 +327,7 @@ describe('automatic failover faults (remote_apply, default timing)', {
   test('primary PostgreSQL killed (kill -9): restarted fenced and unfenced by the arbiter, or a failover follows', async () => {
     const h0 = await waitHealthy(lab);
     const w = startLabWriter(lab, { ledger: ledgerPath('kill9') });
-    await sleep(1000);
+    await w.writing();
     const killedAt = Date.now();
     const what = await stopMember(lab, h0.primary as 'pg1' | 'pg2', { part: 'postgres', kill: true });
     assert.match(what, /^kill -9 of PostgreSQL \(postmaster \d+ and its children\)$/);
@@ -368,7 +368,7 @@ describe('automatic failover faults (remote_apply, default timing)', {
   test('short blip (link down 1 s): no failover, no fence left behind', async () => {
     const h0 = await waitHealthy(lab);
     const w = startLabWriter(lab, { ledger: ledgerPath('blip') });
-    await sleep(1000);
+    await w.writing();
     await isolate(lab, h0.primary as HostName, 'link-down');
     await sleep(1000);
     await heal(lab, h0.primary as HostName);
@@ -384,7 +384,7 @@ describe('automatic failover faults (remote_apply, default timing)', {
   test('primary host frozen (SIGSTOP) past the failover timeout: failover, then the thawed primary fences and rejoins', async () => {
     const h0 = await waitHealthy(lab);
     const w = startLabWriter(lab, { ledger: ledgerPath('freeze') });
-    await sleep(1000);
+    await w.writing();
     await freeze(lab, h0.primary as HostName);
     await waitFor('promotion', 30_000, async () => {
       const rec = (await clusterView(lab)).arbiter.state?.record;

@@ -160,7 +160,7 @@ describe('operations', { skip: needsRoot, timeout: 900_000 }, () => {
     assert.match(no.stderr, /--force/);
     assert.equal((await clusterView(lab)).arbiter.state?.record.term, h0.term);
     const w = startLabWriter(lab, { ledger: join(lab.dir, 'client', 'forced.jsonl') });
-    await sleep(1000);
+    await w.writing();
     const yes = await cli('failover', '--to', h0.standby, '--force');
     assert.equal(yes.code, 0, yes.stderr);
     assert.match(yes.stderr, /WARNING/);
@@ -231,7 +231,7 @@ describe('operations', { skip: needsRoot, timeout: 900_000 }, () => {
     const h0 = await waitHealthy(lab);
     const sb = h0.standby as 'pg1' | 'pg2';
     const w = startLabWriter(lab, { ledger: join(lab.dir, 'client', 'standby-stop.jsonl') });
-    await sleep(1000);
+    await w.writing();
     const stopped = await labCli('stop', sb);
     assert.match(
       stopped,
@@ -256,7 +256,7 @@ describe('operations', { skip: needsRoot, timeout: 900_000 }, () => {
     const h0 = await waitHealthy(lab);
     const old = h0.primary as 'pg1' | 'pg2';
     const w = startLabWriter(lab, { ledger: join(lab.dir, 'client', 'primary-kill.jsonl') });
-    await sleep(1500);
+    await w.writing();
     assert.match(
       await labCli('stop', old, '--kill'),
       /kill -9 of the agent \(pid \d+\) and PostgreSQL \(postmaster \d+/,
