@@ -205,7 +205,8 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
         snap.writer.ledger = tail.path;
         snap.writer.acks = txs.filter((t) => t.outcome === 'ack').length;
         snap.writer.fails = txs.length - snap.writer.acks;
-        snap.rate = writesPerSecond(txs, now - WINDOW_MS, now);
+        const end = Date.now();
+        snap.rate = writesPerSecond(txs, end - WINDOW_MS, end);
       } catch (e) {
         snap.problem ??= `ledger: ${(e as Error).message}`;
       }
