@@ -206,7 +206,9 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
         snap.writer.acks = txs.filter((t) => t.outcome === 'ack').length;
         snap.writer.fails = txs.length - snap.writer.acks;
         const end = Date.now();
-        snap.rate = writesPerSecond(txs, end - WINDOW_MS, end);
+        // From the writer's first transaction (not a window of zeros before it), at most WINDOW_MS.
+        const first = txs[0]?.t ?? end;
+        snap.rate = writesPerSecond(txs, Math.max(end - WINDOW_MS, first - 2000), end);
       } catch (e) {
         snap.problem ??= `ledger: ${(e as Error).message}`;
       }
@@ -271,7 +273,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
         const ledger = join(l.hosts.client.dir, `dashboard-writer-${Date.now()}.jsonl`);
         writer = startLabWriter(l, { ledger, sessions: 4, rate: 50 });
         tail = new LedgerTail(ledger);
-        return `4 sessions, 50 tx/s, ledger ${ledger}`;
+        return `4 sessions at 50 tx/s each, ledger ${ledger}`;
       }
       case 'writer-stop': {
         if (!writer) throw new Error('no writer is running');
