@@ -9,7 +9,8 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-packages=(postgresql-15 iproute2 iptables nftables haproxy)
+# chromium: the dashboard's browser test (playwright-core drives it; no browser is downloaded)
+packages=(postgresql-15 iproute2 iptables nftables haproxy chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

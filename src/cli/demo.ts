@@ -2,12 +2,14 @@
 import type { Command } from 'commander';
 import type { SyncCommit, TimingProfile } from '../config.js';
 import { SYNC_MODES } from '../config.js';
+import { type Dashboard, startDashboard } from '../dashboard/server.js';
 import { runDemo } from '../demo/demo.js';
 import { formatSummaryTable, writeReport } from '../demo/report.js';
 import type { IsolateMode } from '../lab/index.js';
-import { requireRoot, requireTools } from '../lab/index.js';
+import { requireRoot, requireTools, resolveIdentity } from '../lab/index.js';
 import { UserError } from '../util/errors.js';
 import { interruptible } from '../util/interrupt.js';
+import { dashboardBanner, parsePort } from './dashboard.js';
 
 export function registerDemoCommand(program: Command): void {
   program
@@ -31,6 +33,8 @@ export function registerDemoCommand(program: Command): void {
     .option('--down', 'tear the lab down at the end')
     .option('--prefix <prefix>', 'lab name prefix (default: $PGARBITER_LAB_PREFIX or pga)')
     .option('--subnet <cidr>', 'lab subnet (default: $PGARBITER_LAB_SUBNET or 10.213.0.0/24)')
+    .option('--web', 'serve the live dashboard (pgarbiter dashboard) while the demo runs')
+    .option('--web-port <n>', 'the dashboard port with --web', '8080')
     .action(async (o) => {
       if (!['link-down', 'subnet'].includes(o.mode))
         throw new UserError(`--mode must be link-down or subnet, not "${o.mode}"`);
@@ -47,6 +51,15 @@ export function registerDemoCommand(program: Command): void {
       requireRoot('pgarbiter demo');
       requireTools(true);
       const prefix = o.prefix ? ` --prefix ${o.prefix}` : '';
+      let web: Dashboard | undefined;
+      if (o.web) {
+        web = await startDashboard({
+          port: parsePort(o.webPort),
+          prefix: resolveIdentity({ prefix: o.prefix, subnet: o.subnet }).prefix,
+          waitForLab: true,
+        });
+        process.stdout.write(`${dashboardBanner(web.url, web.token)}\n\n`);
+      }
       const outcome = await interruptible(
         {
           // runDemo's own clean-up stops the writer, and removes the lab with --down.
@@ -69,7 +82,11 @@ export function registerDemoCommand(program: Command): void {
             sessions,
             signal,
           }),
-      );
+      ).finally(() => web?.close());
+      if (web)
+        process.stdout.write(
+          `\nthe dashboard stopped with the demo: \`pgarbiter dashboard${prefix}\` serves it again\n`,
+        );
       process.stdout.write(`\n${formatSummaryTable(outcome)}\n`);
       const files = writeReport(outcome, o.report);
       process.stdout.write(`\nreport: ${files.markdown}\n        ${files.html}\n`);

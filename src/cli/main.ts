@@ -5,6 +5,7 @@ import { errColor as pc } from '../util/color.js';
 import { UserError } from '../util/errors.js';
 import { registerClusterCommands } from './cluster.js';
 import { registerDaemonCommands } from './daemons.js';
+import { registerDashboardCommand } from './dashboard.js';
 import { registerDemoCommand } from './demo.js';
 import { registerLabCommands } from './lab.js';
 import { registerWorkloadCommands } from './workload.js';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerDaemonCommands(program);
   registerClusterCommands(program);
   registerWorkloadCommands(program);
+  registerDashboardCommand(program);
   return program;
 }
 
