@@ -2,27 +2,7 @@
 // inlined from node_modules as the demo report does). It follows GET /events (Server-Sent
 // Events, one JSON snapshot per message) and posts the buttons to /api/action with the token
 // (from the URL's #token=..., or typed in; kept in localStorage).
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-
-let chartJsSource: string | undefined;
-
-function chartJs(): string {
-  if (chartJsSource === undefined) {
-    const dist = dirname(createRequire(import.meta.url).resolve('chart.js'));
-    let src: string | undefined;
-    for (const name of ['chart.umd.js', 'chart.umd.min.js']) {
-      try {
-        src = readFileSync(join(dist, name), 'utf8');
-        break;
-      } catch {}
-    }
-    if (src === undefined) throw new Error(`Chart.js UMD bundle not found in ${dist}`);
-    chartJsSource = src.replace(/^\/\/# sourceMappingURL=.*$/m, '').replace(/<\/script/gi, '<\\/script');
-  }
-  return chartJsSource;
-}
+import { chartJs } from '../util/chartjs.js';
 
 const CSS = `
 body{font:14px/1.4 system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}

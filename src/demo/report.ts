@@ -2,10 +2,10 @@
 // (inline CSS, Chart.js embedded inline, no external URL) and as the terminal's summary table.
 // A teacher must be able to check every requirement of the assignment from the report alone.
 
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import Table from 'cli-table3';
+import { chartJs } from '../util/chartjs.js';
 import type { Check, DemoOutcome, Entry, Step } from './transcript.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -182,25 +182,6 @@ export function escapeHtml(s: string): string {
     .replace(/>/g, '&gt;')
     .replace(/"/g, '&quot;')
     .replace(/'/g, '&#39;');
-}
-
-let chartJsSource: string | undefined;
-
-/** The Chart.js UMD bundle, read from node_modules, safe to place inside a <script> element. */
-function chartJs(): string {
-  if (chartJsSource === undefined) {
-    const dist = dirname(createRequire(import.meta.url).resolve('chart.js'));
-    let src: string | undefined;
-    for (const name of ['chart.umd.js', 'chart.umd.min.js']) {
-      try {
-        src = readFileSync(join(dist, name), 'utf8');
-        break;
-      } catch {}
-    }
-    if (src === undefined) throw new Error(`Chart.js UMD bundle not found in ${dist}`);
-    chartJsSource = src.replace(/^\/\/# sourceMappingURL=.*$/m, '').replace(/<\/script/gi, '<\\/script');
-  }
-  return chartJsSource;
 }
 
 const CSS = `
