@@ -530,7 +530,8 @@ export function agentOnReply(
         actions.push({ kind: 'promote', rule: 'reply-granted', term: state.record.term });
         return out('warn', 'reply-granted', `PROMOTION GRANTED: ${reply.reason}`);
       }
-      if (state.promotionAskedInTerm === (req as { term: number }).term) state.promotionAskedInTerm = null;
+      if (req.kind === 'promote' && state.promotionAskedInTerm === req.term)
+        state.promotionAskedInTerm = null;
       return out('info', 'reply-refused', `promotion refused: ${reply.reason}`);
     case 'unfence':
       if (reply.ok && state.record.primary === s.me) {

@@ -7,7 +7,6 @@
 // When this node is isolated the peer cannot reach it anyway.
 
 export const IPTABLES_COMMENT = 'pgarbiter-fence';
-const COMMENT = IPTABLES_COMMENT;
 
 /** The rule after `-I`/`-C`/`-D` (IPv4 only: iptables does not cover IPv6). */
 export function ruleSpec(port: number, peerAddress: string | null): string[] {
@@ -19,7 +18,7 @@ export function ruleSpec(port: number, peerAddress: string | null): string[] {
     '-m',
     'comment',
     '--comment',
-    COMMENT,
+    IPTABLES_COMMENT,
     '-j',
     'REJECT',
     '--reject-with',
