@@ -29,7 +29,7 @@ import type {
   PeerHealth,
   PersistedAgentState,
 } from '../core/types.js';
-import { Fence, TERMINATE_CLIENTS_SQL } from '../fence/fence.js';
+import { deniedByKernel, Fence, TERMINATE_CLIENTS_SQL } from '../fence/fence.js';
 import { errorText } from '../postgres/client.js';
 import { PgControl } from '../postgres/control.js';
 import { probePrimaryPg } from '../postgres/probe.js';
@@ -410,8 +410,13 @@ export class Agent {
         `${this.cfg.postgres.bin_dir}/pg_ctl not found: install postgresql-15 (apt-get install -y postgresql-15) or set postgres.bin_dir`,
       );
     try {
-      await this.fence.isFenced();
+      await this.fence.dryRun();
     } catch (e) {
+      // An agent that cannot fence must not run a database node: the safety invariants count on it.
+      if (deniedByKernel((e as Error).message))
+        throw new UserError(
+          `cannot fence: ${this.cfg.fence_mechanism} was refused (${(e as Error).message.replace(/^.* exited with \d+: /, '')}): run the agent as root with CAP_NET_ADMIN (in a container: cap_add: [NET_ADMIN])`,
+        );
       throw new UserError(
         `cannot use ${this.cfg.fence_mechanism} (${(e as Error).message}): install it (apt-get install -y ${this.cfg.fence_mechanism === 'nft' ? 'nftables' : 'iptables'}) and run the agent as root`,
       );

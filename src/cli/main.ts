@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { errColor as pc } from '../util/color.js';
 import { UserError } from '../util/errors.js';
 import { registerClusterCommands } from './cluster.js';
+import { registerComposeCommands } from './compose.js';
 import { registerDaemonCommands } from './daemons.js';
 import { registerDashboardCommand } from './dashboard.js';
 import { registerDemoCommand } from './demo.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerClusterCommands(program);
   registerWorkloadCommands(program);
   registerDashboardCommand(program);
+  registerComposeCommands(program);
   return program;
 }
 

@@ -166,6 +166,19 @@ export class Fence {
     throw new Error(`nft list failed (exit ${r.code}): ${r.stderr.trim()}`);
   }
 
+  /** Checks, changing nothing, that this process may write the fence: `nft -c` (the kernel
+   *  validates the whole transaction without committing it) or `iptables -C` (the same netlink
+   *  access as -I). Throws what the mechanism said, e.g. that it lacks CAP_NET_ADMIN. */
+  async dryRun(): Promise<void> {
+    if (this.mechanism === 'iptables') {
+      await this.iptablesCheck(this.statusTimeoutMs);
+      return;
+    }
+    await this.cmd(['nft', '-c', '-f', '-'], this.statusTimeoutMs, {
+      input: nftFenceScript(this.port, this.peers ?? []),
+    });
+  }
+
   /** Removes the fence (every copy); a no-op when there is none. With nft, also removes an
    *  iptables rule left by an agent from before the budget. */
   async unfence(): Promise<void> {
@@ -234,6 +247,11 @@ export class Fence {
     if (r.value.code !== 0 && !o.allowFailure) throw new CommandError(argv, r.value);
     return r.value;
   }
+}
+
+/** Did a netfilter command fail for lack of privilege (no root, no CAP_NET_ADMIN in a container)? */
+export function deniedByKernel(message: string): boolean {
+  return /Permission denied|Operation not permitted|you must be root/i.test(message);
 }
 
 /** The comment that marks the iptables mechanism's rule (`iptables -S INPUT`). */

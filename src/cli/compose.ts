@@ -1,0 +1,25 @@
+// `pgarbiter compose-config`: writes the container deployment's configs and secrets (see
+// src/deploy/compose.ts). docker-compose.yml runs it as its one-shot `config` service.
+import type { Command } from 'commander';
+import { parseSync } from '../scenario/test-loss.js';
+import { COMPOSE_DEFAULT_NET, validateNet, writeComposeDeployment } from '../deploy/compose.js';
+
+export function registerComposeCommands(program: Command): void {
+  program
+    .command('compose-config')
+    .description(
+      "Write the container deployment's configs (pg-master, pg-slave, arbiter, the host's client.yaml, HAProxy) " +
+        'with newly generated secrets into a directory that holds none; keep a complete one; refuse a partial one.',
+    )
+    .requiredOption('--dir <dir>', 'the deployment directory')
+    .option('--net <a.b.c>', 'first three octets of the compose network (a /24)', COMPOSE_DEFAULT_NET)
+    .option('--sync <mode>', 'synchronous_commit of a new deployment', 'remote_apply')
+    .action((o: { dir: string; net: string; sync: string }) => {
+      const r = writeComposeDeployment(o.dir, { net: validateNet(o.net), sync: parseSync(o.sync) });
+      process.stdout.write(
+        r === 'written'
+          ? `compose-config: new deployment in ${o.dir} (network ${o.net}.0/24, synchronous_commit=${o.sync}, new secrets)\n`
+          : `compose-config: keeping the deployment in ${o.dir}\n`,
+      );
+    });
+}

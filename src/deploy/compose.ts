@@ -1,0 +1,161 @@
+// The container deployment's configuration, in one place: per deployment, the members' pgarbiter
+// configs (pg-master, pg-slave, arbiter), the client config the host uses, HAProxy's config and
+// the secrets, generated once with fresh random passwords. docker-compose.yml runs this as its
+// one-shot `config` service (`pgarbiter compose-config`) before any member starts; the host's
+// tools (`pgarbiter status --config`, `pgarbiter test-loss --target compose`) read the same files.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { SYNC_MODES, type SyncCommit, validateConfig } from '../config.js';
+import { renderHaproxyConfig } from '../routing/haproxy.js';
+import { UserError } from '../util/errors.js';
+
+/** The original's service names, their role and their last address octet on the compose network. */
+export const COMPOSE_MEMBERS = {
+  'pg-master': { octet: 11 },
+  'pg-slave': { octet: 12 },
+  arbiter: { octet: 13 },
+} as const;
+export type ComposeMember = keyof typeof COMPOSE_MEMBERS;
+export const COMPOSE_HAPROXY_OCTET = 20;
+export const COMPOSE_DB_NODES = ['pg-master', 'pg-slave'] as const;
+/** docker-compose.yml's default for PGARBITER_COMPOSE_NET: the network is NET.0/24. */
+export const COMPOSE_DEFAULT_NET = '10.214.0';
+/** Where the configs are inside the containers (the deployment directory, mounted). */
+export const CONTAINER_CONFIG_DIR = '/etc/pgarbiter';
+/** Where a database node's data lives inside its container (its named volume). */
+export const CONTAINER_STATE_DIR = '/var/lib/pgarbiter';
+export const APP_PASSWORD_FILE = 'app.password';
+export const CLIENT_CONFIG = 'client.yaml';
+export const HAPROXY_CONFIG = 'haproxy.cfg';
+
+export const memberConfigFile = (m: ComposeMember) => `${m}.yaml`;
+/** Every file a complete deployment directory holds. */
+export const DEPLOYMENT_FILES = [
+  ...(Object.keys(COMPOSE_MEMBERS) as ComposeMember[]).map(memberConfigFile),
+  CLIENT_CONFIG,
+  HAPROXY_CONFIG,
+  APP_PASSWORD_FILE,
+];
+
+/** "10.214.0": the first three octets of the compose network's /24. */
+export function validateNet(net: string): string {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(net);
+  if (!m || m.slice(1).some((o) => Number(o) > 255))
+    throw new UserError(
+      `compose network "${net}": give the first three octets of a free /24, e.g. ${COMPOSE_DEFAULT_NET}`,
+    );
+  return net;
+}
+
+export function composeAddress(net: string, who: ComposeMember | 'haproxy'): string {
+  return `${validateNet(net)}.${who === 'haproxy' ? COMPOSE_HAPROXY_OCTET : COMPOSE_MEMBERS[who].octet}`;
+}
+
+export interface ComposeSecrets {
+  secret: string;
+  adminPassword: string;
+  replicationPassword: string;
+  appPassword: string;
+}
+
+const password = () => randomBytes(18).toString('base64url');
+export const newComposeSecrets = (): ComposeSecrets => ({
+  secret: password(),
+  adminPassword: password(),
+  replicationPassword: password(),
+  appPassword: password(),
+});
+
+export interface ComposeSettings {
+  net: string;
+  sync: SyncCommit;
+}
+
+/** The pgarbiter config of `node` (a member, or the arbiter's identity for the host's client config). */
+export function composeConfigDoc(
+  s: ComposeSettings,
+  secrets: ComposeSecrets,
+  node: ComposeMember,
+): Record<string, unknown> {
+  return {
+    cluster_name: 'pgarbiter',
+    node,
+    secret: secrets.secret,
+    nodes: COMPOSE_DB_NODES.map((n) => ({ name: n, host: composeAddress(s.net, n) })),
+    arbiter: { name: 'arbiter', host: composeAddress(s.net, 'arbiter') },
+    initial_primary: 'pg-master',
+    postgres: {
+      data_dir: `${CONTAINER_STATE_DIR}/data`,
+      log_file: `${CONTAINER_STATE_DIR}/postgresql.log`,
+      admin_password: secrets.adminPassword,
+      replication_password: secrets.replicationPassword,
+      allowed_cidr: `${s.net}.0/24`,
+      synchronous_commit: s.sync,
+    },
+    state_dir: CONTAINER_STATE_DIR,
+  };
+}
+
+/** Every file of the deployment, by name (pure). */
+export function composeDeploymentFiles(s: ComposeSettings, secrets: ComposeSecrets): Map<string, string> {
+  validateNet(s.net);
+  if (!(SYNC_MODES as readonly string[]).includes(s.sync))
+    throw new UserError(`synchronous_commit "${s.sync}": use one of ${SYNC_MODES.join(', ')}`);
+  const files = new Map<string, string>();
+  const header = (who: string) =>
+    `# Written by \`pgarbiter compose-config\` for ${who}; holds this deployment's secrets.\n`;
+  for (const m of Object.keys(COMPOSE_MEMBERS) as ComposeMember[]) {
+    const doc = composeConfigDoc(s, secrets, m);
+    validateConfig(doc, `compose config for ${m}`);
+    files.set(memberConfigFile(m), header(m) + stringify(doc));
+  }
+  // The host's client commands (status, switchover, ...) speak as the arbiter's identity, as the
+  // lab's client host does; the host reaches every member on the compose network.
+  files.set(CLIENT_CONFIG, header('the host') + stringify(composeConfigDoc(s, secrets, 'arbiter')));
+  files.set(
+    HAPROXY_CONFIG,
+    renderHaproxyConfig({
+      servers: COMPOSE_DB_NODES.map((n) => ({ name: n, address: composeAddress(s.net, n) })),
+    }),
+  );
+  files.set(APP_PASSWORD_FILE, `${secrets.appPassword}\n`);
+  return files;
+}
+
+/**
+ * Writes a new deployment into `dir` when it holds none; keeps a complete one as it is (its
+ * secrets are the deployment's); refuses a partial one, changing nothing.
+ */
+export function writeComposeDeployment(dir: string, s: ComposeSettings): 'written' | 'kept' {
+  const present = DEPLOYMENT_FILES.filter((f) => existsSync(join(dir, f)));
+  if (present.length === DEPLOYMENT_FILES.length) return 'kept';
+  if (present.length > 0) {
+    const missing = DEPLOYMENT_FILES.filter((f) => !present.includes(f));
+    throw new UserError(
+      `${dir} holds an incomplete deployment (${missing.join(', ')} missing): restore it, or remove the directory and the volumes (docker compose down -v) to create a new one`,
+    );
+  }
+  const files = composeDeploymentFiles(s, newComposeSecrets());
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const [name, text] of files) {
+    const file = join(dir, name);
+    const mode = name === HAPROXY_CONFIG ? 0o644 : 0o600;
+    writeFileSync(file, text, { mode });
+    chmodSync(file, mode);
+  }
+  return 'written';
+}
+
+/** The app role's password of a deployment (the host's writer and checker use it). */
+export function readAppPassword(dir: string): string {
+  const file = join(dir, APP_PASSWORD_FILE);
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (e) {
+    throw new UserError(
+      `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? e}): run \`docker compose up\` first (its config service writes it)`,
+    );
+  }
+}
