@@ -1,8 +1,8 @@
 // `pgarbiter compose-config`: writes the container deployment's configs and secrets (see
 // src/deploy/compose.ts). docker-compose.yml runs it as its one-shot `config` service.
 import type { Command } from 'commander';
-import { parseSync } from '../scenario/test-loss.js';
 import { COMPOSE_DEFAULT_NET, validateNet, writeComposeDeployment } from '../deploy/compose.js';
+import { parseSync } from '../scenario/test-loss.js';
 
 export function registerComposeCommands(program: Command): void {
   program

@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import Table from 'cli-table3';
 import type { Command } from 'commander';
 import { requireRoot, validatePrefix, validateSubnet } from '../lab/index.js';
+import { COMPOSE_TEST_NET, composePreflight, composeTarget } from '../scenario/compose-target.js';
 import {
   type Fault,
   LOSS_TABLE_HEAD,
@@ -226,7 +227,16 @@ export function registerTestLossCommand(program: Command): void {
       'lab prefix; THIS lab is torn down and rebuilt for every cell',
       TEST_LOSS_PREFIX,
     )
-    .option('--subnet <cidr>', 'lab IPv4 /24', TEST_LOSS_SUBNET)
+    .option(
+      '--subnet <cidr>',
+      `IPv4 /24 (default: lab ${TEST_LOSS_SUBNET}, compose ${COMPOSE_TEST_NET}.0/24)`,
+    )
+    .option(
+      '--target <where>',
+      'lab: the namespace lab; compose: docker-compose.yml (the project --prefix, rebuilt for every cell), ' +
+        'with the writer on this host and `docker compose stop|kill`, `docker network disconnect` as the faults',
+      'lab',
+    )
     .action(async (o) => {
       const faults: Fault[] | undefined = o.fault === undefined ? undefined : [parseFault(o.fault)];
       const syncs = o.sync === undefined ? undefined : [parseSync(o.sync)];
@@ -235,9 +245,26 @@ export function registerTestLossCommand(program: Command): void {
       const sessions = positive('--sessions', o.sessions, { integer: true }) as number;
       const via = parseVia(o.via);
       const jsonFile = resolve(o.json);
+      if (o.target !== 'lab' && o.target !== 'compose')
+        throw new UserError(`unknown target "${o.target}": use --target lab or --target compose`);
+      const compose = o.target === 'compose';
+      const subnet: string = o.subnet ?? (compose ? `${COMPOSE_TEST_NET}.0/24` : TEST_LOSS_SUBNET);
       validatePrefix(o.prefix);
-      validateSubnet(o.subnet);
+      validateSubnet(subnet);
       requireRoot('test-loss');
+      // compose: the original's three faults, graceful and abrupt (docker compose kill) for the primary.
+      const cells =
+        compose && faults === undefined
+          ? [
+              { fault: 'stop-standby' as const, kill: Boolean(o.kill) },
+              { fault: 'stop-primary' as const, kill: false },
+              { fault: 'stop-primary' as const, kill: true },
+              { fault: 'isolate-primary' as const, kill: false },
+            ]
+          : undefined;
+      if (compose && !subnet.endsWith('.0/24'))
+        throw new UserError(`--subnet ${subnet}: the compose network is a /24 ending in .0/24`);
+      if (compose) await composePreflight();
       const ledgerDir = join(dirname(jsonFile), 'ledgers');
 
       const ctl = new AbortController();
@@ -267,7 +294,11 @@ export function registerTestLossCommand(program: Command): void {
           sessions,
           via,
           prefix: o.prefix,
-          subnet: o.subnet,
+          subnet,
+          cells,
+          target: compose
+            ? composeTarget({ project: o.prefix, net: subnet.replace(/\.0\/24$/, ''), say })
+            : undefined,
           ledgerDir,
           keepLedgers: Boolean(o.keepLedgers),
           say,

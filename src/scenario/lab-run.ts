@@ -63,26 +63,29 @@ export function writerDsn(lab: Lab): string {
   return lab.daemons.haproxy ? haproxyDsn(lab, 'rw') : multiHostDsn(lab);
 }
 
-export function startLabWriter(
-  lab: Lab,
-  opts: {
-    ledger: string;
-    sessions?: number;
-    durationS?: number;
-    dsn?: string;
-    rate?: number;
-    commitTimeoutS?: number;
-  },
+export interface WriterOptions {
+  ledger: string;
+  sessions?: number;
+  durationS?: number;
+  dsn?: string;
+  rate?: number;
+  commitTimeoutS?: number;
+}
+
+export function startLabWriter(lab: Lab, opts: WriterOptions): LabWriter {
+  return startWriterProcess((argv) => hostArgv(lab, 'client', argv), lab.secrets.appPassword, {
+    ...opts,
+    dsn: opts.dsn ?? writerDsn(lab),
+  });
+}
+
+/** `pgarbiter writer` as a background process; `wrap` places it (a lab host, or this host as is). */
+export function startWriterProcess(
+  wrap: (argv: string[]) => string[],
+  appPassword: string,
+  opts: WriterOptions & { dsn: string },
 ): LabWriter {
-  const args = [
-    'writer',
-    '--dsn',
-    opts.dsn ?? writerDsn(lab),
-    '--ledger',
-    opts.ledger,
-    '--json',
-    '--progress',
-  ];
+  const args = ['writer', '--dsn', opts.dsn, '--ledger', opts.ledger, '--json', '--progress'];
   // A COMMIT in flight when its server vanishes has an unknown outcome after this long.
   const commitTimeout = String(opts.commitTimeoutS ?? 10);
   args.push(
@@ -95,10 +98,10 @@ export function startLabWriter(
   );
   if (opts.durationS) args.push('--duration', String(opts.durationS));
   if (opts.rate) args.push('--rate', String(opts.rate));
-  const argv = hostArgv(lab, 'client', selfArgv(...args));
+  const argv = wrap(selfArgv(...args));
   const proc = spawn(argv[0]!, argv.slice(1), {
     cwd: '/tmp',
-    env: { ...process.env, PGPASSWORD: lab.secrets.appPassword },
+    env: { ...process.env, PGPASSWORD: appPassword },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

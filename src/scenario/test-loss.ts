@@ -12,6 +12,7 @@
 // (pg_ctl stop -m fast: SIGINT to the postmaster, a fast shutdown, which is the stop signal of the official postgres container image); `kill` is kill -9 of both at once.
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { ArbiterView } from '../cluster/view.js';
 import { SYNC_MODES, type SyncCommit } from '../config.js';
 import {
   haproxyDsn,
@@ -32,10 +33,12 @@ import type { CheckReport } from '../workload/compare.js';
 import { LedgerTail } from '../workload/ledger.js';
 import {
   arbiterView,
+  type CheckJson,
   checkLabLedger,
   grantTimeOf,
   type LabWriter,
   startLabWriter,
+  type WriterOptions,
   waitFor,
   waitHealthy,
 } from './lab-run.js';
@@ -69,6 +72,8 @@ export interface LossCommonOptions {
   /** Progress lines. */
   say?: (line: string) => void;
   signal?: AbortSignal;
+  /** Where to run (default: the namespace lab `prefix` on `subnet`). */
+  target?: LossTarget;
 }
 
 export interface LossCellOptions extends LossCommonOptions {
@@ -103,6 +108,8 @@ export interface LossCellResult {
   resumedMs: number | null;
   acksBeforeFault: number;
   acksAfterFault: number;
+  /** After an isolation, on targets that heal it: the old primary back as a streaming standby. */
+  rejoin?: { ms: number; method: string | null };
   primaryBefore: string | null;
   primaryAfter: string | null;
   termBefore: number | null;
@@ -118,6 +125,8 @@ export interface LossCellResult {
 
 export interface LossMatrixOptions extends LossCommonOptions {
   faults?: readonly Fault[];
+  /** The cells per mode, each fault with its own kill (default: every fault with `kill`). */
+  cells?: readonly { fault: Fault; kill: boolean }[];
   syncs?: readonly SyncCommit[];
   /** Called after each cell (for progress). */
   onCell?: (r: LossCellResult) => void;
@@ -145,6 +154,78 @@ export interface LossMatrixResult {
   aborted: boolean;
   /** Only in the files written while the matrix runs. */
   partial?: true;
+}
+
+// ---------------------------------------------------------------- targets
+
+/** Where the cells run: the namespace lab (default) or the compose deployment (compose-target.ts).
+ *  Everything else, the writer, the ledger, the check and the table, is the same code. */
+export interface LossTarget {
+  /** What a cell (re)builds, for the progress lines. */
+  describe(sync: SyncCommit): string;
+  /** A fresh cluster with this synchronous_commit (whatever was there is removed); its seconds. */
+  up(sync: SyncCommit): Promise<number>;
+  healthy(timeoutMs: number): Promise<{ primary: string; standby: string; term: number }>;
+  /** The writer's target for the route; undefined: the multi-host DSN. Waits for HAProxy to
+   *  route writes to `primary`. */
+  writerDsn(via: Via, primary: string, signal?: AbortSignal): Promise<string | undefined>;
+  address(member: string): string;
+  /** Where ledgers go when the caller names no directory. */
+  scratchDir(): string;
+  startWriter(opts: WriterOptions): LabWriter;
+  /** The fault on `member`; returns what was done, in one line. */
+  stop(member: string, kill: boolean): Promise<string>;
+  isolate(member: string): Promise<string>;
+  /** Reconnects an isolated member (targets that check the rejoin after an isolation). */
+  heal?(member: string): Promise<string>;
+  arbiterView(): Promise<ArbiterView | null>;
+  /** The old primary's agent status: rejoined as a streaming standby, and how (pg_rewind). */
+  rejoinedAs?(member: string): Promise<{ streaming: boolean; method: string | null }>;
+  checkLedger(ledger: string): Promise<CheckJson>;
+  down(): Promise<void>;
+}
+
+/** The namespace lab as a target: a lab of its own (prefix, subnet), rebuilt for every cell. */
+export function labTarget(prefix: string, subnet: string): LossTarget {
+  let lab: Lab | undefined;
+  const need = () => {
+    if (!lab) throw new Error('the lab is not up');
+    return lab;
+  };
+  return {
+    describe: (sync) => `lab up (synchronous_commit=${sync}, default timing) as "${prefix}" on ${subnet}`,
+    async up(sync) {
+      await labDown(prefix);
+      const up = await labUp({ prefix, subnet, sync, timing: 'default' });
+      lab = up.lab;
+      return up.seconds;
+    },
+    healthy: (timeoutMs) => waitHealthy(need(), timeoutMs),
+    async writerDsn(via, primary, signal) {
+      if (via !== 'haproxy') return undefined;
+      const l = need();
+      await startHaproxy(l);
+      await waitUntil(`HAProxy routing writes to ${primary}`, 15_000, { signal }, async () => {
+        const rw = await haproxyRoutesTo(l, 'primary');
+        return rw.length === 1 && rw[0] === primary ? true : undefined;
+      });
+      return haproxyDsn(l, 'rw');
+    },
+    address: (member) => need().hosts[member as HostName].address,
+    scratchDir: () => need().hosts.client.dir,
+    startWriter: (o) => startLabWriter(need(), o),
+    stop: (member, kill) => stopMember(need(), member as 'pg1' | 'pg2', { kill }),
+    async isolate(member) {
+      await isolate(need(), member as HostName, 'link-down');
+      return `${member}'s link is down`;
+    },
+    arbiterView: () => arbiterView(need()),
+    checkLedger: (ledger) => checkLabLedger(need(), ledger),
+    async down() {
+      lab = undefined;
+      await labDown(prefix);
+    },
+  };
 }
 
 // ---------------------------------------------------------------- validation
@@ -317,37 +398,24 @@ export async function runLossCell(opts: LossCellOptions): Promise<LossCellResult
     seconds: 0,
   };
   let writer: LabWriter | undefined;
-  let lab: Lab | undefined;
   let ledger: string | undefined;
+  const target = opts.target ?? labTarget(c.prefix, c.subnet);
   try {
     checkAbort(sig);
-    say(`lab up (synchronous_commit=${sync}, default timing) as "${c.prefix}" on ${c.subnet}`);
-    await labDown(c.prefix);
+    say(target.describe(sync));
+    const upSeconds = await target.up(sync);
     checkAbort(sig);
-    const up = await labUp({ prefix: c.prefix, subnet: c.subnet, sync, timing: 'default' });
-    lab = up.lab;
-    checkAbort(sig);
-    const h0 = await waitHealthy(lab, 60_000);
+    const h0 = await target.healthy(90_000);
     result.primaryBefore = h0.primary;
     result.termBefore = h0.term;
-    say(
-      `lab up in ${up.seconds.toFixed(1)} s: primary ${h0.primary}, standby ${h0.standby}, term ${h0.term}`,
-    );
-    let dsn: string | undefined;
-    if (c.via === 'haproxy') {
-      await startHaproxy(lab);
-      await waitUntil(`HAProxy routing writes to ${h0.primary}`, 15_000, { signal: sig }, async () => {
-        const rw = await haproxyRoutesTo(lab!, 'primary');
-        return rw.length === 1 && rw[0] === h0.primary ? true : undefined;
-      });
-      dsn = haproxyDsn(lab, 'rw');
-      say(`HAProxy routes writes to ${h0.primary}`);
-    }
+    say(`up in ${upSeconds.toFixed(1)} s: primary ${h0.primary}, standby ${h0.standby}, term ${h0.term}`);
+    const dsn = await target.writerDsn(c.via, h0.primary, sig);
+    if (dsn) say(`HAProxy routes writes to ${h0.primary}`);
 
-    const dir = opts.ledgerDir ?? join(lab.hosts.client.dir);
+    const dir = opts.ledgerDir ?? target.scratchDir();
     mkdirSync(dir, { recursive: true });
     ledger = join(dir, `test-loss-${sync}-${fault}${c.kill ? '-kill' : ''}-${Date.now()}.jsonl`);
-    writer = startLabWriter(lab, { ledger, sessions: c.sessions, dsn });
+    writer = target.startWriter({ ledger, sessions: c.sessions, dsn });
     const tail = new LedgerTail(ledger);
     await waitUntil('the first acknowledgements', 20_000, { signal: sig, writer }, async () =>
       tail.acks().length > 0 ? true : undefined,
@@ -356,20 +424,20 @@ export async function runLossCell(opts: LossCellOptions): Promise<LossCellResult
     await pause(c.warmupSeconds * 1000, sig);
     checkAbort(sig);
 
-    const victim = (fault === 'stop-standby' ? h0.standby : h0.primary) as 'pg1' | 'pg2';
+    const victim = fault === 'stop-standby' ? h0.standby : h0.primary;
     const faultAt = Date.now();
     result.acksBeforeFault = tail.acks().length;
     if (fault === 'isolate-primary') {
-      await isolate(lab, victim, 'link-down');
-      say(`fault: ${victim}'s link is down (after ${result.acksBeforeFault} acks)`);
+      const what = await target.isolate(victim);
+      say(`fault: ${what} (after ${result.acksBeforeFault} acks)`);
     } else {
-      const what = await stopMember(lab, victim, { kill: c.kill });
+      const what = await target.stop(victim, c.kill);
       say(`fault: ${c.kill ? 'killed' : 'stopped'} ${victim} in ${Date.now() - faultAt} ms: ${what}`);
     }
 
     if (fault === 'stop-standby') {
       // No failover: writes go on against the same primary once the sync stall is over.
-      const primaryAddr = lab.hosts[h0.primary as HostName].address;
+      const primaryAddr = target.address(h0.primary);
       await waitUntil(
         'writes going on after the standby stopped',
         30_000,
@@ -378,7 +446,7 @@ export async function runLossCell(opts: LossCellOptions): Promise<LossCellResult
           tail.acks(primaryAddr).filter((a) => a.t > faultAt + 1000).length >= 20 ? true : undefined,
       );
       result.primaryAfter = h0.primary;
-      result.termAfter = (await arbiterView(lab))?.record.term ?? null;
+      result.termAfter = (await target.arbiterView())?.record.term ?? null;
       const resumed = resumedAfter(
         tail.acks().map((a) => a.t),
         faultAt,
@@ -392,7 +460,7 @@ export async function runLossCell(opts: LossCellOptions): Promise<LossCellResult
         45_000,
         { signal: sig, writer },
         async () => {
-          const view = await arbiterView(lab!);
+          const view = await target.arbiterView();
           return view && view.record.term > h0.term ? view : undefined;
         },
       );
@@ -400,7 +468,7 @@ export async function runLossCell(opts: LossCellOptions): Promise<LossCellResult
       result.failoverMs = grantAt === null ? null : grantAt - faultAt;
       result.termAfter = v.record.term;
       result.primaryAfter = v.record.primary;
-      const newAddr = lab.hosts[v.record.primary as HostName].address;
+      const newAddr = target.address(v.record.primary);
       say(
         `failover: term ${v.record.term} granted to ${v.record.primary}${result.failoverMs === null ? '' : ` ${secs(result.failoverMs)} after the fault`}`,
       );
@@ -426,8 +494,33 @@ export async function runLossCell(opts: LossCellOptions): Promise<LossCellResult
       `writer stopped: ${String(summary.acknowledged)} acknowledged; checking the ledger against the primary`,
     );
 
-    const check = await checkLabLedger(lab, ledger);
+    const check = await target.checkLedger(ledger);
     fill(result, check.report);
+    if (fault === 'isolate-primary' && target.heal && target.rejoinedAs) {
+      const healedAt = Date.now();
+      say(`heal: ${await target.heal(victim)}`);
+      const rejoinedAs = target.rejoinedAs.bind(target);
+      try {
+        const how = await waitUntil(
+          `${victim} rejoining as a streaming standby`,
+          90_000,
+          { signal: sig },
+          async () => {
+            const r = await rejoinedAs(victim);
+            return r.streaming ? r : undefined;
+          },
+        );
+        result.rejoin = { ms: Date.now() - healedAt, method: how.method };
+        say(
+          `${victim} rejoined as standby in ${secs(result.rejoin.ms)} (${how.method ?? 'no rewind needed'})`,
+        );
+      } catch (e) {
+        checkAbort(sig);
+        result.violations.push(
+          `${victim} did not rejoin after the network came back: ${(e as Error).message}`,
+        );
+      }
+    }
     say(
       `acknowledged ${result.acknowledged}, lost ${result.lost}, unknown ${result.unknown.count} ` +
         `(${result.unknown.committed} committed, ${result.unknown.notCommitted} not), write gap ${result.writeGapMs === null ? '-' : secs(result.writeGapMs)}` +
@@ -440,7 +533,7 @@ export async function runLossCell(opts: LossCellOptions): Promise<LossCellResult
     say(`error: ${result.error}`);
     if (interrupted) {
       finish(result, t0);
-      await cleanup(writer, opts.keepLab ? undefined : c.prefix);
+      await cleanup(writer, opts.keepLab ? undefined : target);
       const err = e instanceof Aborted ? e : new Aborted();
       err.result = result;
       throw err;
@@ -450,7 +543,7 @@ export async function runLossCell(opts: LossCellOptions): Promise<LossCellResult
   const keep = Boolean(opts.ledgerDir) && (opts.keepLedgers || !result.ok || result.lost > 0);
   if (ledger && keep && existsSync(ledger)) result.ledger = ledger;
   else if (ledger && opts.ledgerDir) rmSync(ledger, { force: true });
-  await cleanup(writer, opts.keepLab ? undefined : c.prefix);
+  await cleanup(writer, opts.keepLab ? undefined : target);
   return result;
 }
 
@@ -481,12 +574,12 @@ function finish(r: LossCellResult, t0: number): void {
   r.seconds = Math.round((Date.now() - t0) / 100) / 10;
 }
 
-async function cleanup(writer: LabWriter | undefined, prefix: string | undefined): Promise<void> {
+async function cleanup(writer: LabWriter | undefined, target: LossTarget | undefined): Promise<void> {
   if (writer && writer.proc.exitCode === null && writer.proc.pid) {
     signal(writer.proc.pid, 'SIGKILL');
     await Promise.race([writer.done, sleep(5000)]);
   }
-  if (prefix) await labDown(prefix);
+  if (target) await target.down();
 }
 
 // ---------------------------------------------------------------- the matrix
@@ -500,7 +593,9 @@ export async function runLossMatrix(opts: LossMatrixOptions = {}): Promise<LossM
   const t0 = Date.now();
   const rows: LossCellResult[] = [];
   let aborted = false;
-  const total = faults.length * syncs.length;
+  const target = opts.target ?? labTarget(c.prefix, c.subnet);
+  const cells = opts.cells ?? faults.map((fault) => ({ fault, kill: c.kill }));
+  const total = cells.length * syncs.length;
   const result = (): LossMatrixResult => ({
     startedAt: new Date(t0).toISOString(),
     seconds: Math.round((Date.now() - t0) / 100) / 10,
@@ -525,9 +620,9 @@ export async function runLossMatrix(opts: LossMatrixOptions = {}): Promise<LossM
   };
   try {
     for (const sync of syncs) {
-      for (const fault of faults) {
+      for (const { fault, kill } of cells) {
         try {
-          const r = await runLossCell({ ...opts, fault, sync, keepLab: true });
+          const r = await runLossCell({ ...opts, target, fault, kill, sync, keepLab: true });
           rows.push(r);
           opts.onCell?.(r);
           save({ ...result(), partial: true });
@@ -541,8 +636,8 @@ export async function runLossMatrix(opts: LossMatrixOptions = {}): Promise<LossM
       if (aborted) break;
     }
   } finally {
-    opts.say?.(`tearing the lab "${c.prefix}" down`);
-    await labDown(c.prefix);
+    opts.say?.(opts.target ? 'tearing the cluster down' : `tearing the lab "${c.prefix}" down`);
+    await target.down();
   }
   const final = result();
   save(final);
