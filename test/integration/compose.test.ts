@@ -1,0 +1,224 @@
+// The container deployment for real: the machine prepared by the script a user runs
+// (scripts/containers.sh: packages, Docker engine, `docker compose`, base image), then the
+// original's tests on docker-compose.yml through `pgarbiter test-loss --target compose`: the
+// writer on this host, `docker compose stop pg-slave`, `docker compose stop pg-master`,
+// `docker compose kill pg-master` and `docker network disconnect` of the primary (then reconnect:
+// it must rejoin by pg_rewind), each with synchronous_commit off and remote_apply. What must hold:
+// remote_apply loses no acknowledged row in any cell, stopping the standby loses none in either
+// mode, every cell got acknowledgements, the old primary rejoins. And bad input: one line, nothing
+// changed. Everything the test created is removed (docker compose down -v), even after a failure.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { COMPOSE_DB_NODES, DEPLOYMENT_FILES, writeComposeDeployment } from '../../src/deploy/compose.js';
+import { selfArgv } from '../../src/lab/index.js';
+import { COMPOSE_ROOT, DEFAULT_BASE_IMAGE } from '../../src/scenario/compose-target.js';
+import type { LossMatrixResult } from '../../src/scenario/test-loss.js';
+import { run } from '../../src/util/exec.js';
+import { isRoot } from './fixture.js';
+
+const PROJECT = 'pgtl';
+const NET = '10.214.100';
+const BAD_PROJECT = 'pgtlbad';
+const BAD_NET = '10.214.101';
+const dir = mkdtempSync(join(tmpdir(), 'pgarbiter-compose-'));
+const skip = isRoot ? false : 'needs root (Docker engine)';
+
+const docker = (args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 300_000) =>
+  run(['docker', ...args], {
+    allowFailure: true,
+    timeoutMs,
+    cwd: COMPOSE_ROOT,
+    env: { ...process.env, ...env },
+  });
+
+async function removeProject(project: string, net: string): Promise<void> {
+  const configDir = join(COMPOSE_ROOT, `.compose-${project}`);
+  await docker(['compose', '-p', project, 'down', '-v', '--remove-orphans', '--timeout', '5'], {
+    PGARBITER_COMPOSE_NET: net,
+    PGARBITER_COMPOSE_DIR: configDir,
+  });
+  rmSync(configDir, { recursive: true, force: true });
+}
+
+/** What a compose project left on the engine: containers, networks, volumes. */
+async function leftovers(project: string): Promise<string[]> {
+  const label = `label=com.docker.compose.project=${project}`;
+  const out: string[] = [];
+  for (const kind of ['container', 'network', 'volume']) {
+    const args =
+      kind === 'container' ? ['ps', '-aq', '--filter', label] : [kind, 'ls', '-q', '--filter', label];
+    const r = await docker(args);
+    out.push(
+      ...r.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((id) => `${kind} ${id}`),
+    );
+  }
+  return out;
+}
+
+describe('compose deployment', { skip, timeout: 1_500_000 }, () => {
+  before(async () => {
+    await removeProject(PROJECT, NET);
+    await removeProject(BAD_PROJECT, BAD_NET);
+  });
+  after(async () => {
+    await removeProject(PROJECT, NET);
+    await removeProject(BAD_PROJECT, BAD_NET);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('scripts/containers.sh prepares the machine, one timed line per step', async () => {
+    const r = await run(['bash', join(COMPOSE_ROOT, 'scripts/containers.sh')], {
+      allowFailure: true,
+      timeoutMs: 900_000,
+    });
+    assert.equal(r.code, 0, `containers.sh failed: ${r.stderr}`);
+    const steps = r.stdout.split('\n').filter((l) => /^containers: \d /.test(l));
+    assert.equal(steps.length, 6, r.stdout);
+    for (const l of steps) assert.match(l, / \d+\.\d s {2}\S/, `a time on: ${l}`);
+    assert.equal((await docker(['compose', 'version'])).code, 0, 'docker compose answers');
+    assert.equal((await docker(['image', 'inspect', DEFAULT_BASE_IMAGE])).code, 0, 'base image present');
+    const build = await docker(['compose', '-p', PROJECT, 'build', 'config'], {}, 900_000);
+    assert.equal(build.code, 0, `docker compose build: ${build.stderr}`);
+  });
+
+  test('bad input: one line, nothing changed', async () => {
+    // No engine answering (DOCKER_HOST pointing nowhere).
+    const noEngine = await run(selfArgv('test-loss', '--target', 'compose', '--json', join(dir, 'x.json')), {
+      allowFailure: true,
+      timeoutMs: 60_000,
+      env: { ...process.env, DOCKER_HOST: `unix://${join(dir, 'no-engine.sock')}` },
+    });
+    assert.equal(noEngine.code, 1);
+    assert.equal(noEngine.stderr.trim().split('\n').length, 1, noEngine.stderr);
+    assert.match(noEngine.stderr, /^error: no Docker engine answers .*scripts\/containers\.sh/);
+    assert.ok(!existsSync(join(dir, 'x.json')));
+
+    // The base image missing: untag it for a moment (its layers stay under a second tag).
+    const keep = `${DEFAULT_BASE_IMAGE.split(':')[0]}:test-keep`;
+    assert.equal((await docker(['tag', DEFAULT_BASE_IMAGE, keep])).code, 0);
+    try {
+      assert.equal((await docker(['image', 'rm', DEFAULT_BASE_IMAGE])).code, 0);
+      const noBase = await run(selfArgv('test-loss', '--target', 'compose', '--json', join(dir, 'x.json')), {
+        allowFailure: true,
+        timeoutMs: 120_000,
+      });
+      assert.equal(noBase.code, 1);
+      assert.equal(noBase.stderr.trim().split('\n').length, 1, noBase.stderr);
+      assert.match(
+        noBase.stderr,
+        /^error: the base image pgarbiter-base:bookworm is missing: run `bash scripts\/containers\.sh`/,
+      );
+    } finally {
+      await docker(['tag', keep, DEFAULT_BASE_IMAGE]);
+      await docker(['image', 'rm', keep]);
+    }
+
+    // A database container without NET_ADMIN: the agent refuses to run, in one line.
+    const cfgDir = join(dir, 'deployment');
+    writeComposeDeployment(cfgDir, { net: BAD_NET, sync: 'remote_apply' });
+    const noCap = await docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '-v',
+      `${cfgDir}:/etc/pgarbiter:ro`,
+      'pgarbiter:local',
+      'pgarbiter',
+      'agent',
+      '--config',
+      '/etc/pgarbiter/pg-master.yaml',
+    ]);
+    assert.equal(noCap.code, 1, noCap.stdout + noCap.stderr);
+    const capLines = noCap.stderr.trim().split('\n');
+    assert.equal(capLines.length, 1, noCap.stderr);
+    assert.match(capLines[0]!, /^error: cannot fence: iptables was refused \(.*\): .*cap_add: \[NET_ADMIN\]/);
+
+    // A member's config (or the app password) missing: the config service refuses in one line,
+    // no member starts, the files are left as they were.
+    const badDir = join(COMPOSE_ROOT, `.compose-${BAD_PROJECT}`);
+    writeComposeDeployment(badDir, { net: BAD_NET, sync: 'remote_apply' });
+    unlinkSync(join(badDir, 'pg-slave.yaml'));
+    const before = readdirSync(badDir).sort();
+    const env = { PGARBITER_COMPOSE_NET: BAD_NET, PGARBITER_COMPOSE_DIR: badDir };
+    const up = await docker(['compose', '-p', BAD_PROJECT, 'up', '-d'], env);
+    assert.notEqual(up.code, 0, 'up refuses');
+    const logs = await docker(['compose', '-p', BAD_PROJECT, 'logs', '--no-color', 'config'], env);
+    const errs = logs.stdout.split('\n').filter((l) => /error:/.test(l));
+    assert.equal(errs.length, 1, logs.stdout);
+    assert.match(errs[0]!, /holds an incomplete deployment \(pg-slave\.yaml missing\)/);
+    const running = await docker(['ps', '-q', '--filter', `label=com.docker.compose.project=${BAD_PROJECT}`]);
+    assert.equal(running.stdout.trim(), '', 'no container of the project runs');
+    assert.deepEqual(readdirSync(badDir).sort(), before, 'the deployment directory is unchanged');
+    assert.equal(
+      before.length,
+      DEPLOYMENT_FILES.length - 1,
+      `every other file is still there: ${before.join(' ')}`,
+    );
+    await removeProject(BAD_PROJECT, BAD_NET);
+    assert.deepEqual(await leftovers(BAD_PROJECT), []);
+  });
+
+  test("the original's tests on docker compose: test-loss --target compose", async () => {
+    const json = join(dir, 'compose-test-loss.json');
+    const r = await run(
+      selfArgv(
+        'test-loss',
+        '--target',
+        'compose',
+        '--prefix',
+        PROJECT,
+        '--subnet',
+        `${NET}.0/24`,
+        '--seconds',
+        '3',
+        '--json',
+        json,
+      ),
+      { allowFailure: true, timeoutMs: 1_200_000 },
+    );
+    process.stderr.write(r.stdout);
+    assert.ok(existsSync(json), `a report: ${r.stderr.slice(-2000)}`);
+    const res = JSON.parse(readFileSync(json, 'utf8')) as LossMatrixResult;
+    // The same table as the lab's test-loss.
+    assert.match(
+      r.stdout,
+      /│ mode\s+│ fault\s+│ acknowledged │ lost │ unknown \(resolved\) │ write gap │ failover │ result/,
+    );
+    const cells = res.rows.map((x) => `${x.sync}/${x.fault}${x.kill ? '/kill' : ''}`);
+    assert.deepEqual(
+      cells.sort(),
+      ['off', 'remote_apply']
+        .flatMap((s) =>
+          ['stop-standby', 'stop-primary', 'stop-primary/kill', 'isolate-primary'].map((f) => `${s}/${f}`),
+        )
+        .sort(),
+    );
+    for (const row of res.rows) {
+      const cell = `${row.sync}/${row.fault}${row.kill ? ' kill' : ''}`;
+      assert.equal(row.error, undefined, `${cell}: ${row.error}`);
+      assert.ok(row.acknowledged > 0, `${cell}: acknowledged writes`);
+      if (row.sync === 'remote_apply' || row.fault === 'stop-standby')
+        assert.equal(row.lost, 0, `${cell}: no acknowledged row lost`);
+      assert.equal(row.torn, 0, `${cell}: no torn transaction`);
+      if (row.fault !== 'stop-standby') {
+        assert.notEqual(row.primaryAfter, row.primaryBefore, `${cell}: failed over`);
+        assert.ok(
+          row.failoverMs !== null && row.failoverMs < 30_000,
+          `${cell}: failover time ${row.failoverMs}`,
+        );
+      }
+      if (row.fault === 'isolate-primary')
+        assert.equal(row.rejoin?.method, 'rewind', `${cell}: the old primary rejoined by pg_rewind`);
+    }
+    assert.equal(r.code, 0, `exit status: ${r.stderr.slice(-1500)}`);
+    assert.ok(COMPOSE_DB_NODES.length === 2);
+    assert.deepEqual(await leftovers(PROJECT), [], 'test-loss removed its deployment');
+  });
+});
