@@ -410,7 +410,7 @@ export async function runLossCell(opts: LossCellOptions): Promise<LossCellResult
     result.termBefore = h0.term;
     say(`up in ${upSeconds.toFixed(1)} s: primary ${h0.primary}, standby ${h0.standby}, term ${h0.term}`);
     const dsn = await target.writerDsn(c.via, h0.primary, sig);
-    if (dsn) say(`HAProxy routes writes to ${h0.primary}`);
+    if (c.via === 'haproxy') say(`HAProxy routes writes to ${h0.primary}`);
 
     const dir = opts.ledgerDir ?? target.scratchDir();
     mkdirSync(dir, { recursive: true });

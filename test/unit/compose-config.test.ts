@@ -1,0 +1,87 @@
+// The container deployment's configs (src/deploy/compose.ts): every member config valid and
+// pointing at the compose network's addresses, fresh secrets per deployment, a complete
+// deployment kept, a partial one refused without a change.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { loadConfig } from '../../src/config.js';
+import {
+  composeAddress,
+  composeDeploymentFiles,
+  DEPLOYMENT_FILES,
+  newComposeSecrets,
+  readAppPassword,
+  validateNet,
+  writeComposeDeployment,
+} from '../../src/deploy/compose.js';
+import { UserError } from '../../src/util/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'pgarbiter-compose-config-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('compose deployment configs', () => {
+  test('each member config is valid, on the compose network, with the sync mode asked for', () => {
+    const d = join(dir, 'a');
+    assert.equal(writeComposeDeployment(d, { net: '10.214.7', sync: 'off' }), 'written');
+    assert.deepEqual(readdirSync(d).sort(), [...DEPLOYMENT_FILES].sort());
+    for (const m of ['pg-master', 'pg-slave', 'arbiter'] as const) {
+      const cfg = loadConfig(join(d, `${m}.yaml`));
+      assert.equal(cfg.node, m);
+      assert.equal(cfg.postgres.synchronous_commit, 'off');
+      assert.equal(cfg.postgres.allowed_cidr, '10.214.7.0/24');
+      assert.deepEqual(
+        cfg.nodes.map((n) => n.host),
+        ['10.214.7.11', '10.214.7.12'],
+      );
+      assert.equal(cfg.arbiter.host, '10.214.7.13');
+      assert.equal(cfg.initial_primary, 'pg-master');
+    }
+    assert.equal(loadConfig(join(d, 'client.yaml')).node, 'arbiter');
+    const haproxy = readFileSync(join(d, 'haproxy.cfg'), 'utf8');
+    assert.match(haproxy, /server pg-master 10\.214\.7\.11:5432 .*check port 8008/);
+    assert.match(haproxy, /server pg-slave 10\.214\.7\.12:5432 .*check port 8008/);
+    assert.ok(readAppPassword(d).length >= 20);
+  });
+
+  test('secrets are new for every deployment, and not written into the compose file', () => {
+    const a = newComposeSecrets();
+    const b = newComposeSecrets();
+    assert.notEqual(a.secret, b.secret);
+    assert.notEqual(a.adminPassword, b.adminPassword);
+    const files = composeDeploymentFiles({ net: '10.214.0', sync: 'remote_apply' }, a);
+    assert.ok(files.get('pg-master.yaml')?.includes(a.secret));
+    const composeFile = readFileSync(new URL('../../../docker-compose.yml', import.meta.url), 'utf8');
+    assert.doesNotMatch(composeFile, /secret:|password:/);
+  });
+
+  test('a complete deployment is kept as it is', () => {
+    const d = join(dir, 'a');
+    const before = readFileSync(join(d, 'pg-master.yaml'), 'utf8');
+    assert.equal(writeComposeDeployment(d, { net: '10.214.7', sync: 'remote_apply' }), 'kept');
+    assert.equal(readFileSync(join(d, 'pg-master.yaml'), 'utf8'), before);
+  });
+
+  test('a partial deployment is refused in one line, nothing written', () => {
+    const d = join(dir, 'b');
+    writeComposeDeployment(d, { net: '10.214.8', sync: 'remote_apply' });
+    unlinkSync(join(d, 'app.password'));
+    unlinkSync(join(d, 'pg-slave.yaml'));
+    assert.throws(
+      () => writeComposeDeployment(d, { net: '10.214.8', sync: 'remote_apply' }),
+      (e: unknown) =>
+        e instanceof UserError &&
+        !e.message.includes('\n') &&
+        /incomplete deployment \(pg-slave\.yaml, app\.password missing\)/.test(e.message),
+    );
+    assert.ok(!existsSync(join(d, 'pg-slave.yaml')) && !existsSync(join(d, 'app.password')));
+    assert.throws(() => readAppPassword(d), /cannot read .*app\.password/);
+  });
+
+  test('the network is three octets of a /24', () => {
+    assert.equal(composeAddress('10.214.0', 'haproxy'), '10.214.0.20');
+    for (const bad of ['10.214', '10.214.0.0', '10.300.0', 'ten.0.0'])
+      assert.throws(() => validateNet(bad), UserError, bad);
+  });
+});
