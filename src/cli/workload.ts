@@ -273,8 +273,8 @@ export function registerTestLossCommand(program: Command): void {
         interrupts++;
         process.stderr.write(
           interrupts === 1
-            ? `\n${sig}: stopping after tearing the lab "${o.prefix}" down\n`
-            : `\n${sig}: still tearing the lab down, please wait\n`,
+            ? `\n${sig}: stopping after tearing the ${compose ? 'compose project' : 'lab'} "${o.prefix}" down\n`
+            : `\n${sig}: still tearing it down, please wait\n`,
         );
         ctl.abort();
       };

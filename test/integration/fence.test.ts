@@ -192,6 +192,13 @@ describe('fence (real netfilter in network namespaces)', { skip }, () => {
     describe(mechanism, () => {
       const fence = new Fence(PORT, PEER_ADDR, 5000, { mechanism, netns: SRV });
 
+      test("dry run (the agent's startup check): passes as root and changes nothing", async () => {
+        await fence.dryRun();
+        assert.equal(await fence.isFenced(), false);
+        assert.equal(await ruleCount(mechanism), 0);
+        assert.equal(await probe(OTHER, SRV_TO_OTHER), 'open');
+      });
+
       test('fence: others refused (established sessions reset), the peer and loopback accepted', async () => {
         assert.equal(await fence.isFenced(), false);
         let result: Awaited<ReturnType<Fence['fence']>> | undefined;

@@ -2,7 +2,7 @@
 // the constructor's checks. The real netfilter is exercised in test/integration/fence.test.ts.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Fence, terminateAllowanceMs } from '../../src/fence/fence.js';
+import { deniedByKernel, Fence, terminateAllowanceMs } from '../../src/fence/fence.js';
 import { ruleSpec } from '../../src/fence/iptables.js';
 import {
   nftFenceRuleCount,
@@ -110,4 +110,15 @@ describe('iptables rule', () => {
     assert.ok(!ruleSpec(5432, null).includes('-s'));
     assert.deepEqual(ruleSpec(5432, null).slice(-2), ['--reject-with', 'tcp-reset']);
   });
+});
+
+test('deniedByKernel: what iptables and nft say without CAP_NET_ADMIN (seen in a container)', () => {
+  assert.ok(
+    deniedByKernel(
+      'iptables v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)',
+    ),
+  );
+  assert.ok(deniedByKernel('netlink: Error: cache initialization failed: Operation not permitted'));
+  assert.ok(!deniedByKernel('iptables: Bad rule (does a matching rule exist in that chain?).'));
+  assert.ok(!deniedByKernel('spawn nft ENOENT'));
 });
