@@ -72,11 +72,12 @@ packages() {
 start_engine() {
   if engine_up; then echo "already running"; return; fi
   mkdir -p "$RUN_DIR" "$LOG_DIR"
-  if [ ! -S /run/containerd/containerd.sock ]; then
+  if ! timeout 5 ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1; then
     setsid containerd >"$LOG_DIR/containerd.log" 2>&1 </dev/null &
     echo $! >"$RUN_DIR/containerd.pid"
-    for _ in $(seq 100); do [ -S /run/containerd/containerd.sock ] && break; sleep 0.1; done
-    [ -S /run/containerd/containerd.sock ] || die "containerd did not start: see $LOG_DIR/containerd.log"
+    for _ in $(seq 100); do [ -S /run/containerd/containerd.sock ] && break; sleep 0.2; done
+    timeout 5 ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1 ||
+      die "containerd did not start: see $LOG_DIR/containerd.log"
   fi
   setsid dockerd --iptables=false --ip-forward=false --bridge=none \
     --containerd=/run/containerd/containerd.sock >"$LOG_DIR/dockerd.log" 2>&1 </dev/null &
