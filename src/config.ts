@@ -62,7 +62,7 @@ export const ConfigSchema = z
     node: name,
     /** Shared secret that authorises mutating API requests between agents and the arbiter: inline,
      *  or (preferred) in `secret_file`; exactly one of the two. */
-    secret: z.string().optional(),
+    secret: z.string().min(8, 'secret must be at least 8 characters').optional(),
     secret_file: z.string().min(1).optional(),
     nodes: z
       .array(z.object({ name, host }).strict())
