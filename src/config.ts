@@ -1,6 +1,7 @@
 // The one config format for `pgarbiter agent`, `pgarbiter arbiter` and the client commands, on a
 // real host and in the lab alike. YAML, validated with zod; the timing rule is checked at load.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { UserError } from './util/errors.js';
@@ -59,8 +60,10 @@ export const ConfigSchema = z
     cluster_name: name.default('pgarbiter'),
     /** Which member this process is: one of nodes[].name, or arbiter.name. */
     node: name,
-    /** Shared secret that authorises mutating API requests between agents and the arbiter. */
-    secret: z.string().min(8, 'secret must be at least 8 characters'),
+    /** Shared secret that authorises mutating API requests between agents and the arbiter: inline,
+     *  or (preferred) in `secret_file`; exactly one of the two. */
+    secret: z.string().min(8, 'secret must be at least 8 characters').optional(),
+    secret_file: z.string().min(1).optional(),
     nodes: z
       .array(z.object({ name, host }).strict())
       .length(2, 'exactly two database nodes (primary and standby)'),
@@ -78,9 +81,11 @@ export const ConfigSchema = z
         os_user: z.string().default('postgres'),
         /** Superuser the agents use for probes, pg_rewind and control (password auth over TCP). */
         admin_user: z.string().default('pgarbiter'),
-        admin_password: z.string().min(1),
+        admin_password: z.string().optional(),
+        admin_password_file: z.string().min(1).optional(),
         replication_user: z.string().default('replicator'),
-        replication_password: z.string().min(1),
+        replication_password: z.string().optional(),
+        replication_password_file: z.string().min(1).optional(),
         /** CIDR of hosts allowed to connect (clients and replication): pg_hba admits only these. */
         allowed_cidr: z.string().default('10.0.0.0/8'),
         synchronous_commit: z.enum(SYNC_MODES).default('remote_apply'),
@@ -124,8 +129,70 @@ export interface Timing {
   syncStallTimeoutMs: number;
 }
 
-export interface Config extends Omit<RawConfig, 'timing'> {
+type SecretFileField = 'secret_file' | 'admin_password_file' | 'replication_password_file';
+
+/** The validated config: every secret resolved to its value (from the file when one is named). */
+export interface Config extends Omit<RawConfig, 'timing' | 'secret' | SecretFileField | 'postgres'> {
+  secret: string;
+  postgres: Omit<RawConfig['postgres'], 'admin_password' | 'replication_password' | SecretFileField> & {
+    admin_password: string;
+    replication_password: string;
+  };
   timing: Timing;
+}
+
+/** Every secret field of the config with the field that names its file instead. */
+export const SECRET_FIELDS = [
+  { path: 'secret', file: 'secret_file' },
+  { path: 'postgres.admin_password', file: 'postgres.admin_password_file' },
+  { path: 'postgres.replication_password', file: 'postgres.replication_password_file' },
+] as const;
+
+/** Mode bits that let anyone but the owner read a file holding secrets. */
+const READABLE_BY_OTHERS = 0o077;
+
+/** The fix for a file holding secrets that others can read, in one line. */
+function looseModeError(file: string, mode: number, what: string): UserError {
+  const octal = (mode & 0o777).toString(8).padStart(3, '0');
+  return new UserError(
+    `${file} ${what} and is readable by group or other users (mode ${octal}): run \`chmod 600 ${file}\``,
+  );
+}
+
+/**
+ * Reads a secret from a file: refused when group or others can read it; one trailing newline
+ * (what `echo` and most secret stores add) is not part of the secret.
+ */
+export function readSecretFile(file: string, field: string): string {
+  let mode: number;
+  let text: string;
+  try {
+    mode = statSync(file).mode;
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UserError(
+      `cannot read ${field} ${file}: ${(e as NodeJS.ErrnoException).code ?? e} (it must be readable by the user pgarbiter runs as)`,
+    );
+  }
+  if (mode & READABLE_BY_OTHERS) throw looseModeError(file, mode, `(${field}) holds a secret`);
+  const value = text.replace(/\r?\n$/, '');
+  if (!value) throw new UserError(`${field} ${file} is empty`);
+  return value;
+}
+
+/** The value of one secret: inline or from its file, exactly one of them. */
+function resolveSecret(
+  inline: string | undefined,
+  file: string | undefined,
+  field: { path: string; file: string },
+  baseDir: string,
+): string {
+  if (inline !== undefined && file !== undefined)
+    throw new UserError(`set either ${field.path} or ${field.file}, not both`);
+  if (file !== undefined) return readSecretFile(resolve(baseDir, file), field.file);
+  if (inline === undefined || inline === '')
+    throw new UserError(`${field.file} (a file holding the secret, mode 0600) or ${field.path} is required`);
+  return inline;
 }
 
 /** The timing rule (README "How it works"): the primary has fenced itself before any promotion can be granted. */
@@ -154,14 +221,30 @@ export function resolveTiming(raw: RawConfig['timing']): Timing {
   };
 }
 
-/** Validates a parsed document; throws UserError with every problem on one line each. */
-export function validateConfig(doc: unknown, source = 'config'): Config {
+/**
+ * Validates a parsed document and reads its secret files (relative paths from `baseDir`); throws
+ * UserError with every problem on one line.
+ */
+export function validateConfig(doc: unknown, source = 'config', baseDir = process.cwd()): Config {
   const parsed = ConfigSchema.safeParse(doc);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`);
     throw new UserError(`${source}: invalid config: ${issues.join('; ')}`);
   }
-  const raw = parsed.data;
+  const { secret, secret_file, ...raw } = parsed.data;
+  const { admin_password, admin_password_file, replication_password, replication_password_file, ...pg } =
+    raw.postgres;
+  let secrets: { secret: string; admin: string; replication: string };
+  try {
+    secrets = {
+      secret: resolveSecret(secret, secret_file, SECRET_FIELDS[0], baseDir),
+      admin: resolveSecret(admin_password, admin_password_file, SECRET_FIELDS[1], baseDir),
+      replication: resolveSecret(replication_password, replication_password_file, SECRET_FIELDS[2], baseDir),
+    };
+  } catch (e) {
+    throw new UserError(`${source}: ${(e as Error).message}`);
+  }
+  if (secrets.secret.length < 8) throw new UserError(`${source}: secret must be at least 8 characters`);
   const names = [...raw.nodes.map((n) => n.name), raw.arbiter.name];
   if (new Set(names).size !== names.length) throw new UserError(`${source}: node names must be distinct`);
   if (!names.includes(raw.node))
@@ -171,7 +254,20 @@ export function validateConfig(doc: unknown, source = 'config'): Config {
   const timing = resolveTiming(raw.timing);
   const violation = timingRuleViolation(timing);
   if (violation) throw new UserError(`${source}: ${violation}`);
-  return { ...raw, timing };
+  return {
+    ...raw,
+    secret: secrets.secret,
+    postgres: { ...pg, admin_password: secrets.admin, replication_password: secrets.replication },
+    timing,
+  };
+}
+
+/** Which secrets the document holds inline (not in files). */
+function inlineSecrets(doc: unknown): string[] {
+  const d = (doc ?? {}) as { secret?: unknown; postgres?: Record<string, unknown> };
+  return SECRET_FIELDS.map((f) => f.path).filter((p) =>
+    p === 'secret' ? d.secret !== undefined : d.postgres?.[p.split('.')[1] as string] !== undefined,
+  );
 }
 
 export function loadConfig(path: string): Config {
@@ -187,7 +283,10 @@ export function loadConfig(path: string): Config {
   } catch (e) {
     throw new UserError(`${path}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
   }
-  return validateConfig(doc, path);
+  const inline = inlineSecrets(doc);
+  if (inline.length && statSync(path).mode & READABLE_BY_OTHERS)
+    throw looseModeError(path, statSync(path).mode, `holds ${inline.join(', ')} inline`);
+  return validateConfig(doc, path, dirname(resolve(path)));
 }
 
 export function otherNode(cfg: Pick<Config, 'nodes'>, me: string): { name: string; host: string } {

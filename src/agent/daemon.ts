@@ -2,6 +2,7 @@
 // peer), asks the pure core what to do (src/core/agent.ts), and does it. It decides nothing
 // itself: it probes, calls, persists, acts and logs. It also serves the small HTTP API.
 import { existsSync, mkdirSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient } from '../api/client.js';
 import type { AgentStatus } from '../api/protocol.js';
@@ -409,16 +410,22 @@ export class Agent {
       throw new UserError(
         `${this.cfg.postgres.bin_dir}/pg_ctl not found: install postgresql-15 (apt-get install -y postgresql-15) or set postgres.bin_dir`,
       );
+    const osUser = this.cfg.postgres.os_user;
+    if (process.getuid?.() !== 0 && userInfo().username !== osUser)
+      throw new UserError(
+        `the agent runs as ${userInfo().username}: run it as ${osUser} (postgres.os_user, the owner of the data directory) with CAP_NET_ADMIN, or as root`,
+      );
     try {
       await this.fence.dryRun();
     } catch (e) {
       // An agent that cannot fence must not run a database node: the safety invariants count on it.
+      const why = (e as Error).message.replace(/\s+/g, ' ');
       if (deniedByKernel((e as Error).message))
         throw new UserError(
-          `cannot fence: ${this.cfg.fence_mechanism} was refused (${(e as Error).message.replace(/^.* exited with \d+: /, '')}): run the agent as root with CAP_NET_ADMIN (in a container: cap_add: [NET_ADMIN])`,
+          `cannot fence: ${this.cfg.fence_mechanism} was refused (${why.replace(/^.* exited with \d+: /, '')}): give the agent CAP_NET_ADMIN (systemd AmbientCapabilities=CAP_NET_ADMIN, compose cap_add: [NET_ADMIN]) or run it as root`,
         );
       throw new UserError(
-        `cannot use ${this.cfg.fence_mechanism} (${(e as Error).message}): install it (apt-get install -y ${this.cfg.fence_mechanism === 'nft' ? 'nftables' : 'iptables'}) and run the agent as root`,
+        `cannot fence: ${this.cfg.fence_mechanism} failed (${why}): install it (apt-get install -y ${this.cfg.fence_mechanism === 'nft' ? 'nftables' : 'iptables'}) and give the agent CAP_NET_ADMIN (systemd AmbientCapabilities=CAP_NET_ADMIN, compose cap_add: [NET_ADMIN]) or run it as root`,
       );
     }
   }

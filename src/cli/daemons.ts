@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Agent } from '../agent/daemon.js';
 import { runArbiter } from '../arbiter/daemon.js';
-import { loadConfig } from '../config.js';
+import { loadConfig, readSecretFile } from '../config.js';
 import { closeClient, makeClient } from '../postgres/client.js';
 import { PgControl } from '../postgres/control.js';
 import { initNode } from '../postgres/provision.js';
@@ -19,14 +19,19 @@ export function registerDaemonCommands(program: Command): void {
     )
     .requiredOption('-c, --config <file>', 'node config (YAML)')
     .option(
-      '--demo-app-password-env <var>',
-      'create the demo role "app" (password from this env var) and demo tables',
+      '--demo-app-password-file <file>',
+      'create the demo role "app" (password from this file, mode 0600) and demo tables',
     )
-    .action(async (opts: { config: string; demoAppPasswordEnv?: string }) => {
+    .option('--demo-app-password-env <var>', 'the same, the password from this environment variable')
+    .action(async (opts: { config: string; demoAppPasswordEnv?: string; demoAppPasswordFile?: string }) => {
       const cfg = loadConfig(opts.config);
       if (!cfg.nodes.some((n) => n.name === cfg.node))
         throw new UserError(`init runs on a database node; ${cfg.node} is the arbiter (it needs no init)`);
       let demoAppPassword: string | undefined;
+      if (opts.demoAppPasswordEnv && opts.demoAppPasswordFile)
+        throw new UserError('give either --demo-app-password-file or --demo-app-password-env, not both');
+      if (opts.demoAppPasswordFile)
+        demoAppPassword = readSecretFile(opts.demoAppPasswordFile, '--demo-app-password-file');
       if (opts.demoAppPasswordEnv) {
         demoAppPassword = process.env[opts.demoAppPasswordEnv];
         if (!demoAppPassword) throw new UserError(`environment variable ${opts.demoAppPasswordEnv} is empty`);

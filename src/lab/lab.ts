@@ -20,9 +20,9 @@ import { asUser, inNetns, type RunResult, run } from '../util/exec.js';
 import { daemonAlive, hostArgv, selfArgv, startDaemon, stopDaemon } from './daemon.js';
 import { startHaproxy } from './haproxy.js';
 import {
-  APP_PASSWORD_ENV,
   configPath,
   dataDir,
+  MEMBER_OS_USER,
   PG_BIN_DIR,
   socketDir,
   stateDir,
@@ -38,7 +38,16 @@ import {
   terminate,
   waitGone,
 } from './proc.js';
-import { type DaemonRecord, type Lab, labFile, newLab, readLab, saveLab } from './state.js';
+import {
+  type DaemonRecord,
+  type Lab,
+  labFile,
+  newLab,
+  readLab,
+  saveLab,
+  secretFile,
+  writeLabSecrets,
+} from './state.js';
 import {
   allNamespaces,
   BRIDGE,
@@ -107,6 +116,7 @@ export function missingTools(postgres: boolean): { tool: string; pkg: string }[]
     ['nft', 'nftables'],
     ['runuser', 'util-linux'],
     ['setsid', 'util-linux'],
+    ['setpriv', 'util-linux'],
     ['haproxy', 'haproxy'],
   ];
   const missing = tools.filter(([t]) => !onPath(t)).map(([tool, pkg]) => ({ tool, pkg }));
@@ -135,7 +145,7 @@ function postgresIds(): { uid: number; gid: number } {
   try {
     const line = readFileSync('/etc/passwd', 'utf8')
       .split('\n')
-      .find((l) => l.startsWith('postgres:'));
+      .find((l) => l.startsWith(`${MEMBER_OS_USER}:`));
     const f = line?.split(':');
     if (f?.[2] && f[3]) return { uid: Number(f[2]), gid: Number(f[3]) };
   } catch {}
@@ -246,19 +256,24 @@ async function buildTopology(lab: Lab): Promise<void> {
   );
 }
 
+/** The lab's directories, secret files and configs; what a member writes is owned by the
+ *  members' OS user (they run unprivileged). */
 function makeDirs(lab: Lab): void {
   const pg = postgresIds();
   mkdirSync(lab.dir, { recursive: true, mode: 0o755 });
+  writeLabSecrets(lab, pg);
   for (const h of HOSTS) {
     const dir = lab.hosts[h].dir;
     mkdirSync(dir, { recursive: true, mode: 0o755 });
     mkdirSync(stateDir(lab, h), { recursive: true, mode: 0o700 });
+    if (h !== 'client') chownSync(stateDir(lab, h), pg.uid, pg.gid);
     if ((PG_HOSTS as readonly string[]).includes(h)) {
       chownSync(dir, pg.uid, pg.gid);
       mkdirSync(socketDir(lab, h), { recursive: true, mode: 0o700 });
       chownSync(socketDir(lab, h), pg.uid, pg.gid);
     }
   }
+  writeLabConfigs(lab, pg);
 }
 
 /** Runs `pgarbiter init` inside a database host; its output goes to the host's init.log. */
@@ -266,13 +281,15 @@ async function initHost(lab: Lab, host: HostName): Promise<void> {
   const argv = hostArgv(
     lab,
     host,
-    selfArgv('init', '--config', configPath(lab, host), '--demo-app-password-env', APP_PASSWORD_ENV),
+    selfArgv(
+      'init',
+      '--config',
+      configPath(lab, host),
+      '--demo-app-password-file',
+      secretFile(lab, 'appPassword'),
+    ),
   );
-  const r = await run(argv, {
-    timeoutMs: 90_000,
-    allowFailure: true,
-    env: { ...process.env, [APP_PASSWORD_ENV]: lab.secrets.appPassword },
-  });
+  const r = await run(argv, { timeoutMs: 90_000, allowFailure: true });
   const logFile = join(lab.hosts[host].dir, 'init.log');
   writeFileSync(logFile, r.stdout + r.stderr);
   if (r.code !== 0) {
@@ -281,21 +298,41 @@ async function initHost(lab: Lab, host: HostName): Promise<void> {
   }
 }
 
-/** Starts the daemon of one member: the arbiter on `arbiter`, an agent on pg1/pg2. */
+/**
+ * argv prefix that runs a member as MEMBER_OS_USER, as the systemd units do (User=,
+ * AmbientCapabilities=): an agent keeps CAP_NET_ADMIN (the fence) as an ambient capability and
+ * nothing else; the arbiter keeps no capability. No new privileges either way.
+ */
+export function memberPrivileges(netAdmin: boolean): string[] {
+  const caps = netAdmin ? '+net_admin' : '-all';
+  return [
+    'setpriv',
+    `--reuid=${MEMBER_OS_USER}`,
+    `--regid=${MEMBER_OS_USER}`,
+    '--init-groups',
+    `--inh-caps=${netAdmin ? '-all,+net_admin' : '-all'}`,
+    ...(netAdmin ? [`--ambient-caps=${caps}`] : []),
+    `--bounding-set=${netAdmin ? '-all,+net_admin' : '-all'}`,
+    '--no-new-privs',
+    '--',
+  ];
+}
+
+/** Starts the daemon of one member, unprivileged: the arbiter on `arbiter`, an agent on pg1/pg2. */
 export function startAgent(lab: Lab, host: 'arbiter' | (typeof PG_HOSTS)[number]): Promise<DaemonRecord> {
   return host === 'arbiter'
     ? startDaemon(
         lab,
         'arbiter',
         'arbiter',
-        selfArgv('arbiter', '--config', configPath(lab, 'arbiter')),
+        [...memberPrivileges(false), ...selfArgv('arbiter', '--config', configPath(lab, 'arbiter'))],
         join(lab.hosts.arbiter.dir, 'arbiter.log'),
       )
     : startDaemon(
         lab,
         host,
         `agent-${host}`,
-        selfArgv('agent', '--config', configPath(lab, host)),
+        [...memberPrivileges(true), ...selfArgv('agent', '--config', configPath(lab, host))],
         join(lab.hosts[host].dir, 'agent.log'),
       );
 }
@@ -374,7 +411,6 @@ export async function labUp(opts: LabUpOptions): Promise<LabUpResult> {
   });
   makeDirs(lab);
   saveLab(lab); // before anything else exists: a crash from here on is cleaned by `lab down`
-  writeLabConfigs(lab);
   let t = performance.now();
   await buildTopology(lab);
   step();

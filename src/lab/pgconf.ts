@@ -1,10 +1,10 @@
 // The lab's pgarbiter configs (one YAML per host) and the connection parameters for its roles.
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { validateConfig } from '../config.js';
 import type { ConnOptions } from '../postgres/client.js';
-import type { Lab } from './state.js';
+import { type Lab, secretFile } from './state.js';
 import type { HostName } from './topology.js';
 
 export const PG_PORT = 5432;
@@ -13,8 +13,9 @@ export const PG_BIN_DIR = '/usr/lib/postgresql/15/bin';
 export const LAB_DATABASE = 'postgres';
 export const APP_USER = 'app';
 export const ADMIN_USER = 'pgarbiter';
-/** Handed to `pgarbiter init` on the initial primary: the app role's password. */
-export const APP_PASSWORD_ENV = 'PGARBITER_APP_PASSWORD';
+/** The OS user every member runs as in the lab: owner of the data directories (the agents run
+ *  PostgreSQL's binaries directly) and of the secret files. The agents add CAP_NET_ADMIN only. */
+export const MEMBER_OS_USER = 'postgres';
 
 export const configPath = (lab: Lab, host: HostName) => join(lab.hosts[host].dir, 'pgarbiter.yaml');
 export const dataDir = (lab: Lab, host: HostName) => join(lab.hosts[host].dir, 'data');
@@ -27,7 +28,7 @@ export function labConfigDoc(lab: Lab, host: HostName): Record<string, unknown> 
   const member = host === 'client' ? 'arbiter' : host;
   return {
     node: member,
-    secret: lab.secrets.secret,
+    secret_file: secretFile(lab, 'secret'),
     nodes: [
       { name: 'pg1', host: lab.hosts.pg1.address },
       { name: 'pg2', host: lab.hosts.pg2.address },
@@ -41,8 +42,9 @@ export function labConfigDoc(lab: Lab, host: HostName): Record<string, unknown> 
       socket_dir: socketDir(lab, host),
       log_file: pgLogFile(lab, host),
       admin_user: ADMIN_USER,
-      admin_password: lab.secrets.adminPassword,
-      replication_password: lab.secrets.replicationPassword,
+      os_user: MEMBER_OS_USER,
+      admin_password_file: secretFile(lab, 'adminPassword'),
+      replication_password_file: secretFile(lab, 'replicationPassword'),
       allowed_cidr: lab.subnet,
       synchronous_commit: lab.sync,
     },
@@ -51,8 +53,9 @@ export function labConfigDoc(lab: Lab, host: HostName): Record<string, unknown> 
   };
 }
 
-/** Writes every host's pgarbiter.yaml (mode 0600: it holds passwords), validated first. */
-export function writeLabConfigs(lab: Lab): void {
+/** Writes every host's pgarbiter.yaml (no secret in it: they are in the secret files), validated
+ *  first; owned by `owner` (the members' OS user) on the hosts that run a member. */
+export function writeLabConfigs(lab: Lab, owner: { uid: number; gid: number }): void {
   for (const host of Object.keys(lab.hosts) as HostName[]) {
     const doc = labConfigDoc(lab, host);
     validateConfig(doc, `lab config for ${host}`);
@@ -61,6 +64,7 @@ export function writeLabConfigs(lab: Lab): void {
       mode: 0o600,
     });
     chmodSync(file, 0o600);
+    if (host !== 'client') chownSync(file, owner.uid, owner.gid);
   }
 }
 

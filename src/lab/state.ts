@@ -1,7 +1,16 @@
-// lab.json: what `lab up` built (prefix, subnet, hosts, secrets, daemons it started). Mode 0600:
-// it holds the lab's passwords, which are never printed.
+// lab.json: what `lab up` built (prefix, subnet, hosts, daemons it started). The lab's secrets
+// are not in it: each is a file of its own in <lab dir>/secrets (mode 0600, owned by the user the
+// members run as), named by the configs' *_file fields as on a real host, and never printed.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { SyncCommit, TimingProfile } from '../config.js';
 import { UserError } from '../util/errors.js';
@@ -60,6 +69,7 @@ export interface Lab {
   agents: boolean;
   sync: SyncCommit;
   timing: TimingProfile;
+  /** Read from the secret files by readLab; never written to lab.json. */
   secrets: LabSecrets;
   daemons: Record<string, DaemonRecord>;
   partitions: [HostName, HostName][];
@@ -69,7 +79,51 @@ export interface Lab {
 
 export const labFile = (dir: string) => join(dir, 'lab.json');
 
-const password = () => randomBytes(18).toString('base64url');
+// 32 random bytes: 43 characters, long enough that finding one in an output is no accident.
+const password = () => randomBytes(32).toString('base64url');
+
+/** The file of each lab secret (what the configs' secret_file, admin_password_file, ... name). */
+export const SECRET_FILES: Record<keyof LabSecrets, string> = {
+  secret: 'secret',
+  adminPassword: 'admin_password',
+  replicationPassword: 'replication_password',
+  appPassword: 'app_password',
+};
+export const secretsDir = (dir: string) => join(dir, 'secrets');
+export const secretFile = (lab: Pick<Lab, 'dir'>, key: keyof LabSecrets) =>
+  join(secretsDir(lab.dir), SECRET_FILES[key]);
+
+/** Writes the lab's secret files: mode 0600 in a 0700 directory, owned by `owner` (the members'
+ *  OS user, which reads them), as an administrator would on a real host. */
+export function writeLabSecrets(lab: Lab, owner: { uid: number; gid: number }): void {
+  const dir = secretsDir(lab.dir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  chownSync(dir, owner.uid, owner.gid);
+  for (const key of Object.keys(SECRET_FILES) as (keyof LabSecrets)[]) {
+    const file = secretFile(lab, key);
+    writeFileSync(file, `${lab.secrets[key]}\n`, { mode: 0o600 });
+    chmodSync(file, 0o600);
+    chownSync(file, owner.uid, owner.gid);
+  }
+}
+
+/** The lab's secrets from their files ('' for one that is missing: a half-built lab). */
+function readLabSecrets(dir: string): LabSecrets {
+  const read = (key: keyof LabSecrets) => {
+    try {
+      return readFileSync(secretFile({ dir }, key), 'utf8').trim();
+    } catch {
+      return '';
+    }
+  };
+  return {
+    secret: read('secret'),
+    adminPassword: read('adminPassword'),
+    replicationPassword: read('replicationPassword'),
+    appPassword: read('appPassword'),
+  };
+}
 
 export function newLab(
   prefix: string,
@@ -113,7 +167,8 @@ export function newLab(
 export function saveLab(lab: Lab): void {
   const file = labFile(lab.dir);
   const tmp = `${file}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(lab, null, 2)}\n`, { mode: 0o600 });
+  const { secrets: _inFiles, ...state } = lab;
+  writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
   chmodSync(tmp, 0o600);
   renameSync(tmp, file);
 }
@@ -123,8 +178,8 @@ export function readLab(prefix: string): Lab | null {
   const file = labFile(labDirOf(validatePrefix(prefix)));
   if (!existsSync(file)) return null;
   try {
-    const lab = JSON.parse(readFileSync(file, 'utf8')) as Lab;
-    return lab.version === 1 && lab.prefix === prefix ? lab : null;
+    const lab = JSON.parse(readFileSync(file, 'utf8')) as Omit<Lab, 'secrets'>;
+    return lab.version === 1 && lab.prefix === prefix ? { ...lab, secrets: readLabSecrets(lab.dir) } : null;
   } catch {
     return null;
   }

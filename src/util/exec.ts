@@ -1,6 +1,7 @@
 // The one wrapper around child processes: argument arrays only (no shell), a timeout on every
 // call, cwd /tmp (PostgreSQL's binaries run as postgres and cannot read /root).
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export interface RunOptions {
   timeoutMs?: number;
@@ -80,10 +81,26 @@ export function inNetns(netns: string | undefined, argv: string[]): string[] {
   return netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv;
 }
 
-/** argv prefix that runs a command as an unprivileged OS user (PostgreSQL refuses root). */
+/** This process's ambient capabilities (/proc/self/status CapAmb), 0n when it has none. */
+export function ambientCaps(): bigint {
+  try {
+    const m = /^CapAmb:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m?.[1] ? BigInt(`0x${m[1]}`) : 0n;
+  } catch {
+    return 0n;
+  }
+}
+
+/**
+ * argv prefix that runs a command as an unprivileged OS user (PostgreSQL refuses root). As root:
+ * runuser. Already that user (the agent's unprivileged mode): the command as is, but without the
+ * ambient capability the agent holds for its fence, so PostgreSQL never gets CAP_NET_ADMIN.
+ */
 export function asUser(user: string | undefined, argv: string[]): string[] {
-  if (!user || process.getuid?.() !== 0) return argv;
-  return ['runuser', '-u', user, '--', ...argv];
+  if (!user) return argv;
+  if (process.getuid?.() === 0) return ['runuser', '-u', user, '--', ...argv];
+  if (ambientCaps() !== 0n) return ['setpriv', '--inh-caps=-all', '--ambient-caps=-all', '--', ...argv];
+  return argv;
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -38,7 +38,14 @@ export interface Route {
   handler: Handler;
 }
 
-const MAX_BODY = 16 * 1024;
+/** The largest request body a member accepts (its bodies are a few hundred bytes). */
+export const MAX_BODY = 16 * 1024;
+/** Limits against slow or stuck clients (Slowloris): the headers within HEADERS_TIMEOUT_MS, the
+ *  whole request within REQUEST_TIMEOUT_MS, else 408 and the connection is closed. Node checks
+ *  them every CHECK_INTERVAL_MS. Members' own requests take milliseconds. */
+export const HEADERS_TIMEOUT_MS = 3000;
+export const REQUEST_TIMEOUT_MS = 5000;
+const CHECK_INTERVAL_MS = 500;
 
 function secretMatches(header: string | undefined, secret: string): boolean {
   const m = /^Bearer (.+)$/.exec(header ?? '');
@@ -49,11 +56,13 @@ function secretMatches(header: string | undefined, secret: string): boolean {
 }
 
 async function readBody(req: IncomingMessage): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY) throw new HttpError(413, `request body too large (limit ${MAX_BODY} bytes)`);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new HttpError(413, 'request body too large');
+    if (size > MAX_BODY) throw new HttpError(413, `request body too large (limit ${MAX_BODY} bytes)`);
     chunks.push(chunk as Buffer);
   }
   const text = Buffer.concat(chunks).toString('utf8');
@@ -65,10 +74,25 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   }
 }
 
+/**
+ * Serves `routes`. Every bad request gets a 4xx and changes nothing: unknown path 404, wrong
+ * method 405 (with Allow), missing or wrong secret 401 (before the body is read), body over
+ * MAX_BODY 413, not JSON or not the route's shape 400, too slow 408. A request refused before its
+ * body was read closes the connection, so what is left of it is never parsed as a next request.
+ */
 export function serve(routes: Route[], secret: string, host: string, port: number): Promise<Server> {
-  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
-    const send = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json' });
+  const server = createServer(
+    { connectionsCheckingInterval: CHECK_INTERVAL_MS },
+    (req: IncomingMessage, res: ServerResponse) => {
+      handle(req, res).catch(() => res.destroy());
+    },
+  );
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    let bodyRead = false;
+    const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      if (res.headersSent || res.destroyed) return;
+      if (!bodyRead && req.method !== 'GET' && req.method !== 'HEAD') headers.connection = 'close';
+      res.writeHead(status, { 'content-type': 'application/json', ...headers });
       res.end(`${JSON.stringify(body)}\n`);
     };
     try {
@@ -78,10 +102,20 @@ export function serve(routes: Route[], secret: string, host: string, port: numbe
       const route = candidates.find(
         (r) => r.method === req.method || (r.method === 'GET' && req.method === 'HEAD'),
       );
-      if (!route) return send(405, { error: `method ${req.method} not allowed on ${path}` });
+      if (!route) {
+        const allow = [
+          ...new Set(candidates.flatMap((r) => (r.method === 'GET' ? ['GET', 'HEAD'] : [r.method]))),
+        ];
+        return send(
+          405,
+          { error: `method ${req.method} not allowed on ${path}` },
+          { allow: allow.join(', ') },
+        );
+      }
       if (route.auth && !secretMatches(req.headers.authorization, secret))
         return send(401, { error: 'missing or wrong secret (Authorization: Bearer <secret>)' });
       const body = route.method === 'POST' ? await readBody(req) : undefined;
+      bodyRead = true;
       const reply = await route.handler(req, body);
       if (reply.contentType && typeof reply.body === 'string') {
         res.writeHead(reply.status, { 'content-type': reply.contentType });
@@ -91,9 +125,9 @@ export function serve(routes: Route[], secret: string, host: string, port: numbe
       if (e instanceof HttpError) send(e.status, { error: e.message });
       else send(500, { error: (e as Error).message });
     }
-  });
-  server.requestTimeout = 10_000;
-  server.headersTimeout = 5_000;
+  };
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
   server.keepAliveTimeout = 1_000;
   return new Promise((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>

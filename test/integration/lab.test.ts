@@ -2,7 +2,7 @@
 // Own prefix and subnet so that other labs on the machine are never touched.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { validateConfig } from '../../src/config.js';
 import {
@@ -31,7 +31,7 @@ import {
   tcpProbe,
   unpartition,
 } from '../../src/lab/index.js';
-import { newLab } from '../../src/lab/state.js';
+import { newLab, writeLabSecrets } from '../../src/lab/state.js';
 import { inNetns, type RunResult, run, sleep } from '../../src/util/exec.js';
 import { cleanLabAround, labIdentity, needsRoot } from './fixture.js';
 
@@ -252,10 +252,20 @@ describe('lab network', { skip }, () => {
 
   test('the lab config for each host is valid and carries the sync setting', () => {
     const lab = newLab(PREFIX, SUBNET, { postgres: true, agents: true, sync: 'off', timing: 'fast' });
-    for (const h of ['pg1', 'pg2', 'arbiter', 'client'] as const) {
-      const cfg = validateConfig(labConfigDoc(lab, h), h);
-      assert.equal(cfg.postgres.synchronous_commit, 'off');
-      assert.equal(cfg.postgres.allowed_cidr, SUBNET);
+    mkdirSync(lab.dir, { recursive: true });
+    try {
+      writeLabSecrets(lab, { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
+      for (const h of ['pg1', 'pg2', 'arbiter', 'client'] as const) {
+        const doc = labConfigDoc(lab, h);
+        assert.ok(!JSON.stringify(doc).includes(lab.secrets.secret), 'no secret in the config itself');
+        const cfg = validateConfig(doc, h);
+        assert.equal(cfg.secret, lab.secrets.secret, 'the secret from its file');
+        assert.equal(cfg.postgres.replication_password, lab.secrets.replicationPassword);
+        assert.equal(cfg.postgres.synchronous_commit, 'off');
+        assert.equal(cfg.postgres.allowed_cidr, SUBNET);
+      }
+    } finally {
+      rmSync(lab.dir, { recursive: true, force: true });
     }
   });
 });

@@ -1,6 +1,6 @@
 // Config: durations, the timing rule, and validation errors (clear, and nothing half-applied).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -165,7 +165,11 @@ describe('validateConfig', () => {
   const cases: { name: string; doc: unknown; message: RegExp }[] = [
     { name: 'not an object', doc: 'hello', message: /invalid config: \(top\): / },
     { name: 'missing node', doc: doc({ node: undefined }), message: /invalid config: node: / },
-    { name: 'missing secret', doc: doc({ secret: undefined }), message: /secret: / },
+    {
+      name: 'missing secret',
+      doc: doc({ secret: undefined }),
+      message: /secret_file \(a file holding the secret, mode 0600\) or secret is required/,
+    },
     {
       name: 'short secret',
       doc: doc({ secret: 'short' }),
@@ -181,7 +185,7 @@ describe('validateConfig', () => {
     {
       name: 'missing replication password',
       doc: doc({ postgres: { admin_password: 'a' } }),
-      message: /postgres\.replication_password: /,
+      message: /postgres\.replication_password_file .* or postgres\.replication_password is required/,
     },
     { name: 'unknown top-level key', doc: doc({ fence_timeout: '2s' }), message: /\(top\): .*fence_timeout/ },
     {
@@ -303,6 +307,7 @@ describe('loadConfig', () => {
         'timing: { profile: fast }',
       ].join('\n'),
     );
+    chmodSync(path, 0o600); // it holds secrets inline
     const c = loadConfig(path);
     assert.equal(c.node, 'pg2');
     assert.equal(c.arbiter.name, 'arbiter');
@@ -337,5 +342,115 @@ describe('loadConfig', () => {
       () => loadConfig(path),
       (e: Error) => e instanceof UserError && e.message.startsWith(`${path}: invalid config: `),
     );
+  });
+});
+
+describe('secrets in files', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgarbiter-secrets-test-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const secretFile = (name: string, value: string, mode = 0o600) => {
+    const f = join(dir, name);
+    writeFileSync(f, value, { mode });
+    chmodSync(f, mode);
+    return f;
+  };
+  const base = [
+    'node: pg1',
+    'nodes:',
+    '  - { name: pg1, host: 10.1.0.11 }',
+    '  - { name: pg2, host: 10.1.0.12 }',
+    'arbiter: { host: 10.1.0.13 }',
+  ];
+  const configFile = (name: string, lines: string[], mode = 0o644) => {
+    const f = join(dir, name);
+    writeFileSync(f, [...base, ...lines].join('\n'), { mode });
+    chmodSync(f, mode);
+    return f;
+  };
+  const filesOnly = [
+    'secret_file: secret',
+    'postgres: { admin_password_file: admin, replication_password_file: /dev/null }',
+  ];
+
+  test('every secret from its file (relative to the config; one trailing newline dropped); the config may be 0644', () => {
+    secretFile('secret', 'a-long-cluster-secret\n');
+    secretFile('admin', 'admin pw with spaces ');
+    const repl = secretFile('repl', 'replication-pw\r\n');
+    const f = configFile('files.yaml', [
+      'secret_file: secret',
+      `postgres: { admin_password_file: ${join(dir, 'admin')}, replication_password_file: ${repl} }`,
+    ]);
+    const c = loadConfig(f);
+    assert.equal(c.secret, 'a-long-cluster-secret');
+    assert.equal(c.postgres.admin_password, 'admin pw with spaces ');
+    assert.equal(c.postgres.replication_password, 'replication-pw');
+    assert.ok(!('secret_file' in c), 'the resolved config holds values, not file names');
+  });
+
+  test('a secret file readable by group or others: refused, one line, with the chmod that fixes it', () => {
+    const loose = secretFile('loose', 'a-long-cluster-secret', 0o640);
+    const f = configFile(
+      'loose.yaml',
+      [`secret_file: ${loose}`, 'postgres: { admin_password: a, replication_password: r }'],
+      0o600,
+    );
+    assert.throws(
+      () => loadConfig(f),
+      (e: Error) =>
+        e instanceof UserError &&
+        e.message.includes(`run \`chmod 600 ${loose}\``) &&
+        e.message.includes('mode 640') &&
+        !e.message.includes('a-long-cluster-secret') &&
+        !e.message.includes('\n'),
+    );
+  });
+
+  test('a config holding secrets inline and readable by others: refused with the fix; 0600: accepted', () => {
+    const lines = [
+      'secret: a-long-cluster-secret',
+      'postgres: { admin_password: a, replication_password: r }',
+    ];
+    const f = configFile('inline.yaml', lines, 0o644);
+    assert.throws(
+      () => loadConfig(f),
+      (e: Error) =>
+        e instanceof UserError &&
+        /holds secret, postgres\.admin_password, postgres\.replication_password inline/.test(e.message) &&
+        e.message.includes(`chmod 600 ${f}`) &&
+        !e.message.includes('a-long-cluster-secret'),
+    );
+    chmodSync(f, 0o600);
+    assert.equal(loadConfig(f).secret, 'a-long-cluster-secret');
+  });
+
+  test('exactly one of value and file; a missing, empty or short secret file: clear errors', () => {
+    secretFile('secret', 'a-long-cluster-secret');
+    const both = configFile('both.yaml', ['secret: x-long-enough', ...filesOnly], 0o600);
+    assert.throws(() => loadConfig(both), /set either secret or secret_file, not both/);
+    const none = configFile('none.yaml', ['postgres: { admin_password: a, replication_password: r }'], 0o600);
+    assert.throws(
+      () => loadConfig(none),
+      /secret_file \(a file holding the secret, mode 0600\) or secret is required/,
+    );
+    const missing = configFile(
+      'missing.yaml',
+      ['secret_file: nope', 'postgres: { admin_password: a, replication_password: r }'],
+      0o600,
+    );
+    assert.throws(() => loadConfig(missing), /cannot read secret_file .*nope: ENOENT/);
+    secretFile('empty', '\n');
+    const empty = configFile(
+      'empty.yaml',
+      ['secret_file: empty', 'postgres: { admin_password: a, replication_password: r }'],
+      0o600,
+    );
+    assert.throws(() => loadConfig(empty), /secret_file .*empty is empty/);
+    secretFile('short', 'short');
+    const short = configFile(
+      'short.yaml',
+      ['secret_file: short', 'postgres: { admin_password: a, replication_password: r }'],
+      0o600,
+    );
+    assert.throws(() => loadConfig(short), /secret must be at least 8 characters/);
   });
 });
