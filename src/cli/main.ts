@@ -8,6 +8,7 @@ import { registerDaemonCommands } from './daemons.js';
 import { registerDashboardCommand } from './dashboard.js';
 import { registerDemoCommand } from './demo.js';
 import { registerLabCommands } from './lab.js';
+import { registerSoakCommand } from './soak.js';
 import { registerWorkloadCommands } from './workload.js';
 
 export function buildProgram(): Command {
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerClusterCommands(program);
   registerWorkloadCommands(program);
   registerDashboardCommand(program);
+  registerSoakCommand(program);
   return program;
 }
 
