@@ -16,6 +16,8 @@ export interface NodeSample {
     phase: string;
     fenced: boolean;
     inRecovery: boolean | null;
+    /** A standby's WAL receiver streams. */
+    receiving: boolean;
     timeline: number | null;
   } | null;
   /** pg_is_in_recovery() over TCP from the client host; null when it did not answer. */
@@ -71,6 +73,19 @@ export function dualPrimaryWindows(samples: readonly Sample[]): Window[] {
   }
   if (open) out.push(open);
   return out;
+}
+
+/** One writable unfenced primary and one streaming, promotable, unfenced standby, as the
+ *  arbiter's record and both agents say (the same test as the lab's `healthy`). */
+export function healthyIn(s: Sample): { primary: string; standby: string; term: number } | undefined {
+  const rec = s.arbiter;
+  if (!rec) return undefined;
+  const p = s.nodes[rec.primary as NodeName]?.agent;
+  const st = s.nodes[rec.standby as NodeName]?.agent;
+  if (!p || !st) return undefined;
+  const ok =
+    p.inRecovery === false && !p.fenced && st.inRecovery === true && st.receiving && !st.fenced && rec.promotable;
+  return ok ? { primary: rec.primary, standby: rec.standby, term: rec.term } : undefined;
 }
 
 /** Terms (the arbiter's and each agent's) and each node's timeline never go down. */

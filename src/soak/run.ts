@@ -34,6 +34,7 @@ import { longestGap } from '../workload/compare.js';
 import { readLedger, type TxEntry } from '../workload/ledger.js';
 import {
   acksAfterNewerTerm,
+  healthyIn,
   judgeSchedule,
   mergeTerms,
   type Sample,
@@ -296,12 +297,26 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   writeFileSync(join(out, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
   return result;
 
+  /** Waits for a sample taken after `since` that shows a healthy cluster (the sampler's view:
+   *  cheaper than spawning `status`, which a loaded machine makes slow). */
+  function waitHealthySample(what: string, since: number) {
+    return waitFor(
+      what,
+      o.healBoundMs,
+      async () => {
+        if (sampler && (sampler.exitCode !== null || sampler.signalCode !== null))
+          sampler = startSampler(lab, samples);
+        const s = samples[samples.length - 1];
+        return s && s.t >= since ? healthyIn(s) : undefined;
+      },
+      200,
+    );
+  }
+
   async function runSchedule(schedule: Schedule): Promise<ScheduleResult> {
     const t0 = Date.now();
     o.say(`schedule ${schedule.index}: waiting for a healthy cluster`);
-    const h0 = await waitFor('a healthy cluster before the schedule', o.healBoundMs, async () =>
-      healthy(await clusterView(lab)),
-    );
+    const h0 = await waitHealthySample('a healthy cluster before the schedule', Date.now());
     const ledgers = [
       join(out, `s${schedule.index}-haproxy.jsonl`),
       join(out, `s${schedule.index}-multihost.jsonl`),
@@ -330,9 +345,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     let healthyAt: number | null = null;
     let termAfter: number | null = null;
     try {
-      const h1 = await waitFor('a healthy cluster after the faults', o.healBoundMs, async () =>
-        healthy(await clusterView(lab)),
-      );
+      const h1 = await waitHealthySample('a healthy cluster after the faults', healedAt);
       healthyAt = Date.now();
       termAfter = h1.term;
       o.say(

@@ -52,6 +52,7 @@ export async function sampleOnce(
             phase: s.phase,
             fenced: s.fenced,
             inRecovery: s.postgres.inRecovery,
+            receiving: s.postgres.receiving,
             timeline: s.postgres.timeline,
           }
         : null,
@@ -86,7 +87,8 @@ export async function runSampler(
   });
   process.stdin.resume();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => (stop = true));
-  const timeoutMs = Math.min(800, intervalMs);
+  // Generous: on a loaded machine a short deadline would read as a member that does not answer.
+  const timeoutMs = 1500;
   while (!stop) {
     const t0 = Date.now();
     const s = await sampleOnce(cfg, password, timeoutMs);
