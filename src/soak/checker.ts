@@ -84,7 +84,12 @@ export function healthyIn(s: Sample): { primary: string; standby: string; term: 
   const st = s.nodes[rec.standby as NodeName]?.agent;
   if (!p || !st) return undefined;
   const ok =
-    p.inRecovery === false && !p.fenced && st.inRecovery === true && st.receiving && !st.fenced && rec.promotable;
+    p.inRecovery === false &&
+    !p.fenced &&
+    st.inRecovery === true &&
+    st.receiving &&
+    !st.fenced &&
+    rec.promotable;
   return ok ? { primary: rec.primary, standby: rec.standby, term: rec.term } : undefined;
 }
 
