@@ -21,8 +21,6 @@ import {
 import { PG_HOSTS } from '../lab/topology.js';
 import {
   checkLabLedger,
-  clusterView,
-  healthy,
   type LabWriter,
   multiHostDsn,
   startLabWriter,

@@ -16,6 +16,14 @@ import { cleanLabAround, labIdentity, leftNamespaces, needsRoot } from './fixtur
 const LAB = labIdentity({ prefix: 'pgsk', subnet: '10.213.150.0/24' });
 const dir = mkdtempSync(join(tmpdir(), 'pgarbiter-soak-'));
 const id = ['--prefix', LAB.prefix, '--subnet', LAB.subnet];
+/** The end of a command's stderr without stack frames, for assertion messages. */
+const tail = (stderr: string, n = 8) =>
+  stderr
+    .trim()
+    .split('\n')
+    .filter((l) => !/^\s+at /.test(l))
+    .slice(-n)
+    .join(' | ');
 
 describe('soak', { skip: needsRoot, timeout: 600_000 }, () => {
   cleanLabAround(LAB.prefix);
@@ -37,7 +45,7 @@ describe('soak', { skip: needsRoot, timeout: 600_000 }, () => {
     ] as const) {
       const r = await run(selfArgv('soak', ...args, ...id, '--out', join(dir, 'bad')), {
         allowFailure: true,
-        timeoutMs: 20_000,
+        timeoutMs: 60_000,
       });
       assert.equal(r.code, 1, `${args.join(' ')}: exit 1 (${r.stderr})`);
       assert.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: one line (${r.stderr})`);
@@ -68,7 +76,7 @@ describe('soak', { skip: needsRoot, timeout: 600_000 }, () => {
         timeoutMs: 420_000,
       },
     );
-    assert.equal(r.code, 0, `exit 0 (stderr tail: ${r.stderr.trim().split('\n').slice(-8).join(' | ')})`);
+    assert.equal(r.code, 0, `exit 0 (stderr: ${tail(r.stderr)})`);
     for (const h of ['schedule', 'faults', 'failovers', 'fences', 'acknowledged', 'lost', 'unknown'])
       assert.ok(r.stdout.includes(h), `the table has "${h}"`);
     assert.match(r.stdout, /^summary: 3 schedule\(s\)/m);
@@ -97,7 +105,7 @@ describe('soak', { skip: needsRoot, timeout: 600_000 }, () => {
         timeoutMs: 300_000,
       },
     );
-    assert.equal(again.code, 0, `replay exit 0 (${again.stderr.trim().split('\n').slice(-5).join(' | ')})`);
+    assert.equal(again.code, 0, `replay exit 0 (stderr: ${tail(again.stderr)})`);
     const j = JSON.parse(again.stdout) as SoakResult;
     assert.equal(j.violations, 0);
     assert.equal(j.settings.seed, 1);
