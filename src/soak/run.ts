@@ -324,7 +324,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       startLabWriter(lab, { ledger: ledgers[0] as string, sessions: 3, dsn: haproxyDsn(lab, 'rw') }),
       startLabWriter(lab, { ledger: ledgers[1] as string, sessions: 2, dsn: multiHostDsn(lab) }),
     ];
-    await Promise.all(writers.map((w) => w.writing(30_000)));
+    // Generous: on a loaded machine a writer's setup alone has taken over 30 s.
+    await Promise.all(writers.map((w) => w.writing(90_000)));
     const faultsAt = Date.now();
     const fromSample = samples.length;
     o.say(
