@@ -20,6 +20,7 @@ import {
   labStatus,
   labUp,
   loadLab,
+  oneWay,
   partition,
   requireRoot,
   resolveIdentity,
@@ -149,6 +150,7 @@ export function registerLabCommands(program: Command): void {
               complete: l.complete,
               partitions: l.partitions,
               losses: l.losses ?? {},
+              oneWay: l.oneWay ?? [],
               hosts,
             },
             null,
@@ -184,6 +186,7 @@ export function registerLabCommands(program: Command): void {
       if (l.partitions.length) say(`partitions: ${l.partitions.map(([a, b]) => `${a} x ${b}`).join(', ')}`);
       const losses = Object.entries(l.losses ?? {});
       if (losses.length) say(`packet loss: ${losses.map(([h, p]) => `${h} ${p} %`).join(', ')}`);
+      if (l.oneWay?.length) say(`one-way drops: ${l.oneWay.map(([a, b]) => `${a} -> ${b}`).join(', ')}`);
     });
 
   withId(lab.command('isolate'))
@@ -236,6 +239,18 @@ export function registerLabCommands(program: Command): void {
       if ((a && !b) || (!a && b)) throw new UserError('give two hosts, or none to remove every partition');
       await unpartition(l, a ? assertHost(a) : undefined, b ? assertHost(b) : undefined);
       say(a ? `partition ${a} x ${b} removed` : 'all partitions removed');
+    });
+
+  withId(lab.command('oneway'))
+    .description('drop every packet from host A to host B (B to A still passes); --off removes it')
+    .argument('<a>')
+    .argument('<b>')
+    .option('--off', 'remove the one-way drop from A to B')
+    .action(async (a: string, b: string, o: IdFlags & { off?: boolean }) => {
+      requireRoot('lab oneway');
+      const l = openLab(o);
+      await oneWay(l, assertHost(a), assertHost(b), !o.off);
+      say(o.off ? `one-way drop ${a} -> ${b} removed` : `dropping every packet from ${a} to ${b}`);
     });
 
   withId(lab.command('loss'))

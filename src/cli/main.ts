@@ -9,6 +9,7 @@ import { registerDaemonCommands } from './daemons.js';
 import { registerDashboardCommand } from './dashboard.js';
 import { registerDemoCommand } from './demo.js';
 import { registerLabCommands } from './lab.js';
+import { registerSoakCommand } from './soak.js';
 import { registerWorkloadCommands } from './workload.js';
 
 export function buildProgram(): Command {
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerWorkloadCommands(program);
   registerDashboardCommand(program);
   registerComposeCommands(program);
+  registerSoakCommand(program);
   return program;
 }
 

@@ -110,7 +110,7 @@ function textSeries(o: DemoOutcome): string {
 export function renderMarkdown(o: DemoOutcome): string {
   const out: string[] = [];
   const passed = o.checks.filter((c) => c.pass).length;
-  out.push(`# pgarbiter demo report — ${o.ok ? 'PASS' : 'FAIL'}`);
+  out.push(`# ${o.title ?? 'pgarbiter demo report'} — ${o.ok ? 'PASS' : 'FAIL'}`);
   out.push(
     `Run from ${iso(o.startedAt)} to ${iso(o.endedAt)} (${formatMs(o.endedAt - o.startedAt)}); ` +
       `${passed} of ${o.checks.length} checks passed.`,
@@ -293,10 +293,10 @@ function htmlChart(o: DemoOutcome): string {
 
 export function renderHtml(o: DemoOutcome): string {
   const passed = o.checks.filter((c) => c.pass).length;
-  const title = `pgarbiter demo report — ${o.ok ? 'PASS' : 'FAIL'}`;
+  const title = `${o.title ?? 'pgarbiter demo report'} — ${o.ok ? 'PASS' : 'FAIL'}`;
   const b: string[] = [];
   b.push(
-    `<h1>pgarbiter demo report — <span class="${o.ok ? 'pass' : 'fail'}">${o.ok ? 'PASS' : 'FAIL'}</span></h1>`,
+    `<h1>${escapeHtml(o.title ?? 'pgarbiter demo report')} — <span class="${o.ok ? 'pass' : 'fail'}">${o.ok ? 'PASS' : 'FAIL'}</span></h1>`,
   );
   b.push(
     `<p class="meta">Run from ${iso(o.startedAt)} to ${iso(o.endedAt)} (${formatMs(o.endedAt - o.startedAt)}); ` +

@@ -37,6 +37,8 @@ export interface Marker {
 }
 
 export interface DemoOutcome {
+  /** The report's heading (default "pgarbiter demo report"; the soak reuses the renderer). */
+  title?: string;
   ok: boolean;
   startedAt: number;
   endedAt: number;

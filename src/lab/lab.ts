@@ -592,6 +592,8 @@ async function applySwitchRules(lab: Lab): Promise<void> {
     const pb = lab.hosts[b].port;
     return [`    iifname "${pa}" oifname "${pb}" drop`, `    iifname "${pb}" oifname "${pa}" drop`];
   });
+  for (const [from, to] of lab.oneWay ?? [])
+    rules.push(`    iifname "${lab.hosts[from].port}" oifname "${lab.hosts[to].port}" drop`);
   for (const [host, percent] of Object.entries(lab.losses ?? {}) as [HostName, number][]) {
     if (!percent) continue;
     const port = lab.hosts[host].port;
@@ -631,6 +633,16 @@ export async function partition(lab: Lab, a: HostName, b: HostName): Promise<voi
 export async function unpartition(lab: Lab, a?: HostName, b?: HostName): Promise<void> {
   lab.partitions =
     a && b ? lab.partitions.filter(([x, y]) => !((x === a && y === b) || (x === b && y === a))) : [];
+  await applySwitchRules(lab);
+  saveLab(lab);
+}
+
+/** Drops every frame from host `from` to host `to` in the switch (the other direction passes);
+ *  `on: false` removes that drop. */
+export async function oneWay(lab: Lab, from: HostName, to: HostName, on = true): Promise<void> {
+  if (from === to) throw new UserError('a one-way drop needs two different hosts');
+  const rest = (lab.oneWay ?? []).filter(([x, y]) => !(x === from && y === to));
+  lab.oneWay = on ? [...rest, [from, to]] : rest;
   await applySwitchRules(lab);
   saveLab(lab);
 }

@@ -75,6 +75,8 @@ export interface Lab {
   partitions: [HostName, HostName][];
   /** Random packet loss in percent on a host's switch port, each direction (`lab loss`). */
   losses?: Partial<Record<HostName, number>>;
+  /** One-way drops in the switch: frames from the first host to the second (`lab oneway`). */
+  oneWay?: [HostName, HostName][];
 }
 
 export const labFile = (dir: string) => join(dir, 'lab.json');
