@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { arbiterStateSchema } from '../api/protocol.js';
 import { type ArbiterView, type ClusterView, newTermTimeOf } from '../cluster/view.js';
 import { lsnAtLeast } from '../core/lsn.js';
-import { clientSql, configPath, haproxyDsn, hostArgv, type Lab, selfArgv } from '../lab/index.js';
+import { clientSql, configPath, haproxyDsn, hostArgv, type Lab, selfArgv, vipAddress } from '../lab/index.js';
 import type { HostName } from '../lab/topology.js';
 import { run, sleep } from '../util/exec.js';
 import type { CheckReport } from '../workload/compare.js';
@@ -46,6 +46,11 @@ export function multiHostDsn(lab: Lab): string {
   return `host=${lab.hosts.pg1.address},${lab.hosts.pg2.address} port=5432 user=app dbname=postgres target_session_attrs=read-write`;
 }
 
+/** The cluster's floating VIP (config `vip:`): one address that always leads to the primary. */
+export function vipDsn(lab: Lab): string {
+  return `host=${vipAddress(lab.subnet)} port=5432 user=app dbname=postgres target_session_attrs=read-write`;
+}
+
 export interface LabWriter {
   ledger: string;
   proc: ChildProcess;
@@ -72,6 +77,8 @@ export function startLabWriter(
     dsn?: string;
     rate?: number;
     commitTimeoutS?: number;
+    /** Longest wait between reconnect attempts (writer --reconnect-max; default 1 s). */
+    reconnectMaxS?: number;
   },
 ): LabWriter {
   const args = [
@@ -95,6 +102,7 @@ export function startLabWriter(
   );
   if (opts.durationS) args.push('--duration', String(opts.durationS));
   if (opts.rate) args.push('--rate', String(opts.rate));
+  if (opts.reconnectMaxS) args.push('--reconnect-max', String(opts.reconnectMaxS));
   const argv = hostArgv(lab, 'client', selfArgv(...args));
   const proc = spawn(argv[0]!, argv.slice(1), {
     cwd: '/tmp',
