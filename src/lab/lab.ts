@@ -109,6 +109,7 @@ export function missingTools(postgres: boolean): { tool: string; pkg: string }[]
     ['runuser', 'util-linux'],
     ['setsid', 'util-linux'],
     ['haproxy', 'haproxy'],
+    ['arping', 'iputils-arping'],
   ];
   const missing = tools.filter(([t]) => !onPath(t)).map(([tool, pkg]) => ({ tool, pkg }));
   if (postgres) {
