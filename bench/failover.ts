@@ -22,6 +22,7 @@ import {
 } from '../src/lab/index.js';
 import type { HostName } from '../src/lab/topology.js';
 import {
+  arbiterView,
   checkLabLedger,
   clusterView,
   type LabWriter,
@@ -211,14 +212,25 @@ async function main() {
       const from = h.primary as HostName;
       const to = h.standby as HostName;
       const writers = {} as Record<ClientPath, LabWriter>;
+      // One after the other, each retried once: on a loaded machine a writer's set-up session can
+      // miss its 1 s connect timeout.
       for (const p of PATHS)
-        writers[p] = startLabWriter(lab, {
-          ledger: `${lab.dir}/client/bench-${i}-${p}.jsonl`,
-          sessions: 2,
-          dsn: dsns[p],
-          reconnectMaxS,
-        });
-      await Promise.all(PATHS.map((p) => writers[p].writing()));
+        for (let attempt = 1; ; attempt++) {
+          const w = startLabWriter(lab, {
+            ledger: `${lab.dir}/client/bench-${i}-${p}-${attempt}.jsonl`,
+            sessions: 2,
+            dsn: dsns[p],
+            reconnectMaxS,
+          });
+          try {
+            await w.writing();
+            writers[p] = w;
+            break;
+          } catch (e) {
+            if (attempt >= 3) throw e;
+            process.stderr.write(`writer on ${p} did not start (${(e as Error).message}); again\n`);
+          }
+        }
       const cut = Date.now();
       await isolate(lab, from, values.mode as 'link-down' | 'subnet');
       const [routedHaproxy, routedVip] = await Promise.all([
@@ -236,8 +248,8 @@ async function main() {
         ).catch(() => null);
         firstWrite[p] = t === null ? null : t - cut;
       }
-      const view = await clusterView(lab);
-      const grantAt = view.arbiter.state ? newTermTimeOf(view.arbiter.state, h.term + 1) : null;
+      const arb = await arbiterView(lab);
+      const grantAt = arb ? newTermTimeOf(arb, h.term + 1) : null;
       const promoted = promotedAt(lab, to, cut);
       await heal(lab, from);
       await waitHealthy(lab, 120_000);

@@ -11,12 +11,11 @@
 //        [--losses 2,5,10,20] [--arbiter-losses 5,20] [--loss-duration 300] [--freezes 200,400,600,800]
 import { parseArgs } from 'node:util';
 import type { AgentStatus } from '../src/api/protocol.js';
-import type { ClusterView } from '../src/cluster/view.js';
 import type { TimingProfile } from '../src/config.js';
 import { TIMING_PROFILES } from '../src/config.js';
 import { freeze, heal, isolate, type Lab, labDown, labUp, setLoss, thaw } from '../src/lab/index.js';
 import type { HostName } from '../src/lab/topology.js';
-import { clusterView, startLabWriter, vipDsn, waitHealthy } from '../src/scenario/lab-run.js';
+import { apiGetIn, arbiterView, startLabWriter, vipDsn, waitHealthy } from '../src/scenario/lab-run.js';
 import { sleep } from '../src/util/exec.js';
 import { ledgerTxs } from '../src/workload/ledger.js';
 
@@ -68,17 +67,24 @@ interface Snapshot {
   fences: number;
 }
 
-function snapshotOf(v: ClusterView): Snapshot {
-  const rec = v.arbiter.state?.record;
-  if (!rec) throw new Error('the arbiter did not answer');
-  const fences = v.nodes.reduce(
-    (a, n) => a + ((n.state as AgentStatus | null | undefined)?.fence?.count ?? 0),
-    0,
-  );
-  return { term: rec.term, primary: rec.primary, fences };
+/** The arbiter's term and primary, and both agents' fence counters (GET /state with curl from
+ *  the client host: cheap, and bounded even on a loaded machine). Retried a few times. */
+async function snapshot(lab: Lab): Promise<Snapshot> {
+  for (let i = 0; ; i++) {
+    const arb = await arbiterView(lab);
+    const agents = await Promise.all(
+      (['pg1', 'pg2'] as const).map((h) => apiGetIn<AgentStatus>(lab, h, '/state', 3)),
+    );
+    if (arb && agents.every((a) => a?.status === 200))
+      return {
+        term: arb.record.term,
+        primary: arb.record.primary,
+        fences: agents.reduce((n, a) => n + (a?.body.fence?.count ?? 0), 0),
+      };
+    if (i >= 5) throw new Error('cannot read the arbiter and both agents');
+    await sleep(1000);
+  }
 }
-
-const snapshot = async (lab: Lab) => snapshotOf(await clusterView(lab));
 
 /** What a fault ended with, from the arbiter's term and the agents' fence counters. */
 function outcomeOf(a: Snapshot, b: Snapshot): 'nothing' | 'fence' | 'failover' {
