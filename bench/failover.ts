@@ -24,13 +24,12 @@ import type { HostName } from '../src/lab/topology.js';
 import {
   arbiterView,
   checkLabLedger,
-  clusterView,
   type LabWriter,
   multiHostDsn,
   startLabWriter,
   vipDsn,
   waitFor,
-  waitHealthy,
+  waitHealthyByApi,
 } from '../src/scenario/lab-run.js';
 import { sleep } from '../src/util/exec.js';
 import { ackedBy, ledgerTxs } from '../src/workload/ledger.js';
@@ -205,10 +204,10 @@ async function main() {
   const rows: Run[] = [];
   let failed = false;
   try {
-    await waitHealthy(lab);
+    await waitHealthyByApi(lab);
     const usage = await idleUsage(lab);
     for (let i = 1; i <= runs; i++) {
-      const h = await waitHealthy(lab, 120_000);
+      const h = await waitHealthyByApi(lab, 120_000);
       const from = h.primary as HostName;
       const to = h.standby as HostName;
       const writers = {} as Record<ClientPath, LabWriter>;
@@ -252,7 +251,7 @@ async function main() {
       const grantAt = arb ? newTermTimeOf(arb, h.term + 1) : null;
       const promoted = promotedAt(lab, to, cut);
       await heal(lab, from);
-      await waitHealthy(lab, 120_000);
+      await waitHealthyByApi(lab, 120_000);
       const lost = {} as Record<ClientPath, number>;
       for (const p of PATHS) {
         await writers[p].stop();
@@ -276,7 +275,7 @@ async function main() {
           `lost ${PATHS.map((p) => lost[p]).join('/')}\n`,
       );
     }
-    const view = await clusterView(lab);
+    const finalArb = await arbiterView(lab);
     console.log(
       `\nfailover benchmark: ${runs} isolations (${values.mode}), timing=${values.timing}, synchronous_commit=${values.sync}`,
     );
@@ -290,7 +289,7 @@ async function main() {
     );
     console.log('idle resource use:');
     for (const u of usage) console.log(`  ${u}`);
-    console.log(`final term ${view.arbiter.state?.record.term}`);
+    console.log(`final term ${finalArb?.record.term}`);
   } catch (e) {
     failed = true;
     throw e;

@@ -15,7 +15,7 @@ import type { TimingProfile } from '../src/config.js';
 import { TIMING_PROFILES } from '../src/config.js';
 import { freeze, heal, isolate, type Lab, labDown, labUp, setLoss, thaw } from '../src/lab/index.js';
 import type { HostName } from '../src/lab/topology.js';
-import { apiGetIn, arbiterView, startLabWriter, vipDsn, waitHealthy } from '../src/scenario/lab-run.js';
+import { apiGetIn, arbiterView, startLabWriter, vipDsn, waitHealthyByApi } from '../src/scenario/lab-run.js';
 import { sleep } from '../src/util/exec.js';
 import { ledgerTxs } from '../src/workload/ledger.js';
 
@@ -108,13 +108,13 @@ async function blipRows(lab: Lab): Promise<Row[]> {
   for (const s of blips) {
     const row: Row = { fault: `link cut ${s} s`, count: { nothing: 0, fence: 0, failover: 0 } };
     for (let i = 0; i < repeat; i++) {
-      const h = await waitHealthy(lab, 180_000);
+      const h = await waitHealthyByApi(lab, 180_000);
       const a = await snapshot(lab);
       await isolate(lab, h.primary as HostName, 'link-down');
       await sleep(s * 1000);
       await heal(lab, h.primary as HostName);
       await sleep(settleS * 1000);
-      await waitHealthy(lab, 180_000);
+      await waitHealthyByApi(lab, 180_000);
       const o = outcomeOf(a, await snapshot(lab));
       row.count[o]++;
       process.stderr.write(`  blip ${s} s #${i + 1}: ${o}\n`);
@@ -131,7 +131,7 @@ async function lossRows(lab: Lab): Promise<Row[]> {
     ...arbiterLosses.map((percent) => ({ host: 'arbiter' as const, percent })),
   ];
   for (const c of cases) {
-    const h = await waitHealthy(lab, 180_000);
+    const h = await waitHealthyByApi(lab, 180_000);
     const target: HostName = c.host === 'primary' ? (h.primary as HostName) : 'arbiter';
     const w = startLabWriter(lab, {
       ledger: `${lab.dir}/client/tol-loss-${c.host}-${c.percent}-${Date.now()}.jsonl`,
@@ -164,7 +164,7 @@ async function lossRows(lab: Lab): Promise<Row[]> {
     process.stderr.write(
       `  ${row.fault}: fences ${row.count.fence}, failovers ${row.count.failover}, write errors ${errors}\n`,
     );
-    await waitHealthy(lab, 180_000);
+    await waitHealthyByApi(lab, 180_000);
   }
   return rows;
 }
@@ -174,13 +174,13 @@ async function freezeRows(lab: Lab): Promise<Row[]> {
   for (const ms of freezes) {
     const row: Row = { fault: `primary frozen ${ms} ms`, count: { nothing: 0, fence: 0, failover: 0 } };
     for (let i = 0; i < repeat; i++) {
-      const h = await waitHealthy(lab, 180_000);
+      const h = await waitHealthyByApi(lab, 180_000);
       const a = await snapshot(lab);
       await freeze(lab, h.primary as HostName);
       await sleep(ms);
       await thaw(lab, h.primary as HostName);
       await sleep(settleS * 1000);
-      await waitHealthy(lab, 180_000);
+      await waitHealthyByApi(lab, 180_000);
       const o = outcomeOf(a, await snapshot(lab));
       row.count[o]++;
       process.stderr.write(`  freeze ${ms} ms #${i + 1}: ${o}\n`);
@@ -219,7 +219,7 @@ async function main() {
     });
     let failed = false;
     try {
-      await waitHealthy(lab, 180_000);
+      await waitHealthyByApi(lab, 180_000);
       const rows: Row[] = [];
       if (only.has('blips')) rows.push(...(await blipRows(lab)));
       if (only.has('loss')) rows.push(...(await lossRows(lab)));
