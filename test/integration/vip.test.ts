@@ -10,13 +10,13 @@ import { newTermTimeOf } from '../../src/cluster/view.js';
 import { configPath, heal, isolate, type Lab, selfArgv, vipHolder } from '../../src/lab/index.js';
 import type { HostName } from '../../src/lab/topology.js';
 import {
+  arbiterView,
   checkLabLedger,
   cliIn,
-  clusterView,
   startLabWriter,
   vipDsn,
   waitFor,
-  waitHealthy,
+  waitHealthyByApi,
 } from '../../src/scenario/lab-run.js';
 import { run, sleep } from '../../src/util/exec.js';
 import { ackedBy, ledgerTxs } from '../../src/workload/ledger.js';
@@ -74,7 +74,7 @@ describe('floating VIP', { skip: needsRoot, timeout: 600_000 }, () => {
   });
 
   test('the primary alone holds the VIP; a client on the VIP writes to it', async () => {
-    const h = await waitHealthy(lab);
+    const h = await waitHealthyByApi(lab);
     await waitFor('the VIP on the primary', 10_000, async () =>
       (await holders()).join() === h.primary ? true : undefined,
     );
@@ -99,7 +99,7 @@ describe('floating VIP', { skip: needsRoot, timeout: 600_000 }, () => {
   });
 
   test('failover: the isolated primary drops the VIP before it fences and never holds it again; the new primary takes it', async () => {
-    const h0 = await waitHealthy(lab);
+    const h0 = await waitHealthyByApi(lab);
     const oldP = h0.primary as HostName;
     const newP = h0.standby as HostName;
     const w = startLabWriter(lab, { ledger: `${lab.dir}/client/vip-failover.jsonl`, dsn: vipDsn(lab) });
@@ -116,10 +116,10 @@ describe('floating VIP', { skip: needsRoot, timeout: 600_000 }, () => {
     await waitFor('the VIP on the new primary', 30_000, async () =>
       (await holders()).join() === newP ? true : undefined,
     );
-    const v = await clusterView(lab);
-    const term = v.arbiter.state?.record.term ?? 0;
-    assert.equal(v.arbiter.state?.record.primary, newP);
-    const grantAt = v.arbiter.state ? newTermTimeOf(v.arbiter.state, term) : null;
+    const arb = await arbiterView(lab);
+    assert.ok(arb, 'the arbiter answers');
+    assert.equal(arb.record.primary, newP);
+    const grantAt = newTermTimeOf(arb, arb.record.term);
     assert.ok(grantAt !== null);
     // The writer on the VIP reaches the new primary.
     await waitFor('acks from the new primary through the VIP', 20_000, async () =>
@@ -128,7 +128,7 @@ describe('floating VIP', { skip: needsRoot, timeout: 600_000 }, () => {
         : undefined,
     );
     await heal(lab, oldP);
-    const h1 = await waitHealthy(lab, 120_000);
+    const h1 = await waitHealthyByApi(lab, 120_000);
     assert.equal(h1.standby, oldP, 'the old primary rejoined as standby');
     await sleep(1000);
     const seen = await watch.stop();
@@ -145,10 +145,10 @@ describe('floating VIP', { skip: needsRoot, timeout: 600_000 }, () => {
   });
 
   test('switchover: the VIP moves with the role, the old primary gives it up', async () => {
-    const h0 = await waitHealthy(lab);
+    const h0 = await waitHealthyByApi(lab);
     const sw = await cliIn(lab, 'client', ['switchover', '--config', configPath(lab, 'client')]);
     assert.equal(sw.code, 0, sw.stderr);
-    const h1 = await waitHealthy(lab, 60_000);
+    const h1 = await waitHealthyByApi(lab, 60_000);
     assert.equal(h1.primary, h0.standby);
     await waitFor('the VIP on the new primary only', 10_000, async () =>
       (await holders()).join() === h1.primary ? true : undefined,
@@ -156,7 +156,7 @@ describe('floating VIP', { skip: needsRoot, timeout: 600_000 }, () => {
   });
 
   test('bad VIP input: outside the subnet, or in use by another host: one-line errors, nothing changes', async () => {
-    const h0 = await waitHealthy(lab);
+    const h0 = await waitHealthyByApi(lab);
     const tmp = mkdtempSync(join(lab.dir, 'pg2', 'vipbad-'));
     try {
       const doc = parse(readFileSync(configPath(lab, 'pg2'), 'utf8')) as Record<string, unknown>;
@@ -188,7 +188,7 @@ describe('floating VIP', { skip: needsRoot, timeout: 600_000 }, () => {
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
-    const h1 = await waitHealthy(lab);
+    const h1 = await waitHealthyByApi(lab);
     assert.deepEqual(h1, h0, 'the running cluster is unaffected');
     assert.deepEqual(await holders(), [h0.primary]);
     // Nobody else picked the client's address up.
