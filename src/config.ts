@@ -5,6 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { UserError } from './util/errors.js';
+import { vipConfigProblem } from './vip/vip.js';
 
 /** "500ms", "3s", "1.5s", "2m" or a number of milliseconds. */
 export function parseDuration(value: string | number): number {
@@ -111,6 +112,15 @@ export const ConfigSchema = z
     fence_mechanism: z.enum(['iptables', 'nft']).default('iptables'),
     /** auto: an old primary rewinds and rejoins by itself; manual: it stays fenced and stopped. */
     rejoin: z.enum(['auto', 'manual']).default('auto'),
+    /** A floating IPv4 address held only by the unfenced, writable primary (src/vip/vip.ts):
+     *  `address` A.B.C.D/len inside the nodes' subnet, `interface` the NIC on that network. */
+    vip: z
+      .object({
+        address: z.string(),
+        interface: z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'an interface name such as eth0'),
+      })
+      .strict()
+      .optional(),
     /** Where the agent keeps its state file and the arbiter its cluster record. */
     state_dir: z.string().default('/var/lib/pgarbiter'),
     /** Also append the JSON log lines to this file (stdout always gets them). */
@@ -251,6 +261,8 @@ export function validateConfig(doc: unknown, source = 'config', baseDir = proces
     throw new UserError(`${source}: node "${raw.node}" is not one of ${names.join(', ')}`);
   if (raw.initial_primary && !raw.nodes.some((n) => n.name === raw.initial_primary))
     throw new UserError(`${source}: initial_primary "${raw.initial_primary}" is not a database node`);
+  const vipProblem = raw.vip ? vipConfigProblem(raw.vip, raw.nodes, raw.arbiter) : null;
+  if (vipProblem) throw new UserError(`${source}: ${vipProblem}`);
   const timing = resolveTiming(raw.timing);
   const violation = timingRuleViolation(timing);
   if (violation) throw new UserError(`${source}: ${violation}`);

@@ -41,6 +41,7 @@ import { UserError } from '../util/errors.js';
 import { sleep } from '../util/exec.js';
 import { serve } from '../util/http.js';
 import { createLogger, type Logger } from '../util/log.js';
+import { parseVip, shouldHoldVip, Vip } from '../vip/vip.js';
 import { agentRoutes } from './api.js';
 import { type LocalObservation, probeLocal, SyncWaitClock } from './probes.js';
 import { ensureSlot, handover, promoteLocal, rejoin, setSyncNames } from './procedures.js';
@@ -54,6 +55,9 @@ export class Agent {
   readonly api: ApiClient;
   readonly log: Logger;
   readonly peer: string;
+  /** The floating address (config `vip:`), held only while shouldHoldVip says so. */
+  readonly vip: Vip | null;
+  private vipHeld = false;
   private state: AgentState;
   private readonly statePath: string;
   private readonly settings: AgentSettings;
@@ -83,6 +87,7 @@ export class Agent {
     this.api = new ApiClient(cfg);
     this.log = createLogger('agent', { node: cfg.node }, cfg.log_file);
     this.peer = otherNode(cfg, cfg.node).name;
+    this.vip = cfg.vip ? new Vip(parseVip(cfg.vip)) : null;
     mkdirSync(cfg.state_dir, { recursive: true, mode: 0o700 });
     this.statePath = join(cfg.state_dir, `agent-${cfg.node}.json`);
     this.telemetry = new AgentTelemetry(cfg.state_dir, cfg.node, this.log);
@@ -184,7 +189,12 @@ export class Agent {
       );
     this.phase = decision.phase;
     this.rule = decision.rule;
+    // A node that is no longer the writable primary (demoted by a newer term, stopped, found
+    // fenced) gives the address up before it does anything else.
+    if (this.vipHeld && !this.wantsVip())
+      await this.releaseVip(`no longer the writable primary [${decision.rule}]`);
     await this.executeAll(decision.actions);
+    await this.syncVip();
     this.telemetry.round(this.status(), (performance.now() - t0) / 1000);
   }
 
@@ -213,6 +223,7 @@ export class Agent {
         log[a.level]({ rule: a.rule }, a.msg);
         return;
       case 'fence': {
+        await this.releaseVip(`fencing: ${a.reason}`);
         this.busy = 'fencing';
         // Bounded by fence_action_budget (src/fence/fence.ts): the timing rule counts on it.
         const r = await this.fence.fence((ms) =>
@@ -280,6 +291,7 @@ export class Agent {
           Math.max(this.cfg.timing.probeTimeoutMs, 1000),
           this.syncWaits,
         );
+        await this.syncVip();
         return;
       case 'setSync':
         if (a.on) await ensureSlot(this.ctl, this.peer);
@@ -291,6 +303,7 @@ export class Agent {
           );
         return;
       case 'rejoin': {
+        await this.releaseVip(`rejoining as standby of ${a.primary}`);
         this.busy = 'rejoining';
         log.warn(
           { rule: a.rule, primary: a.primary, reason: a.reason },
@@ -306,6 +319,7 @@ export class Agent {
         return;
       }
       case 'handover': {
+        await this.releaseVip(`switchover to ${a.to}`);
         this.busy = 'switchover';
         await this.execute({ kind: 'fence', rule: a.rule, reason: `switchover to ${a.to}` });
         this.busy = 'switchover';
@@ -317,6 +331,44 @@ export class Agent {
         }
         return;
       }
+    }
+  }
+
+  /** Hold the VIP only as the record's primary, writable (last local probe) and unfenced. */
+  private wantsVip(): boolean {
+    return shouldHoldVip({
+      isRecordPrimary: this.state.record.primary === this.cfg.node,
+      postgresUp: this.lastLocal?.up === true,
+      inRecovery: this.lastLocal?.inRecovery ?? null,
+      fenced: this.lastObs?.fenced ?? true,
+    });
+  }
+
+  /** Takes or gives up the VIP to match wantsVip. */
+  private async syncVip(): Promise<void> {
+    if (!this.vip) return;
+    if (!this.wantsVip()) {
+      if (this.vipHeld) await this.releaseVip('no longer the writable primary');
+      return;
+    }
+    if (this.vipHeld) return;
+    await this.vip.acquire();
+    this.vipHeld = true;
+    this.log.warn(
+      { vip: this.vip.vip.cidr },
+      `VIP ${this.vip.vip.cidr} added on ${this.vip.vip.iface} (gratuitous ARP sent)`,
+    );
+  }
+
+  /** Removes the VIP; a failure is logged and does not stop what follows (a fence above all). */
+  private async releaseVip(why: string): Promise<void> {
+    if (!this.vip) return;
+    try {
+      const was = await this.vip.release();
+      this.vipHeld = false;
+      if (was) this.log.warn({ vip: this.vip.vip.cidr, why }, `VIP ${this.vip.vip.cidr} removed: ${why}`);
+    } catch (e) {
+      this.log.error({ err: errorText(e) }, `cannot remove the VIP: ${errorText(e)}`);
     }
   }
 
@@ -360,6 +412,7 @@ export class Agent {
         primaryPostgres: rec.primary === this.cfg.node ? null : (o?.primaryPgOk ?? false),
       },
       lastRejoin: this.lastRejoin,
+      vip: this.vip ? { address: this.vip.vip.cidr, held: this.vipHeld } : null,
       busy: this.busy,
       updatedAt: new Date().toISOString(),
     };
@@ -428,10 +481,12 @@ export class Agent {
         `cannot fence: ${this.cfg.fence_mechanism} failed (${why}): install it (apt-get install -y ${this.cfg.fence_mechanism === 'nft' ? 'nftables' : 'iptables'}) and give the agent CAP_NET_ADMIN (systemd AmbientCapabilities=CAP_NET_ADMIN, compose cap_add: [NET_ADMIN]) or run it as root`,
       );
     }
+    if (this.vip) await this.vip.check(hostOf(this.cfg, this.peer));
   }
 
   async run(): Promise<void> {
     await this.preflight();
+    if (this.vip) this.vipHeld = await this.vip.held();
     const routes = [...agentRoutes(this), ...this.telemetry.routes()];
     const server = await serve(routes, this.cfg.secret, '0.0.0.0', this.cfg.api_port);
     this.telemetry.started(this.state.record.term, this.status().role);
@@ -462,6 +517,7 @@ export class Agent {
       });
       this.wake = null;
     }
+    await this.releaseVip('agent stopping');
     server.close();
     server.closeAllConnections();
     this.log.info('agent stopped (PostgreSQL and the fence are left as they are)');

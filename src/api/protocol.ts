@@ -134,6 +134,8 @@ export const agentStatusSchema = z.object({
     .optional(),
   reach: z.object({ arbiter: z.boolean(), peerAgent: z.boolean(), primaryPostgres: z.boolean().nullable() }),
   lastRejoin: rejoinResultSchema.nullable(),
+  /** The floating address (config `vip:`) and whether this node holds it. */
+  vip: z.object({ address: z.string(), held: z.boolean() }).nullable().optional(),
   busy: z.string().nullable(),
   updatedAt: z.string(),
 });

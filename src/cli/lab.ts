@@ -30,6 +30,7 @@ import {
   stopMember,
   thaw,
   unpartition,
+  vipAddress,
 } from '../lab/index.js';
 import { color as pc } from '../util/color.js';
 import { UserError } from '../util/errors.js';
@@ -160,7 +161,7 @@ export function registerLabCommands(program: Command): void {
         return;
       }
       const t = new Table({
-        head: ['host', 'address', 'netns', 'e0', 'switch port', 'postgres', 'daemons'],
+        head: ['host', 'address', 'netns', 'e0', 'switch port', 'postgres', 'VIP', 'daemons'],
         style: { head: [], border: [] },
       });
       for (const h of hosts)
@@ -175,6 +176,7 @@ export function registerLabCommands(program: Command): void {
               ? `pid ${h.postgres.pid}, ${h.postgres.state ?? '?'}`
               : pc.red('not running')
             : '',
+          h.vip ? pc.green(vipAddress(l.subnet)) : '',
           h.daemons
             .map((d) => `${d.name} ${d.pid} ${d.alive ? pc.green('alive') : pc.red('dead')}`)
             .join(', '),
@@ -183,6 +185,10 @@ export function registerLabCommands(program: Command): void {
         `lab "${l.prefix}" on ${l.subnet}${l.complete ? '' : pc.red(' (half-built: run `pgarbiter lab down`)')}`,
       );
       say(t.toString());
+      const holders = hosts.filter((h) => h.vip).map((h) => h.host);
+      say(
+        `VIP ${vipAddress(l.subnet)}: ${holders.length === 0 ? 'held by no host' : holders.length === 1 ? `on ${holders[0]}` : pc.red(`on ${holders.join(' AND ')}`)}`,
+      );
       if (l.partitions.length) say(`partitions: ${l.partitions.map(([a, b]) => `${a} x ${b}`).join(', ')}`);
       const losses = Object.entries(l.losses ?? {});
       if (losses.length) say(`packet loss: ${losses.map(([h, p]) => `${h} ${p} %`).join(', ')}`);

@@ -95,6 +95,11 @@ export function registerWorkloadCommands(program: Command): void {
     .option('--connect-timeout <seconds>', 'per host connect timeout', '2')
     .option('--query-timeout <seconds>', 'deadline of BEGIN/INSERT', '5')
     .option('--commit-timeout <seconds>', 'deadline of COMMIT; past it the outcome is unknown', '10')
+    .option(
+      '--reconnect-max <seconds>',
+      'longest wait between reconnect attempts (the wait doubles from 0.1 s up to this)',
+      '1',
+    )
     .option('--progress', 'print progress once a second on stderr even when it is not a terminal')
     .option('--json', 'print the summary as JSON')
     .action(async (o) => {
@@ -120,6 +125,7 @@ export function registerWorkloadCommands(program: Command): void {
         connectTimeoutMs: (positive('--connect-timeout', o.connectTimeout) ?? 2) * 1000,
         queryTimeoutMs: (positive('--query-timeout', o.queryTimeout) ?? 5) * 1000,
         commitTimeoutMs: (positive('--commit-timeout', o.commitTimeout) ?? 10) * 1000,
+        backoffMaxMs: Math.max(100, (positive('--reconnect-max', o.reconnectMax) ?? 1) * 1000),
         onEvent,
       });
       process.stderr.write(

@@ -60,6 +60,7 @@ import {
   PG_HOSTS,
   validatePrefix,
   validateSubnet,
+  vipAddress,
 } from './topology.js';
 
 export type Say = (line: string) => void;
@@ -118,6 +119,7 @@ export function missingTools(postgres: boolean): { tool: string; pkg: string }[]
     ['setsid', 'util-linux'],
     ['setpriv', 'util-linux'],
     ['haproxy', 'haproxy'],
+    ['arping', 'iputils-arping'],
   ];
   const missing = tools.filter(([t]) => !onPath(t)).map(([tool, pkg]) => ({ tool, pkg }));
   if (postgres) {
@@ -669,6 +671,8 @@ export interface HostStatus {
   link: 'up' | 'down' | 'missing';
   bridge: string | null;
   postgres?: { pid: number | null; state: string | null };
+  /** Database hosts: the cluster's VIP is on this host's e0 now. */
+  vip?: boolean;
   daemons: { name: string; pid: number; alive: boolean }[];
 }
 
@@ -710,14 +714,28 @@ export async function labStatus(lab: Lab): Promise<HostStatus[]> {
           .filter((d) => d.host === h)
           .map((d) => ({ name: d.name, pid: d.pid, alive: daemonAlive(d) })),
       };
-      if (lab.postgres && (PG_HOSTS as readonly string[]).includes(h))
+      if (lab.postgres && (PG_HOSTS as readonly string[]).includes(h)) {
         st.postgres = {
           pid: postmasterPid(lab, h),
           state: present.has(host.ns) ? await pgState(lab, h) : null,
         };
+        st.vip = present.has(host.ns) && (await vipHolder(lab, h));
+      }
       return st;
     }),
   );
+}
+
+/** Is the lab's VIP on `host`'s e0 (whatever the link state)? */
+export async function vipHolder(lab: Lab, host: HostName): Promise<boolean> {
+  const r = await run(['ip', '-n', lab.hosts[host].ns, '-j', '-4', 'addr', 'show', 'dev', HOST_IFACE], {
+    timeoutMs: 5000,
+    allowFailure: true,
+  });
+  if (r.code !== 0) return false;
+  const vip = vipAddress(lab.subnet);
+  const links = JSON.parse(r.stdout || '[]') as { addr_info?: { local: string }[] }[];
+  return links.some((l) => (l.addr_info ?? []).some((a) => a.local === vip));
 }
 
 // ---------------------------------------------------------------- probes

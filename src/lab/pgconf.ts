@@ -5,7 +5,7 @@ import { stringify } from 'yaml';
 import { validateConfig } from '../config.js';
 import type { ConnOptions } from '../postgres/client.js';
 import { type Lab, secretFile } from './state.js';
-import type { HostName } from './topology.js';
+import { HOST_IFACE, type HostName, vipAddress } from './topology.js';
 
 export const PG_PORT = 5432;
 export const PG_BIN_DIR = '/usr/lib/postgresql/15/bin';
@@ -49,6 +49,7 @@ export function labConfigDoc(lab: Lab, host: HostName): Record<string, unknown> 
       synchronous_commit: lab.sync,
     },
     timing: { profile: lab.timing },
+    vip: { address: `${vipAddress(lab.subnet)}/24`, interface: HOST_IFACE },
     state_dir: stateDir(lab, host),
   };
 }

@@ -61,6 +61,15 @@ export const labDirOf = (prefix: string) => `/tmp/pgarbiter-${prefix}`;
 /** Every namespace name a lab with this prefix may own (and nothing else is ever touched). */
 export const allNamespaces = (prefix: string) => [switchNs(prefix), ...HOSTS.map((h) => hostNs(prefix, h))];
 
+/** Last octet of the cluster's floating VIP (config `vip:`): on the switch's segment, held by
+ *  the unfenced primary only. */
+export const VIP_OCTET = 10;
+
+/** The lab's VIP, without its prefix length (the lab's subnet is a /24). */
+export function vipAddress(subnet: string): string {
+  return `${subnet.split('/')[0]!.split('.').slice(0, 3).join('.')}.${VIP_OCTET}`;
+}
+
 export function hostAddress(subnet: string, host: HostName): string {
   const base = subnet.split('/')[0]!.split('.').slice(0, 3).join('.');
   return `${base}.${HOST_OCTET[host]}`;

@@ -1,7 +1,7 @@
 // The PostgreSQL settings pgarbiter owns. They live in `pgarbiter.conf` (included from
 // postgresql.conf) and are rewritten after every initdb, base backup and rewind, because those
 // copy the source node's files (research: pitfall 5).
-import type { Config } from '../config.js';
+import { type Config, hostOf } from '../config.js';
 
 /** Conninfo options that bound how fast a dead peer is noticed by libpq and the walreceiver:
  *  the walreceiver ignores connect_timeout, only tcp_user_timeout and keepalives bound it. */
@@ -66,6 +66,9 @@ export function nodeSettings(cfg: Config, standbyOf?: string): Record<string, st
     port: String(pg.port),
     unix_socket_directories: quoteConf(pg.socket_dir),
     cluster_name: quoteConf(cfg.node),
+    // The node's own address, for clients that reach it through the VIP (where
+    // inet_server_addr() is the VIP): the writer's ledger names the node that acknowledged.
+    'pgarbiter.node_host': quoteConf(hostOf(cfg, cfg.node)),
     wal_level: 'replica',
     max_wal_senders: '10',
     max_replication_slots: '10',

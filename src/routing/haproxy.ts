@@ -41,6 +41,12 @@ export interface HaproxyConfigOptions {
   statsSocket?: string;
   /** Health check period and thresholds (defaults: 500ms, fall 2, rise 1). */
   checkInterval?: string;
+  /** Check period of a server that is down (default 200ms): a promoted standby is routed to
+   *  within this long of its /primary answering 200. */
+  downInterval?: string;
+  /** Check period while a server is changing state (one check failed; default 100ms): a node
+   *  that fenced is marked down (and its sessions shut) within about this long of the first failure. */
+  fastInterval?: string;
   fall?: number;
   rise?: number;
   /** Client and server inactivity timeouts: long enough for an idle client session (30m). */
@@ -86,6 +92,8 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
   const bind = o.bind ?? '*';
   if (bind !== '*' && !ADDR_RE.test(bind)) throw new UserError(`haproxy config: bad bind address "${bind}"`);
   const inter = checkDuration('checkInterval', o.checkInterval ?? '500ms');
+  const downinter = checkDuration('downInterval', o.downInterval ?? '200ms');
+  const fastinter = checkDuration('fastInterval', o.fastInterval ?? '100ms');
   const fall = o.fall ?? 2;
   const rise = o.rise ?? 1;
   if (!Number.isInteger(fall) || fall < 1 || !Number.isInteger(rise) || rise < 1)
@@ -104,7 +112,7 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
     '    balance roundrobin',
     `    option httpchk GET ${path}`,
     '    http-check expect status 200',
-    `    default-server inter ${inter} fall ${fall} rise ${rise} on-marked-down shutdown-sessions`,
+    `    default-server inter ${inter} fastinter ${fastinter} downinter ${downinter} fall ${fall} rise ${rise} on-marked-down shutdown-sessions`,
     ...o.servers.map(
       (s) => `    server ${s.name} ${s.address}:${pgPort} maxconn ${maxconn} check port ${apiPort}`,
     ),

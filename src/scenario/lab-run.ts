@@ -4,10 +4,11 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { arbiterStateSchema } from '../api/protocol.js';
+import { type AgentStatus, arbiterStateSchema } from '../api/protocol.js';
 import { type ArbiterView, type ClusterView, newTermTimeOf } from '../cluster/view.js';
 import { lsnAtLeast } from '../core/lsn.js';
-import { clientSql, configPath, haproxyDsn, hostArgv, type Lab, selfArgv } from '../lab/index.js';
+import type { ClusterRecord } from '../core/types.js';
+import { clientSql, configPath, haproxyDsn, hostArgv, type Lab, selfArgv, vipAddress } from '../lab/index.js';
 import type { HostName } from '../lab/topology.js';
 import { run, sleep } from '../util/exec.js';
 import type { CheckReport } from '../workload/compare.js';
@@ -46,6 +47,11 @@ export function multiHostDsn(lab: Lab): string {
   return `host=${lab.hosts.pg1.address},${lab.hosts.pg2.address} port=5432 user=app dbname=postgres target_session_attrs=read-write`;
 }
 
+/** The cluster's floating VIP (config `vip:`): one address that always leads to the primary. */
+export function vipDsn(lab: Lab): string {
+  return `host=${vipAddress(lab.subnet)} port=5432 user=app dbname=postgres target_session_attrs=read-write`;
+}
+
 export interface LabWriter {
   ledger: string;
   proc: ChildProcess;
@@ -70,6 +76,8 @@ export interface WriterOptions {
   dsn?: string;
   rate?: number;
   commitTimeoutS?: number;
+  /** Longest wait between reconnect attempts (writer --reconnect-max; default 1 s). */
+  reconnectMaxS?: number;
 }
 
 export function startLabWriter(lab: Lab, opts: WriterOptions): LabWriter {
@@ -98,6 +106,7 @@ export function startWriterProcess(
   );
   if (opts.durationS) args.push('--duration', String(opts.durationS));
   if (opts.rate) args.push('--rate', String(opts.rate));
+  if (opts.reconnectMaxS) args.push('--reconnect-max', String(opts.reconnectMaxS));
   const argv = wrap(selfArgv(...args));
   const proc = spawn(argv[0]!, argv.slice(1), {
     cwd: '/tmp',
@@ -199,8 +208,15 @@ export async function waitFor<T>(
 export function healthy(v: ClusterView): { primary: string; standby: string; term: number } | undefined {
   const rec = v.arbiter.state?.record;
   if (!rec) return undefined;
-  const p = v.nodes.find((n) => n.name === rec.primary)?.state;
-  const s = v.nodes.find((n) => n.name === rec.standby)?.state;
+  const state = (name: string) => v.nodes.find((n) => n.name === name)?.state ?? undefined;
+  return healthyOf(rec, state(rec.primary), state(rec.standby));
+}
+
+function healthyOf(
+  rec: ClusterRecord,
+  p: AgentStatus | undefined,
+  s: AgentStatus | undefined,
+): { primary: string; standby: string; term: number } | undefined {
   if (!p || !s) return undefined;
   const ok =
     p.postgres.inRecovery === false &&
@@ -217,6 +233,23 @@ export const waitHealthy = (lab: Lab, timeoutMs = 60_000) =>
     'a healthy cluster (primary + streaming promotable standby)',
     timeoutMs,
     async () => healthy(await clusterView(lab)),
+    300,
+  );
+
+/** waitHealthy from the members' APIs (curl from the client host) instead of `status`: bounded
+ *  by a few seconds even on a loaded machine, where a CLI start can take longer than 15 s.
+ *  For the benchmarks, which poll it between every two faults. */
+export const waitHealthyByApi = (lab: Lab, timeoutMs = 60_000) =>
+  waitFor(
+    'a healthy cluster (primary + streaming promotable standby)',
+    timeoutMs,
+    async () => {
+      const arb = await arbiterView(lab);
+      if (!arb) return undefined;
+      const state = async (name: string) =>
+        (await apiGetIn<AgentStatus>(lab, name as HostName, '/state', 3))?.body ?? undefined;
+      return healthyOf(arb.record, await state(arb.record.primary), await state(arb.record.standby));
+    },
     300,
   );
 

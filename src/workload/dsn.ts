@@ -268,7 +268,8 @@ export const endpointText = (e: Endpoint) =>
 export interface SessionInfo {
   /** Which endpoint of the target we connected to. */
   endpoint: Endpoint;
-  /** inet_server_addr():port as the server reports it (the endpoint for unix sockets). */
+  /** The server's own address:port: a pgarbiter node's pgarbiter.node_host, else inet_server_addr()
+   *  (the endpoint for unix sockets). */
   server: string;
   inRecovery: boolean;
   readOnly: boolean;
@@ -315,6 +316,10 @@ export interface ConnectOptions {
  * target_session_attrs. Bounded: one connect timeout plus one query timeout per endpoint.
  * Throws NoSuitableServerError (a UserError) naming why each host was refused.
  */
+function endpointOf(host: string | null, port: number | null, endpoint: Endpoint): string {
+  return host ? endpointText({ host, port: port ?? endpoint.port }) : endpointText(endpoint);
+}
+
 export async function connectTarget(
   t: ConnTarget,
   o: ConnectOptions = {},
@@ -338,6 +343,7 @@ export async function connectTarget(
         rec: boolean;
         ro: string;
         addr: string | null;
+        node: string | null;
         port: number | null;
         sc: string;
         ssn: string;
@@ -345,6 +351,7 @@ export async function connectTarget(
       }>(
         `SELECT pg_is_in_recovery() AS rec, current_setting('transaction_read_only') AS ro,
                 host(inet_server_addr()) AS addr, inet_server_port() AS port,
+                nullif(current_setting('pgarbiter.node_host', true), '') AS node,
                 current_setting('synchronous_commit') AS sc,
                 current_setting('synchronous_standby_names') AS ssn,
                 current_setting('server_version') AS ver`,
@@ -353,9 +360,8 @@ export async function connectTarget(
       if (!row) throw new Error('empty answer to the session check');
       const info: SessionInfo = {
         endpoint,
-        server: row.addr
-          ? endpointText({ host: row.addr, port: row.port ?? endpoint.port })
-          : endpointText(endpoint),
+        // A pgarbiter node names itself (through a VIP, inet_server_addr() is the VIP).
+        server: endpointOf(row.node ?? row.addr, row.port, endpoint),
         inRecovery: row.rec,
         readOnly: row.ro === 'on',
         synchronousCommit: row.sc,

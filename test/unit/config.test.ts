@@ -454,3 +454,25 @@ describe('secrets in files', () => {
     assert.throws(() => loadConfig(short), /secret must be at least 8 characters/);
   });
 });
+
+describe('vip', () => {
+  test("an address in the nodes' subnet is accepted", () => {
+    const c = validateConfig(doc({ vip: { address: '10.1.0.10/24', interface: 'eth0' } }));
+    assert.deepEqual(c.vip, { address: '10.1.0.10/24', interface: 'eth0' });
+  });
+  test('bad VIP input is refused in one line that says what to do', () => {
+    refused(
+      doc({ vip: { address: '10.2.0.10/24', interface: 'eth0' } }),
+      /outside the database nodes' subnet \(pg1 is 10\.1\.0\.11\): pick an address in it$/,
+    );
+    refused(doc({ vip: { address: '10.1.0.12/24', interface: 'eth0' } }), /is pg2's own address/);
+    refused(doc({ vip: { address: '10.1.0.13/24', interface: 'eth0' } }), /is arbiter's own address/);
+    refused(
+      doc({ vip: { address: '10.1.0.10', interface: 'eth0' } }),
+      /not an IPv4 address with its prefix length/,
+    );
+    refused(doc({ vip: { address: '10.1.0.255/24', interface: 'eth0' } }), /network or broadcast address/);
+    refused(doc({ vip: { address: '10.1.0.10/24' } }), /vip\.interface/);
+    refused(doc({ vip: { address: '10.1.0.10/24', interface: 'e 0' } }), /vip\.interface: an interface name/);
+  });
+});

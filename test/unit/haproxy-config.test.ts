@@ -29,7 +29,12 @@ test('Patroni-style read-write and read-only listeners', () => {
   assert.ok(rw.includes('bind *:5000'));
   assert.ok(rw.includes('option httpchk GET /primary'));
   assert.ok(rw.includes('http-check expect status 200'));
-  assert.ok(rw.includes('default-server inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions'));
+  // A down server (the promoted standby) is checked every 200 ms, a changing one every 100 ms.
+  assert.ok(
+    rw.includes(
+      'default-server inter 500ms fastinter 100ms downinter 200ms fall 2 rise 1 on-marked-down shutdown-sessions',
+    ),
+  );
   assert.ok(rw.includes('server pg1 10.213.0.11:5432 maxconn 100 check port 8008'));
   assert.ok(rw.includes('server pg2 10.213.0.12:5432 maxconn 100 check port 8008'));
   const ro = section(cfg, 'replicas');
@@ -62,6 +67,8 @@ test('ports, timing and bind are configurable; the output is deterministic', () 
     roPort: 15001,
     bind: '127.0.0.1',
     checkInterval: '1s',
+    downInterval: '300ms',
+    fastInterval: '50ms',
     fall: 3,
     rise: 2,
   };
@@ -72,7 +79,7 @@ test('ports, timing and bind are configurable; the output is deterministic', () 
   assert.ok(section(cfg, 'primary').includes('server pg1 10.213.0.11:6432 maxconn 100 check port 9008'));
   assert.ok(
     section(cfg, 'primary').includes(
-      'default-server inter 1s fall 3 rise 2 on-marked-down shutdown-sessions',
+      'default-server inter 1s fastinter 50ms downinter 300ms fall 3 rise 2 on-marked-down shutdown-sessions',
     ),
   );
 });
