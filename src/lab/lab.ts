@@ -19,15 +19,7 @@ import { UserError } from '../util/errors.js';
 import { asUser, inNetns, type RunResult, run } from '../util/exec.js';
 import { daemonAlive, hostArgv, selfArgv, startDaemon, stopDaemon } from './daemon.js';
 import { startHaproxy } from './haproxy.js';
-import {
-  APP_PASSWORD_ENV,
-  configPath,
-  dataDir,
-  PG_BIN_DIR,
-  socketDir,
-  stateDir,
-  writeLabConfigs,
-} from './pgconf.js';
+import { APP_PASSWORD_ENV, dataDir, PG_BIN_DIR, socketDir, stateDir, writeLabConfigs } from './pgconf.js';
 import {
   listNetns,
   netnsOf,
@@ -38,7 +30,7 @@ import {
   terminate,
   waitGone,
 } from './proc.js';
-import { type DaemonRecord, type Lab, labFile, newLab, readLab, saveLab } from './state.js';
+import { configPath, type DaemonRecord, type Lab, labFile, newLab, readLab, saveLab } from './state.js';
 import {
   allNamespaces,
   BRIDGE,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { validateConfig } from '../config.js';
 import type { ConnOptions } from '../postgres/client.js';
-import type { Lab } from './state.js';
+import { configPath, type Lab } from './state.js';
 import type { HostName } from './topology.js';
 
 export const PG_PORT = 5432;
@@ -16,7 +16,6 @@ export const ADMIN_USER = 'pgarbiter';
 /** Handed to `pgarbiter init` on the initial primary: the app role's password. */
 export const APP_PASSWORD_ENV = 'PGARBITER_APP_PASSWORD';
 
-export const configPath = (lab: Lab, host: HostName) => join(lab.hosts[host].dir, 'pgarbiter.yaml');
 export const dataDir = (lab: Lab, host: HostName) => join(lab.hosts[host].dir, 'data');
 export const socketDir = (lab: Lab, host: HostName) => join(lab.hosts[host].dir, 'run');
 export const pgLogFile = (lab: Lab, host: HostName) => join(lab.hosts[host].dir, 'postgresql.log');
