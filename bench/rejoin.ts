@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { lsnAtLeast } from '../src/core/lsn.js';
 import {
-  configPath,
   dataDir,
   heal,
   hostArgv,
@@ -26,16 +25,8 @@ import {
   stopPostgres,
 } from '../src/lab/index.js';
 import type { HostName } from '../src/lab/topology.js';
-import {
-  checkLabLedger,
-  cliIn,
-  clusterView,
-  startLabWriter,
-  waitFor,
-  waitHealthy,
-} from '../src/scenario/lab-run.js';
-import { asUser, run, sleep } from '../src/util/exec.js';
-import { ackedBy, ledgerTxs } from '../src/workload/ledger.js';
+import { clusterView, switchoverUnderWriter, waitFor, waitHealthy } from '../src/scenario/lab-run.js';
+import { asUser, run } from '../src/util/exec.js';
 
 const { values } = parseArgs({
   options: {
@@ -261,50 +252,12 @@ async function rejoinRun(lab: Lab, path: 'rewind' | 'basebackup'): Promise<Rejoi
 
 /** One switchover under a 4-session writer: last ack on the old primary -> first on the new one. */
 async function switchoverRun(lab: Lab, i: number) {
-  const h = await waitHealthy(lab, 180_000);
-  const oldAddr = lab.hosts[h.primary as HostName].address;
-  const newAddr = lab.hosts[h.standby as HostName].address;
-  const w = startLabWriter(lab, { ledger: join(lab.dir, 'client', `switchover-${i}.jsonl`), sessions: 4 });
-  let cliMs = Number.NaN;
-  try {
-    await sleep(3000);
-    const started = Date.now();
-    const sw = await cliIn(
-      lab,
-      'client',
-      ['switchover', '--json', '--config', configPath(lab, 'client')],
-      {},
-      120_000,
-    );
-    if (sw.code !== 0) throw new Error(`switchover ${i} failed: ${sw.stderr.trim()}`);
-    cliMs = (JSON.parse(sw.stdout) as { ms: number }).ms;
-    await waitFor('the first write acknowledged by the new primary', 60_000, async () =>
-      ledgerTxs(w.ledger).some((e) => e.t > started && ackedBy(e, newAddr)) ? true : undefined,
-    );
-    await sleep(1000);
-  } finally {
-    await w.stop().catch((e) => say(`writer: ${(e as Error).message}`));
-  }
-  const all = ledgerTxs(w.ledger);
-  const lastOld = Math.max(...all.filter((e) => ackedBy(e, oldAddr)).map((e) => e.t));
-  const firstNew = Math.min(...all.filter((e) => ackedBy(e, newAddr) && e.t > lastOld).map((e) => e.t));
-  const notAcked = all.filter((e) => e.outcome !== 'ack' && e.t >= lastOld && e.t <= firstNew).length;
-  const check = await checkLabLedger(lab, w.ledger);
-  const row = {
-    i,
-    from: h.primary,
-    to: h.standby,
-    pauseMs: firstNew - lastOld,
-    cliMs,
-    notAcked,
-    acked: all.filter((e) => e.outcome === 'ack').length,
-    lost: check.report.lost.count,
-  };
+  const r = await switchoverUnderWriter(lab, join(lab.dir, 'client', `switchover-${i}.jsonl`));
   say(
-    `switchover ${i}: ${row.from} -> ${row.to}: write pause ${sec(row.pauseMs)} (command ${sec(cliMs)}), ` +
-      `${notAcked} failed/unknown in the pause, ${row.lost} acknowledged rows lost`,
+    `switchover ${i}: ${r.from} -> ${r.to}: write pause ${sec(r.pauseMs)} (command ${sec(r.cliMs)}), ` +
+      `${r.notAcked} failed/unknown in the pause, ${r.lost} acknowledged rows lost`,
   );
-  return row;
+  return { i, ...r };
 }
 
 const stats = (xs: number[]) => {

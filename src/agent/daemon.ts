@@ -31,7 +31,7 @@ import type {
   PersistedAgentState,
 } from '../core/types.js';
 import { deniedByKernel, Fence, TERMINATE_CLIENTS_SQL } from '../fence/fence.js';
-import { errorText } from '../postgres/client.js';
+import { errorText, KeptClient } from '../postgres/client.js';
 import { PgControl } from '../postgres/control.js';
 import { probePrimaryPg } from '../postgres/probe.js';
 import { initialPrimary } from '../postgres/provision.js';
@@ -48,6 +48,13 @@ import { ensureSlot, handover, promoteLocal, rejoin, setSyncNames } from './proc
 import { AgentTelemetry } from './telemetry.js';
 
 export type { AgentStatus };
+
+/** While the fence is known to be off, how long its state is trusted before it is read again.
+ *  Reading it is a process (iptables/nft) and cost an idle agent more CPU than anything else
+ *  when done every round. The dangerous error, a fence believed in place that is not, cannot come
+ *  from this: while fenced, or unsure, the state is read every round. An off fence is trusted
+ *  because only this agent puts it in place (and reads it at start). */
+export const FENCE_OFF_RECHECK_MS = 5000;
 
 export class Agent {
   readonly ctl: PgControl;
@@ -71,6 +78,11 @@ export class Agent {
   private lastRejoin: AgentStatus['lastRejoin'] = null;
   private wake: (() => void) | null = null;
   private stopping = false;
+  /** The connections of the probes of every round: the local server, the primary's. */
+  private readonly localPg = new KeptClient();
+  private readonly primaryPg = new KeptClient();
+  /** The fence as last read or changed by us; null: unknown, read it. */
+  private fenceKnown: { fenced: boolean; at: number } | null = null;
   /** Metrics and history (GET /metrics, GET /history): records, decides nothing. */
   readonly telemetry: AgentTelemetry;
 
@@ -144,9 +156,9 @@ export class Agent {
     const [local, fenced, arbiter, peer, primaryPgOk] = await Promise.all([
       tm.probe(
         'local_postgres',
-        probeLocal(this.ctl, this.peer, Math.max(t.probeTimeoutMs, 1000), this.syncWaits),
+        probeLocal(this.ctl, this.localPg, this.peer, Math.max(t.probeTimeoutMs, 1000), this.syncWaits),
       ),
-      tm.probe('fence', this.fence.isFenced()).catch((e) => {
+      this.readFence().catch((e) => {
         this.log.error({ err: (e as Error).message }, 'cannot read the fence state');
         return true; // unknown: assume fenced, so a primary asks before serving
       }),
@@ -156,7 +168,7 @@ export class Agent {
         ? Promise.resolve(false)
         : tm.probe(
             'primary_postgres',
-            probePrimaryPg(this.ctl, hostOf(this.cfg, rec.primary), t.probeTimeoutMs),
+            probePrimaryPg(this.ctl, hostOf(this.cfg, rec.primary), t.probeTimeoutMs, this.primaryPg),
           ),
     ]);
     this.lastLocal = local;
@@ -235,6 +247,7 @@ export class Agent {
         this.telemetry.fence(a.rule, a.reason, r, this.state.record.term);
         const timing = { ms: r.ms, ruleMs: r.ruleMs, terminateMs: r.terminateMs, budgetMs: r.budgetMs };
         if (r.fenced) this.observedFence(true);
+        else this.fenceKnown = null;
         if (!r.fenced) {
           log.error(
             { rule: a.rule, reason: a.reason, err: r.error, ...timing },
@@ -249,6 +262,7 @@ export class Agent {
         return;
       }
       case 'unfence':
+        this.fenceKnown = null;
         await this.fence.unfence();
         this.observedFence(false);
         this.telemetry.unfence(a.rule, a.reason, this.state.record.term);
@@ -287,6 +301,7 @@ export class Agent {
         // local server now, so clients are routed here as soon as it is writable, not a round later.
         this.lastLocal = await probeLocal(
           this.ctl,
+          this.localPg,
           this.peer,
           Math.max(this.cfg.timing.probeTimeoutMs, 1000),
           this.syncWaits,
@@ -312,6 +327,7 @@ export class Agent {
         const r = await rejoin(this.ctl, this.cfg, a.primary, log);
         this.lastRejoin = { ...r, at: new Date().toISOString() };
         this.telemetry.rejoin(a.rule, a.primary, r, this.state.record.term);
+        this.fenceKnown = null;
         await this.fence.unfence();
         this.observedFence(false);
         this.telemetry.unfence(a.rule, 'rejoined as standby (read-only)', this.state.record.term);
@@ -372,9 +388,20 @@ export class Agent {
     }
   }
 
+  /** Is the fence in place? Read every round while it is or may be; see FENCE_OFF_RECHECK_MS. */
+  private async readFence(): Promise<boolean> {
+    const k = this.fenceKnown;
+    if (k && !k.fenced && Date.now() - k.at < FENCE_OFF_RECHECK_MS) return false;
+    this.fenceKnown = null;
+    const fenced = await this.telemetry.probe('fence', this.fence.isFenced());
+    this.fenceKnown = { fenced, at: Date.now() };
+    return fenced;
+  }
+
   /** What /state and HAProxy's checks say about the fence follows an action at once, not the
    *  next round's observation. */
   private observedFence(fenced: boolean): void {
+    this.fenceKnown = { fenced, at: Date.now() };
     if (this.lastObs) this.lastObs = { ...this.lastObs, fenced };
   }
 
@@ -520,6 +547,8 @@ export class Agent {
     await this.releaseVip('agent stopping');
     server.close();
     server.closeAllConnections();
+    this.localPg.close();
+    this.primaryPg.close();
     this.log.info('agent stopped (PostgreSQL and the fence are left as they are)');
     await sleep(0);
   }

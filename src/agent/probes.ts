@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentObservation } from '../core/types.js';
-import { queryOnce } from '../postgres/client.js';
+import type { KeptClient } from '../postgres/client.js';
 import type { PgControl } from '../postgres/control.js';
 
 /** A standby within this much WAL of the primary counts as caught up (sync is then restored). */
@@ -41,9 +41,11 @@ export class SyncWaitClock {
   }
 }
 
-/** The local server, seen through its socket; pg_ctl status tells "down" from "busy/starting". */
+/** The local server, seen through its socket (on the agent's kept connection `kept`); the
+ *  postmaster's pid tells "down" from "busy/starting". */
 export async function probeLocal(
   ctl: PgControl,
+  kept: KeptClient,
   peer: string,
   timeoutMs: number,
   waitClock: SyncWaitClock,
@@ -57,7 +59,7 @@ export async function probeLocal(
     syncNames: null,
   };
   try {
-    const rows = await queryOnce<{
+    const rows = await kept.query<{
       in_recovery: boolean;
       sync_names: string;
       tli: number;

@@ -5,7 +5,7 @@ import type { ApiClient } from '../api/client.js';
 import type { Config } from '../config.js';
 import { hostOf } from '../config.js';
 import { lsnAtLeast } from '../core/lsn.js';
-import { errorText, queryOnce } from '../postgres/client.js';
+import { errorText, KeptClient, queryOnce } from '../postgres/client.js';
 import type { PgControl } from '../postgres/control.js';
 import { probePrimaryPg } from '../postgres/probe.js';
 import { slotName, syncStandbyNames } from '../postgres/settings.js';
@@ -173,14 +173,19 @@ export async function handover(
   const host = hostOf(cfg, to);
   const end = t0 + budget;
   let replayed = false;
-  while (Date.now() < end && !replayed) {
-    const rows = await queryOnce<{ lsn: string | null }>(
-      ctl.remote(host, 1000),
-      'SELECT pg_last_wal_replay_lsn()::text AS lsn',
-    ).catch(() => []);
-    const lsn = rows[0]?.lsn;
-    replayed = lsnAtLeast(lsn ?? null, checkpointLsn);
-    if (!replayed) await sleep(50);
+  // One connection for the polls (a fresh one each is a SCRAM exchange: most of a poll).
+  const conn = new KeptClient();
+  try {
+    while (Date.now() < end && !replayed) {
+      const rows = await conn
+        .query<{ lsn: string | null }>(ctl.remote(host, 1000), 'SELECT pg_last_wal_replay_lsn()::text AS lsn')
+        .catch(() => []);
+      const lsn = rows[0]?.lsn;
+      replayed = lsnAtLeast(lsn ?? null, checkpointLsn);
+      if (!replayed) await sleep(20);
+    }
+  } finally {
+    conn.close();
   }
   if (!replayed) {
     log.warn(

@@ -22,6 +22,7 @@ import {
 } from '../core/arbiter.js';
 import { initialRecord } from '../core/record.js';
 import type { ClusterRecord } from '../core/types.js';
+import { KeptClient } from '../postgres/client.js';
 import { PgControl } from '../postgres/control.js';
 import { probePrimaryPg } from '../postgres/probe.js';
 import { initialPrimary } from '../postgres/provision.js';
@@ -56,6 +57,8 @@ export async function runArbiter(cfg: Config): Promise<void> {
   let primaryReachable = false;
   const ctl = new PgControl(cfg);
   const api = new ApiClient(cfg);
+  /** The witness's connection to the primary, kept between rounds (another primary: a new one). */
+  const primaryPg = new KeptClient();
   /** Metrics and history (GET /metrics, GET /history): records, decides nothing. */
   const telemetry = new ArbiterTelemetry(cfg.state_dir, cfg.node, log);
 
@@ -151,7 +154,10 @@ export async function runArbiter(cfg: Config): Promise<void> {
     const probed = state.record.primary;
     const primaryHost = hostOf(cfg, probed);
     const [ok] = await Promise.all([
-      telemetry.probe('primary_postgres', probePrimaryPg(ctl, primaryHost, cfg.timing.probeTimeoutMs)),
+      telemetry.probe(
+        'primary_postgres',
+        probePrimaryPg(ctl, primaryHost, cfg.timing.probeTimeoutMs, primaryPg),
+      ),
       ...cfg.nodes.map(async (n) => {
         const st = await telemetry.probe('agent', api.agentState(n.host, cfg.timing.probeTimeoutMs));
         agents[n.name] = st ? { reachable: true, state: st } : { reachable: false };
@@ -183,5 +189,6 @@ export async function runArbiter(cfg: Config): Promise<void> {
   }
   server.close();
   server.closeAllConnections();
+  primaryPg.close();
   log.info('arbiter stopped');
 }

@@ -1,13 +1,12 @@
 // Commands a person runs against a cluster: status, switchover, failover --force, maintenance,
 // rejoin. With --config they talk to the members named there; without it, to the lab (they run
 // themselves again inside the lab's client host, since only code inside the lab reaches it).
-import Table from 'cli-table3';
 import type { Command } from 'commander';
-import { ApiClient } from '../api/client.js';
-import { fetchClusterHistory, renderHistory } from '../cluster/history.js';
-import { type ClusterView, fetchClusterView, newestRecord, nodeState } from '../cluster/view.js';
-import { type Config, loadConfig } from '../config.js';
-import { configPath, hostArgv, loadLab, selfArgv } from '../lab/index.js';
+import type { Config } from '../config.js';
+// Only what the lab's re-run needs is loaded up front: the commands' own modules (config and
+// protocol validation, the HTTP client, tables) are imported by their actions, inside the lab.
+import { hostArgv, selfArgv } from '../lab/daemon.js';
+import { configPath, loadLab } from '../lab/state.js';
 import { color as pc } from '../util/color.js';
 import { UserError } from '../util/errors.js';
 import { runAttached, sleep } from '../util/exec.js';
@@ -20,7 +19,7 @@ interface Common {
 
 /** The cluster config, or null after re-running this command inside the lab's client host. */
 async function clusterConfig(opts: Common): Promise<Config | null> {
-  if (opts.config) return loadConfig(opts.config);
+  if (opts.config) return (await import('../config.js')).loadConfig(opts.config);
   const lab = loadLab(opts.prefix);
   const args = process.argv.slice(2);
   const code = await runAttached(
@@ -39,82 +38,6 @@ function withCommon(cmd: Command): Command {
     .option('--prefix <prefix>', 'lab name prefix (default: $PGARBITER_LAB_PREFIX or pga)');
 }
 
-const fmtBytes = (n: number | null) =>
-  n === null
-    ? ''
-    : n < 1024
-      ? `${n} B`
-      : n < 1048576
-        ? `${(n / 1024).toFixed(1)} kB`
-        : `${(n / 1048576).toFixed(1)} MB`;
-
-export function renderStatus(view: ClusterView): string {
-  // With the arbiter unreachable, the agents still know the record (and each its own role).
-  const rec = newestRecord(view);
-  const table = new Table({
-    head: ['Node', 'Host', 'Role', 'State', 'Term/TL', 'LSN', 'Lag', 'Fenced', 'Reaches'],
-    style: { head: [], border: [] },
-  });
-  for (const n of view.nodes) {
-    const s = n.state;
-    const reaches = s
-      ? [
-          `arbiter:${s.reach.arbiter ? 'yes' : 'NO'}`,
-          `peer:${s.reach.peerAgent ? 'yes' : 'NO'}`,
-          ...(s.reach.primaryPostgres === null
-            ? []
-            : [`primary-pg:${s.reach.primaryPostgres ? 'yes' : 'NO'}`]),
-        ].join(' ')
-      : '';
-    const role = s ? s.role : rec?.primary === n.name ? 'primary?' : '?';
-    table.push([
-      n.name,
-      n.host,
-      role,
-      // The phase too where it says more than the state (fenced-isolated, rejoining, ...).
-      s && !['primary', 'standby', nodeState(s)].includes(s.phase)
-        ? `${nodeState(s)} (${s.phase})`
-        : nodeState(s),
-      s ? `${s.term}/${s.postgres.timeline ?? '-'}` : '',
-      s?.postgres.lsn ?? '',
-      fmtBytes(s?.replication.replayLagBytes ?? null),
-      s ? (s.fenced ? 'YES' : 'no') : '',
-      reaches,
-    ]);
-  }
-  const arb = view.arbiter.state;
-  table.push([
-    'arbiter',
-    view.arbiter.host,
-    'arbiter',
-    arb ? 'running' : 'unreachable',
-    rec ? `${rec.term}` : '',
-    '',
-    '',
-    '',
-    arb ? `primary-pg:${arb.primaryReachable ? 'yes' : 'NO'}` : '',
-  ]);
-  const lines = [table.toString()];
-  if (rec && !arb)
-    lines.push(pc.yellow(`arbiter unreachable: the record below is the newest an agent holds`));
-  if (rec)
-    lines.push(
-      `term ${rec.term}: primary ${rec.primary}, standby ${rec.standby} ` +
-        `(${rec.standbyPromotable ? 'promotable' : 'NOT promotable'})${rec.maintenance ? pc.yellow(' MAINTENANCE: automatic failover paused') : ''}`,
-    );
-  for (const n of view.nodes)
-    if (n.state?.lastRejoin) {
-      const r = n.state.lastRejoin;
-      lines.push(
-        `${n.name} last rejoined ${r.at} by ${r.method} in ${r.ms} ms` +
-          (r.discardedCommits
-            ? pc.yellow(`: ${r.discardedCommits} transactions committed only there were discarded`)
-            : ''),
-      );
-    }
-  return lines.join('\n');
-}
-
 export function registerClusterCommands(program: Command): void {
   withCommon(
     program
@@ -126,11 +49,15 @@ export function registerClusterCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .option('-w, --watch <seconds>', 'refresh every N seconds (Ctrl-C to stop)')
     .action(async (opts: Common & { watch?: string }) => {
-      const cfg = await clusterConfig(opts);
-      if (!cfg) return;
       const watch = opts.watch ? Number(opts.watch) : 0;
       if (opts.watch && !(watch > 0))
         throw new UserError(`--watch needs a positive number of seconds, not "${opts.watch}"`);
+      const cfg = await clusterConfig(opts);
+      if (!cfg) return;
+      const [{ fetchClusterView }, { renderStatus }] = await Promise.all([
+        import('../cluster/view.js'),
+        import('../cluster/status.js'),
+      ]);
       for (let i = 0; i < (watch ? 100_000 : 1); i++) {
         const view = await fetchClusterView(cfg);
         if (opts.json) process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
@@ -156,6 +83,7 @@ export function registerClusterCommands(program: Command): void {
         throw new UserError(`--limit needs a positive whole number of events, not "${opts.limit}"`);
       const cfg = await clusterConfig(opts);
       if (!cfg) return;
+      const { fetchClusterHistory, renderHistory } = await import('../cluster/history.js');
       const h = await fetchClusterHistory(cfg);
       if (limit !== undefined) h.entries = h.entries.slice(-limit);
       process.stdout.write(opts.json ? `${JSON.stringify(h, null, 2)}\n` : `${renderHistory(h)}\n`);
@@ -176,6 +104,7 @@ export function registerClusterCommands(program: Command): void {
     .action(async (opts: Common & { to?: string; timeout: string }) => {
       const cfg = await clusterConfig(opts);
       if (!cfg) return;
+      const { switchover } = await import('../cluster/switchover.js');
       const r = await switchover(cfg, opts.to, Number(opts.timeout) * 1000, (m) =>
         process.stderr.write(`${m}\n`),
       );
@@ -210,6 +139,7 @@ export function registerClusterCommands(program: Command): void {
       const target = cfg.nodes.find((x) => x.name === opts.to);
       if (!target)
         throw new UserError(`unknown node "${opts.to}": one of ${cfg.nodes.map((x) => x.name).join(', ')}`);
+      const { ApiClient } = await import('../api/client.js');
       const api = new ApiClient(cfg);
       const viaArbiter = await api.arbiterPost('forceFailover', { to: opts.to }, 3000);
       if (viaArbiter.answered) {
@@ -245,6 +175,7 @@ export function registerClusterCommands(program: Command): void {
         throw new UserError(`maintenance takes "on" or "off", not "${mode}"`);
       const cfg = await clusterConfig(opts);
       if (!cfg) return;
+      const { ApiClient } = await import('../api/client.js');
       const r = await new ApiClient(cfg).arbiterPost('maintenance', { enabled: mode === 'on' }, 3000);
       if (!r.answered) throw new UserError(`arbiter at ${cfg.arbiter.host}: ${r.body.reason}`);
       if (!r.body.ok) throw new UserError(`arbiter refused: ${r.body.reason}`);
@@ -263,76 +194,10 @@ export function registerClusterCommands(program: Command): void {
       const n = cfg.nodes.find((x) => x.name === node);
       if (!n)
         throw new UserError(`unknown node "${node}": one of ${cfg.nodes.map((x) => x.name).join(', ')}`);
+      const { ApiClient } = await import('../api/client.js');
       const r = await new ApiClient(cfg).agentPost(n.host, 'rejoin', 3000);
       if (!r.answered) throw new UserError(`agent of ${node}: ${r.body.reason}`);
       if (!r.body.ok) throw new UserError(r.body.reason);
       process.stdout.write(`${node}: ${r.body.reason}; follow it with \`pgarbiter status\`\n`);
     });
-}
-
-export interface SwitchoverResult {
-  from: string;
-  to: string;
-  ms: number;
-  term: number;
-}
-
-/** Checks the candidate, asks the primary's agent to hand over, waits for the new roles. */
-export async function switchover(
-  cfg: Config,
-  to: string | undefined,
-  timeoutMs: number,
-  say: (m: string) => void,
-): Promise<SwitchoverResult> {
-  const t0 = Date.now();
-  const view = await fetchClusterView(cfg);
-  const rec = view.arbiter.state?.record;
-  if (!rec)
-    throw new UserError(
-      `arbiter unreachable at ${cfg.arbiter.host}: a switchover needs it to hand over the term`,
-    );
-  const target = to ?? rec.standby;
-  if (target === rec.primary) throw new UserError(`${target} is already the primary`);
-  if (target !== rec.standby) throw new UserError(`unknown node "${target}": the standby is ${rec.standby}`);
-  const p = view.nodes.find((n) => n.name === rec.primary);
-  const s = view.nodes.find((n) => n.name === target)?.state;
-  if (!p?.state)
-    throw new UserError(`the primary ${rec.primary} does not answer: use failover, not switchover`);
-  if (!s?.postgres.up || s.postgres.inRecovery !== true || !s.postgres.receiving)
-    throw new UserError(`refused: ${target} is not a healthy streaming standby (${nodeState(s ?? null)})`);
-  if (!rec.standbyPromotable)
-    throw new UserError(`refused: ${target} is not promotable (not caught up / not synchronous)`);
-  if (rec.maintenance) throw new UserError('refused: maintenance mode is on (`pgarbiter maintenance off`)');
-  say(`switchover: ${rec.primary} -> ${target} (term ${rec.term} -> ${rec.term + 1})`);
-  const r = await new ApiClient(cfg).agentPost(p.host, 'switchover', 3000);
-  if (!r.answered) throw new UserError(`agent of ${rec.primary}: ${r.body.reason}`);
-  if (r.status !== 202) throw new UserError(`refused by ${rec.primary}: ${r.body.reason}`);
-  const end = Date.now() + timeoutMs;
-  let stage = 'handover';
-  while (Date.now() < end) {
-    await sleep(100);
-    const v = await fetchClusterView(cfg, 1000);
-    const nr = v.arbiter.state?.record;
-    const np = v.nodes.find((n) => n.name === target)?.state;
-    const old = v.nodes.find((n) => n.name === rec.primary)?.state;
-    if (stage === 'handover' && nr && nr.term > rec.term && nr.primary === target) {
-      stage = 'promote';
-      say(`  arbiter: term ${nr.term} handed to ${target} (${Date.now() - t0} ms)`);
-    }
-    if (stage === 'promote' && np?.postgres.inRecovery === false && !np.fenced) {
-      stage = 'rejoin';
-      say(`  ${target} is primary and writable (${Date.now() - t0} ms)`);
-    }
-    if (stage === 'rejoin' && old?.postgres.inRecovery === true && old.postgres.receiving && !old.fenced) {
-      say(`  ${rec.primary} rejoined as streaming standby (${Date.now() - t0} ms)`);
-      return { from: rec.primary, to: target, ms: Date.now() - t0, term: nr?.term ?? rec.term + 1 };
-    }
-    if (stage === 'handover' && Date.now() - t0 > 15_000)
-      throw new UserError(
-        `switchover did not start within 15 s: see ${rec.primary}'s agent log (it may have aborted and resumed)`,
-      );
-  }
-  throw new UserError(
-    `switchover not finished within ${timeoutMs / 1000} s (stage: ${stage}); see \`pgarbiter status\``,
-  );
 }

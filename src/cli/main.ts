@@ -1,40 +1,14 @@
 #!/usr/bin/env node
 // pgarbiter's command line: each group of commands registers itself from its own file.
-import { Command, CommanderError } from 'commander';
+import { CommanderError } from 'commander';
 import { errColor as pc } from '../util/color.js';
 import { UserError } from '../util/errors.js';
-import { registerClusterCommands } from './cluster.js';
-import { registerComposeCommands } from './compose.js';
-import { registerDaemonCommands } from './daemons.js';
-import { registerDashboardCommand } from './dashboard.js';
-import { registerDemoCommand } from './demo.js';
-import { registerLabCommands } from './lab.js';
-import { registerSoakCommand } from './soak.js';
-import { registerWorkloadCommands } from './workload.js';
-
-export function buildProgram(): Command {
-  const program = new Command('pgarbiter')
-    .description(
-      'PostgreSQL primary + hot standby with an arbiter: automatic failover, self-fencing and rejoin.\n' +
-        'Try it on a built-in lab of network namespaces: `pgarbiter demo`.',
-    )
-    .version('0.1.0')
-    .showHelpAfterError('(run with --help for usage)');
-  registerDemoCommand(program);
-  registerLabCommands(program);
-  registerDaemonCommands(program);
-  registerClusterCommands(program);
-  registerWorkloadCommands(program);
-  registerDashboardCommand(program);
-  registerComposeCommands(program);
-  registerSoakCommand(program);
-  return program;
-}
+import { buildProgram } from './commands.js';
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
-  program.exitOverride();
   try {
+    const program = await buildProgram(argv[2]);
+    program.exitOverride();
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {

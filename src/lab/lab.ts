@@ -19,15 +19,7 @@ import { UserError } from '../util/errors.js';
 import { asUser, inNetns, type RunResult, run } from '../util/exec.js';
 import { daemonAlive, hostArgv, selfArgv, startDaemon, stopDaemon } from './daemon.js';
 import { startHaproxy } from './haproxy.js';
-import {
-  configPath,
-  dataDir,
-  MEMBER_OS_USER,
-  PG_BIN_DIR,
-  socketDir,
-  stateDir,
-  writeLabConfigs,
-} from './pgconf.js';
+import { dataDir, MEMBER_OS_USER, PG_BIN_DIR, socketDir, stateDir, writeLabConfigs } from './pgconf.js';
 import {
   listNetns,
   netnsOf,
@@ -39,6 +31,7 @@ import {
   waitGone,
 } from './proc.js';
 import {
+  configPath,
   type DaemonRecord,
   type Lab,
   labFile,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { validateConfig } from '../config.js';
 import type { ConnOptions } from '../postgres/client.js';
-import { type Lab, secretFile } from './state.js';
+import { configPath, type Lab, secretFile } from './state.js';
 import { HOST_IFACE, type HostName, vipAddress } from './topology.js';
 
 export const PG_PORT = 5432;
@@ -17,7 +17,6 @@ export const ADMIN_USER = 'pgarbiter';
  *  PostgreSQL's binaries directly) and of the secret files. The agents add CAP_NET_ADMIN only. */
 export const MEMBER_OS_USER = 'postgres';
 
-export const configPath = (lab: Lab, host: HostName) => join(lab.hosts[host].dir, 'pgarbiter.yaml');
 export const dataDir = (lab: Lab, host: HostName) => join(lab.hosts[host].dir, 'data');
 export const socketDir = (lab: Lab, host: HostName) => join(lab.hosts[host].dir, 'run');
 export const pgLogFile = (lab: Lab, host: HostName) => join(lab.hosts[host].dir, 'postgresql.log');

@@ -188,6 +188,9 @@ export function readLab(prefix: string): Lab | null {
 }
 
 /** The lab named by --prefix / PGARBITER_LAB_PREFIX / default; a UserError when it is not up. */
+/** A lab host's pgarbiter config file. */
+export const configPath = (lab: Lab, host: HostName) => join(lab.hosts[host].dir, 'pgarbiter.yaml');
+
 export function loadLab(prefix?: string): Lab {
   const id = resolveIdentity({ prefix });
   const lab = readLab(id.prefix);

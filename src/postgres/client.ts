@@ -1,5 +1,6 @@
 // node-postgres with hard deadlines: a silent partition must never hang a caller (see
 // research: a query without query_timeout waits ~15 min). Every client has an 'error' listener.
+import './pg-runtime.js';
 import pg from 'pg';
 
 export interface ConnOptions {
@@ -62,6 +63,72 @@ export async function queryOnce<R extends pg.QueryResultRow = pg.QueryResultRow>
   params: unknown[] = [],
 ): Promise<R[]> {
   return withClient(o, async (c) => (await c.query<R>(sql, params)).rows);
+}
+
+/** How long a kept connection serves before it is replaced by a fresh one: a server (or a
+ *  filter) that accepts no new connection while old ones still work is noticed within this. */
+export const KEPT_CONNECTION_MAX_AGE_MS = 10_000;
+
+/**
+ * One connection kept open for the probes that ask one server the same thing every round: a
+ * fresh connection per probe (a backend fork, and for TCP a SCRAM exchange) cost most of an idle
+ * daemon's CPU. The deadlines are those of a fresh connection: `connectTimeoutMs` for a
+ * (re)connect and `queryTimeoutMs` for each query (pg's query_timeout). Any failure (a timeout in a silent
+ * partition, a reset, a terminated backend, an SQL error) closes the connection, so the next
+ * query connects again; so does another server, and age (KEPT_CONNECTION_MAX_AGE_MS).
+ */
+export class KeptClient {
+  private client: pg.Client | null = null;
+  private key = '';
+  private openedAt = 0;
+  /** The server ended the connection or the socket failed while idle. */
+  private broken = false;
+
+  constructor(private readonly maxAgeMs = KEPT_CONNECTION_MAX_AGE_MS) {}
+
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    o: ConnOptions,
+    sql: string,
+    params: unknown[] = [],
+  ): Promise<R[]> {
+    // The deadlines are the client's (makeClient): other deadlines, another connection.
+    const key = JSON.stringify([o.host, o.port, o.user, o.database, o.connectTimeoutMs, o.queryTimeoutMs]);
+    if (this.client && (this.broken || key !== this.key || Date.now() - this.openedAt >= this.maxAgeMs))
+      this.close();
+    let c = this.client;
+    if (!c) {
+      c = makeClient(o);
+      const mine = c;
+      const gone = () => {
+        if (this.client === mine) this.broken = true;
+      };
+      c.on('error', gone);
+      c.on('end', gone);
+      this.client = c;
+      this.key = key;
+      this.openedAt = Date.now();
+      this.broken = false;
+      try {
+        await c.connect();
+      } catch (e) {
+        this.close();
+        throw e;
+      }
+    }
+    try {
+      return (await c.query<R>(sql, params)).rows;
+    } catch (e) {
+      // After a timeout the query may still be on the wire: end() then destroys the socket.
+      this.close();
+      throw e;
+    }
+  }
+
+  close(): void {
+    const c = this.client;
+    this.client = null;
+    if (c) void closeClient(c);
+  }
 }
 
 /** SQLSTATE of a server error, or undefined for network/driver errors. */

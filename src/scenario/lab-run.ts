@@ -3,7 +3,7 @@
 // views, and waits. Used by the demo, test-loss, the integration tests and the benchmarks.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { type AgentStatus, arbiterStateSchema } from '../api/protocol.js';
 import { type ArbiterView, type ClusterView, newTermTimeOf } from '../cluster/view.js';
 import { lsnAtLeast } from '../core/lsn.js';
@@ -12,7 +12,7 @@ import { clientSql, configPath, haproxyDsn, hostArgv, type Lab, selfArgv, vipAdd
 import type { HostName } from '../lab/topology.js';
 import { run, sleep } from '../util/exec.js';
 import type { CheckReport } from '../workload/compare.js';
-import { LedgerTail } from '../workload/ledger.js';
+import { ackedBy, LedgerTail, ledgerTxs } from '../workload/ledger.js';
 
 /** Runs our CLI inside a lab host and returns its stdout (throws on a non-zero exit). */
 export async function cliIn(
@@ -314,3 +314,73 @@ export async function arbiterView(lab: Lab): Promise<ArbiterView | null> {
 
 /** When the arbiter started `term` (a grant, a handover, a forced failover, an adoption). */
 export const grantTimeOf = newTermTimeOf;
+
+export interface SwitchoverPause {
+  from: string;
+  to: string;
+  /** The last write acknowledged by the old primary -> the first acknowledged by the new one. */
+  pauseMs: number;
+  /** What `pgarbiter switchover` reports (until the old primary streams again). */
+  cliMs: number;
+  /** The writer's transactions that failed or stayed unknown in the pause. */
+  notAcked: number;
+  /** Acknowledged rows the ledger check found missing. */
+  lost: number;
+}
+
+/** One `pgarbiter switchover` under a 4-session writer (through HAProxy when the lab runs it),
+ *  measured from the writer's ledger. Used by bench/rejoin, bench/light and the tests. */
+export async function switchoverUnderWriter(lab: Lab, ledger: string): Promise<SwitchoverPause> {
+  const h = await waitHealthy(lab, 180_000);
+  const oldAddr = lab.hosts[h.primary as HostName].address;
+  const newAddr = lab.hosts[h.standby as HostName].address;
+  const w = startLabWriter(lab, { ledger, sessions: 4 });
+  let cliMs = Number.NaN;
+  try {
+    await w.writing();
+    await sleep(1000);
+    const started = Date.now();
+    const sw = await cliIn(
+      lab,
+      'client',
+      ['switchover', '--json', '--config', configPath(lab, 'client')],
+      {},
+      120_000,
+    );
+    if (sw.code !== 0) throw new Error(`switchover failed: ${sw.stderr.trim()}`);
+    cliMs = (JSON.parse(sw.stdout) as { ms: number }).ms;
+    await waitFor('the first write acknowledged by the new primary', 60_000, async () =>
+      ledgerTxs(w.ledger).some((e) => e.t > started && ackedBy(e, newAddr)) ? true : undefined,
+    );
+    await sleep(500);
+  } finally {
+    await w.stop();
+  }
+  const all = ledgerTxs(w.ledger);
+  const lastOld = Math.max(...all.filter((e) => ackedBy(e, oldAddr)).map((e) => e.t));
+  const firstNew = Math.min(...all.filter((e) => ackedBy(e, newAddr) && e.t > lastOld).map((e) => e.t));
+  const check = await checkLabLedger(lab, w.ledger);
+  return {
+    from: h.primary,
+    to: h.standby,
+    pauseMs: firstNew - lastOld,
+    cliMs,
+    notAcked: all.filter((e) => e.outcome !== 'ack' && e.t >= lastOld && e.t <= firstNew).length,
+    lost: check.report.lost.count,
+  };
+}
+
+/** A process's resident memory (VmRSS, kB) and CPU time so far (utime + stime; with its waited-for
+ *  children's, cutime + cstime, apart), from /proc. */
+export function procUsage(pid: number): { rssKb: number; cpuS: number; childCpuS: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const tick = 100; // USER_HZ: 100 on Linux
+  return {
+    rssKb,
+    cpuS: (Number(f[11]) + Number(f[12])) / tick,
+    childCpuS: (Number(f[13]) + Number(f[14])) / tick,
+  };
+}

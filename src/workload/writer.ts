@@ -12,6 +12,7 @@
 import { randomInt } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
+import '../postgres/pg-runtime.js';
 import pg from 'pg';
 import { closeClient, errorText } from '../postgres/client.js';
 import { UserError } from '../util/errors.js';
