@@ -78,7 +78,8 @@ describe('the timing rule: fence_timeout + probe_interval + fence_action_budget 
     assert.equal(
       timingRuleViolation(t),
       'timing rule violated: fence_timeout + probe_interval + fence_action_budget ' +
-        '(2000 + 500 + 500 = 3000 ms) must be less than failover_timeout (3000 ms)',
+        "(2000 + 500 + 500 = 3000 ms: the fence's deadline and the lease's duration) must be less than " +
+        'failover_timeout (3000 ms), so the primary is fenced and its lease lapsed before any grant',
     );
   });
 
@@ -94,7 +95,7 @@ describe('the timing rule: fence_timeout + probe_interval + fence_action_budget 
 
   test('a fence_timeout raised past the margin is a violation', () => {
     const v = timingRuleViolation({ ...timingFrom('fast'), fenceTimeoutMs: 1300 });
-    assert.match(v ?? '', /\(1300 \+ 250 \+ 250 = 1800 ms\) must be less than failover_timeout \(1750 ms\)/);
+    assert.match(v ?? '', /\(1300 \+ 250 \+ 250 = 1800 ms: .*\) must be less than failover_timeout \(1750 ms\)/);
   });
 
   test('probe_timeout above probe_interval is a violation; equal is allowed', () => {
@@ -260,7 +261,7 @@ describe('validateConfig', () => {
       name: 'timing rule broken by an override',
       doc: doc({ timing: { failover_timeout: '2.5s' } }),
       message:
-        /timing rule violated: .*\(1500 \+ 500 \+ 500 = 2500 ms\) must be less than failover_timeout \(2500 ms\)/,
+        /timing rule violated: .*\(1500 \+ 500 \+ 500 = 2500 ms: .*lease's duration\) must be less than failover_timeout \(2500 ms\)/,
     },
     {
       name: 'probe_timeout above probe_interval',
