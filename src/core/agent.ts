@@ -542,7 +542,11 @@ export function agentOnReply(
   switch (ask.why) {
     case 'promote':
       if (reply.ok && state.record.primary === s.me) {
-        actions.push(...holdLease(state, s), { kind: 'promote', rule: 'reply-granted', term: state.record.term });
+        actions.push(...holdLease(state, s), {
+          kind: 'promote',
+          rule: 'reply-granted',
+          term: state.record.term,
+        });
         return out('warn', 'reply-granted', `PROMOTION GRANTED: ${reply.reason}`);
       }
       if (req.kind === 'promote' && state.promotionAskedInTerm === req.term)

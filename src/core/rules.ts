@@ -61,7 +61,8 @@ export const RULES = {
   'rejoin-not-receiving':
     'Up, in recovery, the primary reachable, yet receiving no WAL for 20 s (a forked timeline, a lost slot): rejoin.',
   follow: 'The standby follows the primary.',
-  'no-lease-standby': 'A running standby takes no writes: it needs no lease; remove one left from when it was primary.',
+  'no-lease-standby':
+    'A running standby takes no writes: it needs no lease; remove one left from when it was primary.',
   'no-failover-maintenance': 'The primary is lost but maintenance mode pauses automatic failover.',
   'no-failover-no-arbiter': 'The primary is lost but the arbiter does not answer: no failover without it.',
   'no-failover-not-promotable':

@@ -100,7 +100,9 @@ export function leaseRemainingMs(listing: string): number {
   if (!m?.[1]) return 0;
   let ms = 0;
   for (const [, n, unit] of m[1].matchAll(/(\d+)(d|h|ms|m|s)/g)) {
-    const k = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000, ms: 1 }[unit as 'd' | 'h' | 'm' | 's' | 'ms'];
+    const k = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000, ms: 1 }[
+      unit as 'd' | 'h' | 'm' | 's' | 'ms'
+    ];
     ms += Number(n) * k;
   }
   return ms;

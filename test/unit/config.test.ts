@@ -95,7 +95,10 @@ describe('the timing rule: fence_timeout + probe_interval + fence_action_budget 
 
   test('a fence_timeout raised past the margin is a violation', () => {
     const v = timingRuleViolation({ ...timingFrom('fast'), fenceTimeoutMs: 1300 });
-    assert.match(v ?? '', /\(1300 \+ 250 \+ 250 = 1800 ms: .*\) must be less than failover_timeout \(1750 ms\)/);
+    assert.match(
+      v ?? '',
+      /\(1300 \+ 250 \+ 250 = 1800 ms: .*\) must be less than failover_timeout \(1750 ms\)/,
+    );
   });
 
   test('probe_timeout above probe_interval is a violation; equal is allowed', () => {
