@@ -149,6 +149,11 @@ describe('validateConfig', () => {
     assert.deepEqual(c.timing, timingFrom('default'));
   });
 
+  test('the lease is on by default; off is accepted', () => {
+    assert.equal(validateConfig(doc()).lease, 'on');
+    assert.equal(validateConfig(doc({ lease: 'off' })).lease, 'off');
+  });
+
   test('the arbiter may be the node; durations accept strings; the fast profile resolves', () => {
     const c = validateConfig(
       doc({ node: 'arbiter', timing: { profile: 'fast', failover_timeout: '2.5s', probe_timeout: 100 } }),
@@ -265,6 +270,11 @@ describe('validateConfig', () => {
       doc: doc({ timing: { failover_timeout: '2.5s' } }),
       message:
         /timing rule violated: .*\(1500 \+ 500 \+ 500 = 2500 ms: .*lease's duration\) must be less than failover_timeout \(2500 ms\)/,
+    },
+    {
+      name: 'lease neither on nor off',
+      doc: doc({ lease: 'maybe' }),
+      message: /lease: .*"on"\|"off"/,
     },
     {
       name: 'probe_timeout above probe_interval',
