@@ -110,6 +110,9 @@ export const ConfigSchema = z
     /** How the fence rule is written: iptables (IPv4, the default) or nft (one atomic
      *  transaction on a table of our own, IPv4 and IPv6, no xtables lock): the same netfilter. */
     fence_mechanism: z.enum(['iptables', 'nft']).default('iptables'),
+    /** on: the primary holds a kernel-side lease (src/fence/lease.ts) that blocks its clients by
+     *  itself when the agent stops refreshing it (dead, frozen); off: only the fence. */
+    lease: z.enum(['on', 'off']).default('on'),
     /** auto: an old primary rewinds and rejoins by itself; manual: it stays fenced and stopped. */
     rejoin: z.enum(['auto', 'manual']).default('auto'),
     /** A floating IPv4 address held only by the unfenced, writable primary (src/vip/vip.ts):
@@ -205,14 +208,22 @@ function resolveSecret(
   return inline;
 }
 
-/** The timing rule (README "How it works"): the primary has fenced itself before any promotion can be granted. */
+/** How long the primary's lease lasts after the last moment a peer is known to have reached its
+ *  PostgreSQL: until a live agent would have fenced (fence-unreached) and finished the fence. */
+export function leaseDurationMs(t: Timing): number {
+  return t.fenceTimeoutMs + t.probeIntervalMs + t.fenceActionBudgetMs;
+}
+
+/** The timing rule (README "How it works"): the primary has fenced itself, and its lease has
+ *  lapsed, before any promotion can be granted. */
 export function timingRuleViolation(t: Timing): string | null {
-  const lhs = t.fenceTimeoutMs + t.probeIntervalMs + t.fenceActionBudgetMs;
+  const lhs = leaseDurationMs(t);
   if (lhs >= t.failoverTimeoutMs)
     return (
       `timing rule violated: fence_timeout + probe_interval + fence_action_budget ` +
-      `(${t.fenceTimeoutMs} + ${t.probeIntervalMs} + ${t.fenceActionBudgetMs} = ${lhs} ms) ` +
-      `must be less than failover_timeout (${t.failoverTimeoutMs} ms)`
+      `(${t.fenceTimeoutMs} + ${t.probeIntervalMs} + ${t.fenceActionBudgetMs} = ${lhs} ms: ` +
+      `the fence's deadline and the lease's duration) must be less than failover_timeout ` +
+      `(${t.failoverTimeoutMs} ms), so the primary is fenced and its lease lapsed before any grant`
     );
   if (t.probeTimeoutMs > t.probeIntervalMs)
     return `probe_timeout (${t.probeTimeoutMs} ms) must not exceed probe_interval (${t.probeIntervalMs} ms)`;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { ApiClient } from '../api/client.js';
 import type { AgentStatus } from '../api/protocol.js';
 import type { Config } from '../config.js';
-import { hostOf, otherNode } from '../config.js';
+import { hostOf, leaseDurationMs, otherNode } from '../config.js';
 import {
   agentOnReply,
   decideAgent,
@@ -31,6 +31,7 @@ import type {
   PersistedAgentState,
 } from '../core/types.js';
 import { deniedByKernel, Fence, TERMINATE_CLIENTS_SQL } from '../fence/fence.js';
+import { Lease } from '../fence/lease.js';
 import { errorText, KeptClient } from '../postgres/client.js';
 import { PgControl } from '../postgres/control.js';
 import { probePrimaryPg } from '../postgres/probe.js';
@@ -59,6 +60,11 @@ export const FENCE_OFF_RECHECK_MS = 5000;
 export class Agent {
   readonly ctl: PgControl;
   readonly fence: Fence;
+  /** The kernel-side lease (src/fence/lease.ts); with `lease: off` only used to remove a table
+   *  left from when it was on. */
+  readonly lease: Lease;
+  /** The lease deadline last committed (ms since the epoch); null: none (a standby, `lease: off`). */
+  private leaseUntil: number | null = null;
   readonly api: ApiClient;
   readonly log: Logger;
   readonly peer: string;
@@ -96,6 +102,11 @@ export class Agent {
         mechanism: cfg.fence_mechanism,
       },
     );
+    this.lease = new Lease(
+      cfg.postgres.port,
+      [hostOf(cfg, otherNode(cfg, cfg.node).name), cfg.arbiter.host],
+      leaseDurationMs(cfg.timing),
+    );
     this.api = new ApiClient(cfg);
     this.log = createLogger('agent', { node: cfg.node }, cfg.log_file);
     this.peer = otherNode(cfg, cfg.node).name;
@@ -119,6 +130,7 @@ export class Agent {
       syncReplication: isSyncMode(cfg.postgres.synchronous_commit),
       strictSync: cfg.postgres.sync_mode === 'strict',
       autoRejoin: cfg.rejoin === 'auto',
+      ...(cfg.lease === 'on' ? { leaseMs: leaseDurationMs(cfg.timing) } : {}),
     };
   }
 
@@ -272,12 +284,15 @@ export class Agent {
         this.busy = a.why === 'promote' ? 'asking for promotion' : null;
         const kind = a.request.kind;
         const { kind: _k, ...body } = a.request;
+        // A confirmation or a grant counts from when the request went out: the arbiter acted
+        // after that, so our estimate errs early (the fence and the lease count from it).
+        const sentAt = Date.now();
         const r = await this.api.arbiterPost(
           kind,
           body as never,
           Math.max(1000, this.cfg.timing.probeTimeoutMs),
         );
-        const outcome = agentOnReply(this.state, a, r.answered ? r.body : null, Date.now(), this.settings);
+        const outcome = agentOnReply(this.state, a, r.answered ? r.body : null, sentAt, this.settings);
         this.setState(outcome.state);
         log[outcome.log.level](
           { rule: outcome.log.rule, request: a.request, reply: r.body },
@@ -286,6 +301,20 @@ export class Agent {
         if (!(await this.executeAll(outcome.actions))) throw new Error(`follow-up of ${kind} failed`);
         return;
       }
+      case 'lease':
+        if (a.until === null) {
+          await this.lease.open();
+          if (this.leaseUntil !== null) log.info({ rule: a.rule }, `lease removed [${a.rule}]: a standby`);
+        } else {
+          await this.lease.hold(a.until);
+          if (this.leaseUntil === null || this.leaseUntil < Date.now())
+            log.info(
+              { rule: a.rule, until: new Date(a.until).toISOString() },
+              `lease taken [${a.rule}]: clients served until ${new Date(a.until).toISOString()} unless refreshed`,
+            );
+        }
+        this.leaseUntil = a.until;
+        return;
       case 'startPostgres':
         this.busy = 'starting PostgreSQL';
         log.warn({ rule: a.rule, reason: a.reason }, `starting PostgreSQL [${a.rule}]: ${a.reason}`);
@@ -508,6 +537,15 @@ export class Agent {
         `cannot fence: ${this.cfg.fence_mechanism} failed (${why}): install it (apt-get install -y ${this.cfg.fence_mechanism === 'nft' ? 'nftables' : 'iptables'}) and give the agent CAP_NET_ADMIN (systemd AmbientCapabilities=CAP_NET_ADMIN, compose cap_add: [NET_ADMIN]) or run it as root`,
       );
     }
+    try {
+      // lease: off removes a lease table left from when it was on (it would block clients).
+      if (this.cfg.lease === 'off') await this.lease.open();
+      else await this.lease.state();
+    } catch (e) {
+      throw new UserError(
+        `lease: on needs nft (${(e as Error).message}): install it (apt-get install -y nftables) and give the agent CAP_NET_ADMIN or run it as root, or set lease: off`,
+      );
+    }
     if (this.vip) await this.vip.check(hostOf(this.cfg, this.peer));
   }
 
@@ -549,7 +587,9 @@ export class Agent {
     server.closeAllConnections();
     this.localPg.close();
     this.primaryPg.close();
-    this.log.info('agent stopped (PostgreSQL and the fence are left as they are)');
+    // The lease is left too: a primary whose agent is stopped cannot fence, so its lease lapses
+    // and it stops serving clients until an agent runs again (README "The lease").
+    this.log.info('agent stopped (PostgreSQL, the fence and the lease are left as they are)');
     await sleep(0);
   }
 }

@@ -26,6 +26,7 @@ import {
   resolveIdentity,
   setLoss,
   showStage1,
+  signalMemberDaemon,
   startMember,
   stopMember,
   thaw,
@@ -276,20 +277,34 @@ export function registerLabCommands(program: Command): void {
     });
 
   withId(lab.command('freeze'))
-    .description('SIGSTOP every process of a host')
+    .description('SIGSTOP every process of a host (--agent: only its agent or arbiter daemon)')
     .argument('<host>')
-    .action(async (host: string, o: IdFlags) => {
+    .option('--agent', "only the host's daemon (agent, or the arbiter): PostgreSQL keeps running")
+    .action(async (host: string, o: IdFlags & { agent?: boolean }) => {
       requireRoot('lab freeze');
-      const pids = await freeze(openLab(o), assertHost(host));
+      const l = openLab(o);
+      if (o.agent) {
+        const pid = signalMemberDaemon(l, assertMemberHost(assertHost(host)), 'SIGSTOP');
+        say(`${host}: daemon (pid ${pid}) frozen`);
+        return;
+      }
+      const pids = await freeze(l, assertHost(host));
       say(`${host} frozen (${pids.length} processes stopped)`);
     });
 
   withId(lab.command('thaw'))
-    .description('SIGCONT every process of a host')
+    .description('SIGCONT every process of a host (--agent: only its daemon)')
     .argument('<host>')
-    .action(async (host: string, o: IdFlags) => {
+    .option('--agent', "only the host's daemon (agent, or the arbiter)")
+    .action(async (host: string, o: IdFlags & { agent?: boolean }) => {
       requireRoot('lab thaw');
-      const pids = await thaw(openLab(o), assertHost(host));
+      const l = openLab(o);
+      if (o.agent) {
+        const pid = signalMemberDaemon(l, assertMemberHost(assertHost(host)), 'SIGCONT');
+        say(`${host}: daemon (pid ${pid}) thawed`);
+        return;
+      }
+      const pids = await thaw(l, assertHost(host));
       say(`${host} thawed (${pids.length} processes continued)`);
     });
 

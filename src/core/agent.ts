@@ -57,13 +57,23 @@ export function startingAgentState(saved: PersistedAgentState, now: number, timi
     promotionAskedInTerm: saved.promotionAskedInTerm,
     lastArbiterOkAt: lost,
     lastPeerOkAt: lost,
-    lastVouchedAt: lost,
+    // Older than any lease: a restarted agent holds the lease only on a peer's fresh word.
+    lastVouchedAt: now - timing.failoverTimeoutMs,
   };
 }
 
 /** What survives a restart (written before any request that depends on it goes out). */
 export function persistedOf(state: AgentState): PersistedAgentState {
   return { record: state.record, promotionAskedInTerm: state.promotionAskedInTerm };
+}
+
+/** The lease while we may serve as primary: until the last moment a peer is known to have reached
+ *  our PostgreSQL (or the arbiter confirmed or granted our term) + the lease duration. No grant can
+ *  come before that moment + failover_timeout, and the timing rule makes the lease shorter. */
+function holdLease(state: AgentState, s: AgentSettings): AgentAction[] {
+  if (s.leaseMs === undefined) return [];
+  const anchor = Math.max(state.lastVouchedAt, state.confirmedAt ?? Number.NEGATIVE_INFINITY);
+  return [{ kind: 'lease', rule: 'hold-lease', until: anchor + s.leaseMs }];
 }
 
 /** A standby that is up but not receiving WAL from a reachable primary for this long rejoins. */
@@ -189,7 +199,8 @@ function decidePrimary(
   if (obs.local.up && obs.local.inRecovery === true) {
     state.syncStallSince = null;
     state.promotableAtLsn = null;
-    actions.push({ kind: 'promote', rule: 'promote-on-record', term: rec.term });
+    // The lease first, so the new primary takes writes as soon as it is promoted.
+    actions.push(...holdLease(state, s), { kind: 'promote', rule: 'promote-on-record', term: rec.term });
     return done('promoting', 'promote-on-record');
   }
 
@@ -256,7 +267,7 @@ function decidePrimary(
     const sv = standbyVouch(obs, state, s);
     const streaming = obs.local.peerReplication?.state === 'streaming';
     if (!obs.arbiter && sv !== null && now - sv < t.fenceTimeoutMs && streaming) {
-      actions.push({
+      actions.push(...holdLease(state, s), {
         kind: 'unfence',
         rule: 'unfence-vouched',
         reason: `${standby} streams from us and vouches for us in term ${rec.term}; the arbiter does not answer`,
@@ -299,6 +310,7 @@ function decidePrimary(
   }
 
   decideReplication(state, obs, s, actions);
+  actions.unshift(...holdLease(state, s));
   return done('primary', 'serve');
 }
 
@@ -442,6 +454,8 @@ function decideStandby(state: AgentState, obs: AgentObservation, s: AgentSetting
   }
 
   if (obs.local.inRecovery === null) return done('standby-starting', 'wait-for-standby-startup');
+  if (s.leaseMs !== undefined && obs.local.inRecovery === true)
+    actions.push({ kind: 'lease', rule: 'no-lease-standby', until: null });
   if (obs.fenced)
     actions.push({ kind: 'unfence', rule: 'unfence-standby', reason: 'a standby is read-only' });
 
@@ -503,7 +517,8 @@ export interface ReplyOutcome {
   log: { level: 'info' | 'warn'; rule: RuleId; msg: string };
 }
 
-/** What the arbiter's reply to `ask` means. `reply` null: it did not answer (nothing is known). */
+/** What the arbiter's reply to `ask` means. `reply` null: it did not answer (nothing is known).
+ *  `now`: when the request went out (a confirmation or a grant counts from then: the safe side). */
 export function agentOnReply(
   prev: AgentState,
   ask: Extract<AgentAction, { kind: 'ask' }>,
@@ -527,7 +542,11 @@ export function agentOnReply(
   switch (ask.why) {
     case 'promote':
       if (reply.ok && state.record.primary === s.me) {
-        actions.push({ kind: 'promote', rule: 'reply-granted', term: state.record.term });
+        actions.push(...holdLease(state, s), {
+          kind: 'promote',
+          rule: 'reply-granted',
+          term: state.record.term,
+        });
         return out('warn', 'reply-granted', `PROMOTION GRANTED: ${reply.reason}`);
       }
       if (req.kind === 'promote' && state.promotionAskedInTerm === req.term)
@@ -536,7 +555,7 @@ export function agentOnReply(
     case 'unfence':
       if (reply.ok && state.record.primary === s.me) {
         state.confirmedAt = now;
-        actions.push({
+        actions.push(...holdLease(state, s), {
           kind: 'unfence',
           rule: 'reply-confirmed',
           reason: `arbiter confirmed primary of term ${state.record.term}`,

@@ -32,6 +32,8 @@ export const RULES = {
   'switchover-refused':
     'A person asked for a switchover but the standby is not ready: refuse, change nothing.',
   serve: 'The primary serves.',
+  'hold-lease':
+    'The primary may serve: hold the kernel-side lease until the last vouch + lease duration, so a dead or frozen agent stops clients by itself.',
   'sync-degrade':
     'The synchronous standby stopped acknowledging for sync_stall_timeout: the arbiter marks it not promotable, then sync is dropped.',
   'sync-keep':
@@ -59,6 +61,8 @@ export const RULES = {
   'rejoin-not-receiving':
     'Up, in recovery, the primary reachable, yet receiving no WAL for 20 s (a forked timeline, a lost slot): rejoin.',
   follow: 'The standby follows the primary.',
+  'no-lease-standby':
+    'A running standby takes no writes: it needs no lease; remove one left from when it was primary.',
   'no-failover-maintenance': 'The primary is lost but maintenance mode pauses automatic failover.',
   'no-failover-no-arbiter': 'The primary is lost but the arbiter does not answer: no failover without it.',
   'no-failover-not-promotable':

@@ -156,6 +156,9 @@ export type AgentAction =
   | { kind: 'rejoin'; rule: RuleId; primary: string; reason: string }
   /** Planned handover to the standby: fence, stop cleanly, wait for replay, arbiter handover. */
   | { kind: 'handover'; rule: RuleId; to: string; term: number }
+  /** The kernel-side lease (src/fence/lease.ts): clients may be served until `until` (our clock,
+   *  ms since the epoch); null: no lease is needed (a running standby), remove it. */
+  | { kind: 'lease'; rule: RuleId; until: number | null }
   /** A state worth a log line, without an action. */
   | { kind: 'note'; rule: RuleId; level: 'info' | 'warn'; msg: string };
 
@@ -170,6 +173,9 @@ export interface AgentSettings {
   /** Never drop synchronous replication. */
   strictSync: boolean;
   autoRejoin: boolean;
+  /** The lease's duration (fence_timeout + probe_interval + fence_action_budget), counted from
+   *  the last moment a peer is known to have reached our PostgreSQL; absent: `lease: off`. */
+  leaseMs?: number;
 }
 
 /** Where an agent is, one word for status displays and logs. */

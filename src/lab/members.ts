@@ -87,3 +87,13 @@ export async function startMember(lab: Lab, host: MemberHost): Promise<string> {
   const started = await startAgent(lab, host);
   return `${name} started in ${host} (pid ${started.pid})${host === 'arbiter' ? '' : '; it starts PostgreSQL itself if it is down'}`;
 }
+
+/** Freezes (SIGSTOP) or thaws (SIGCONT) only a member's daemon, the agent or the arbiter: the
+ *  "agent hung" fault (PostgreSQL keeps running). Returns the PID signalled. */
+export function signalMemberDaemon(lab: Lab, host: MemberHost, sig: 'SIGSTOP' | 'SIGCONT'): number {
+  const name = daemonName(host);
+  const rec = lab.daemons[name];
+  if (!rec || !daemonAlive(rec)) throw new UserError(`${name} in ${host} is not running`);
+  signal(rec.pid, sig);
+  return rec.pid;
+}

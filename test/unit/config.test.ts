@@ -78,7 +78,8 @@ describe('the timing rule: fence_timeout + probe_interval + fence_action_budget 
     assert.equal(
       timingRuleViolation(t),
       'timing rule violated: fence_timeout + probe_interval + fence_action_budget ' +
-        '(2000 + 500 + 500 = 3000 ms) must be less than failover_timeout (3000 ms)',
+        "(2000 + 500 + 500 = 3000 ms: the fence's deadline and the lease's duration) must be less than " +
+        'failover_timeout (3000 ms), so the primary is fenced and its lease lapsed before any grant',
     );
   });
 
@@ -94,7 +95,10 @@ describe('the timing rule: fence_timeout + probe_interval + fence_action_budget 
 
   test('a fence_timeout raised past the margin is a violation', () => {
     const v = timingRuleViolation({ ...timingFrom('fast'), fenceTimeoutMs: 1300 });
-    assert.match(v ?? '', /\(1300 \+ 250 \+ 250 = 1800 ms\) must be less than failover_timeout \(1750 ms\)/);
+    assert.match(
+      v ?? '',
+      /\(1300 \+ 250 \+ 250 = 1800 ms: .*\) must be less than failover_timeout \(1750 ms\)/,
+    );
   });
 
   test('probe_timeout above probe_interval is a violation; equal is allowed', () => {
@@ -143,6 +147,11 @@ describe('validateConfig', () => {
     assert.equal(c.postgres.sync_mode, 'fallback');
     assert.equal(c.rejoin, 'auto');
     assert.deepEqual(c.timing, timingFrom('default'));
+  });
+
+  test('the lease is on by default; off is accepted', () => {
+    assert.equal(validateConfig(doc()).lease, 'on');
+    assert.equal(validateConfig(doc({ lease: 'off' })).lease, 'off');
   });
 
   test('the arbiter may be the node; durations accept strings; the fast profile resolves', () => {
@@ -264,7 +273,12 @@ describe('validateConfig', () => {
       name: 'timing rule broken by an override',
       doc: doc({ timing: { failover_timeout: '2.5s' } }),
       message:
-        /timing rule violated: .*\(1500 \+ 500 \+ 500 = 2500 ms\) must be less than failover_timeout \(2500 ms\)/,
+        /timing rule violated: .*\(1500 \+ 500 \+ 500 = 2500 ms: .*lease's duration\) must be less than failover_timeout \(2500 ms\)/,
+    },
+    {
+      name: 'lease neither on nor off',
+      doc: doc({ lease: 'maybe' }),
+      message: /lease: .*"on"\|"off"/,
     },
     {
       name: 'probe_timeout above probe_interval',

@@ -1521,3 +1521,62 @@ describe('rules by name', () => {
     }
   });
 });
+
+describe('the lease (lease: on)', () => {
+  const L = 2500;
+  const PL = settings('pg1', { leaseMs: L });
+  const SL = settings('pg2', { leaseMs: L });
+  const leases = (d: { actions: AgentAction[] }) => d.actions.filter((a) => a.kind === 'lease');
+
+  test('a serving primary holds it first, until the last vouch + the lease duration', () => {
+    const d = decideAgent(state({}, 9_000, 9_500), pObs(10_000, { vouchedAt: 9_200 }), PL);
+    assert.equal(d.rule, 'serve');
+    assert.deepEqual(d.actions[0], { kind: 'lease', rule: 'hold-lease', until: 9_200 + L });
+    assert.deepEqual(leases(decideAgent(state({}, 9_000, 9_500), pObs(10_000), settings('pg1'))), []);
+  });
+
+  test('no refresh once it fences: isolated, or unreached by its peers', () => {
+    const isolated = decideAgent(state(), pObs(2_000, { arbiter: null, peerAgentOk: false }), PL);
+    assert.equal(isolated.rule, 'fence-isolated');
+    assert.deepEqual(leases(isolated), []);
+    const unreached = decideAgent(state({}, 0, 1_900), pObs(2_000, { vouchedAt: null }), PL);
+    assert.equal(unreached.rule, 'fence-unreached');
+    assert.deepEqual(leases(unreached), []);
+  });
+
+  test('a restarted agent holds it only on a fresh vouch, never on its start-up assumption', () => {
+    const start = startingAgentState({ record: rec(), promotionAskedInTerm: null }, 10_000, T);
+    const none = decideAgent(start, pObs(10_500, { vouchedAt: null }), PL);
+    assert.deepEqual(leases(none), []);
+    const fresh = decideAgent(start, pObs(10_500, { vouchedAt: 10_300 }), PL);
+    assert.deepEqual(leases(fresh), [{ kind: 'lease', rule: 'hold-lease', until: 10_300 + L }]);
+  });
+
+  test('a granted standby takes it before promoting, counted from when it asked', () => {
+    const ask: Extract<AgentAction, { kind: 'ask' }> = {
+      kind: 'ask',
+      rule: 'request-promotion',
+      why: 'promote',
+      request: { kind: 'promote', node: 'pg2', term: 1 },
+    };
+    const granted = rec({ term: 2, primary: 'pg2', standby: 'pg1', standbyPromotable: false });
+    const r = agentOnReply(state(), ask, { ok: true, reason: 'granted', record: granted }, 5_000, SL);
+    assert.deepEqual(
+      r.actions.map((a) => a.kind),
+      ['lease', 'promote'],
+    );
+    assert.deepEqual(r.actions[0], { kind: 'lease', rule: 'hold-lease', until: 5_000 + L });
+  });
+
+  test('a running standby removes it; a replaced primary still running as primary keeps it to lapse', () => {
+    const standby = decideAgent(state({ record: rec() }), sObs(1_000), SL);
+    assert.deepEqual(leases(standby), [{ kind: 'lease', rule: 'no-lease-standby', until: null }]);
+    const replaced = decideAgent(
+      state(),
+      pObs(1_000, { arbiter: rec({ term: 2, primary: 'pg2', standby: 'pg1' }) }),
+      PL,
+    );
+    assert.equal(replaced.rule, 'step-down');
+    assert.deepEqual(leases(replaced), []);
+  });
+});

@@ -14,7 +14,7 @@
 //      streaming standby within a bounded time.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { TIMING_PROFILES } from '../../src/config.js';
+import { leaseDurationMs, TIMING_PROFILES } from '../../src/config.js';
 import {
   agentOnReply,
   decideAgent,
@@ -79,6 +79,10 @@ interface SimNode {
   settings: AgentSettings;
   pg: Pg;
   fenced: boolean;
+  /** The kernel-side lease: clients are served until this moment; +Infinity: no lease table (a
+   *  standby, or a fresh node before its agent's first round). The kernel keeps it whatever the
+   *  agent does: a stopped or paused agent leaves it to lapse. */
+  lease: number;
   offset: number;
   phase: string;
   /** As primary: when the oldest commit now waiting for its synchronous standby began waiting. */
@@ -103,11 +107,16 @@ interface Options {
   offsets?: [number, number, number];
   /** Overrides of the profile (only to show that a broken timing rule is caught). */
   timing?: Partial<CoreTiming>;
+  /** The primary holds the kernel-side lease (`lease: on`, the default): default true. */
+  lease?: boolean;
+  /** Overrides the lease's duration (only to show that a lease longer than the rule is caught). */
+  leaseMs?: number;
 }
 
 class Sim {
   readonly timing: CoreTiming;
   readonly budget: number;
+  readonly leaseMs: number | undefined;
   readonly arbSettings: ArbiterSettings;
   now = 0;
   readonly nodes: Record<string, SimNode>;
@@ -142,6 +151,16 @@ class Sim {
       ...opts.timing,
     };
     this.budget = p.fence_action_budget;
+    // The daemon's lease duration (src/config.ts).
+    this.leaseMs =
+      opts.lease === false
+        ? undefined
+        : (opts.leaseMs ??
+          leaseDurationMs({
+            ...this.timing,
+            probeTimeoutMs: p.probe_timeout,
+            fenceActionBudgetMs: this.budget,
+          }));
     this.arbSettings = {
       failoverTimeoutMs: this.timing.failoverTimeoutMs,
       fenceTimeoutMs: this.timing.fenceTimeoutMs,
@@ -167,6 +186,7 @@ class Sim {
         syncReplication: sync,
         strictSync: opts.mode === 'strict',
         autoRejoin: opts.autoRejoin ?? true,
+        ...(this.leaseMs !== undefined ? { leaseMs: this.leaseMs } : {}),
       },
       pg: {
         up: true,
@@ -180,6 +200,7 @@ class Sim {
         log: [],
       },
       fenced: false,
+      lease: Number.POSITIVE_INFINITY,
       offset,
       phase: 'starting',
       syncWaitSince: null,
@@ -471,6 +492,9 @@ class Sim {
       case 'unfence':
         n.fenced = false;
         return;
+      case 'lease':
+        n.lease = a.until ?? Number.POSITIVE_INFINITY;
+        return;
       case 'startPostgres':
         if (n.pg.broken || n.pg.up) return;
         n.pg.up = true;
@@ -557,13 +581,18 @@ class Sim {
   /** A client reaching this node gets its commit acknowledged. Clients are everywhere (the
    *  worst case): any unfenced primary that is up gets writes. */
   acceptsWrites(n: SimNode): boolean {
-    if (!n.pg.up || n.pg.frozen || n.pg.inRecovery || n.fenced) return false;
+    if (!this.takesClients(n)) return false;
     return !n.pg.syncNames || this.streams(this.peerOf(n), n);
+  }
+
+  /** A running primary that neither its fence nor its lapsed lease keeps from its clients. */
+  private takesClients(n: SimNode): boolean {
+    return n.pg.up && !n.pg.frozen && !n.pg.inRecovery && !n.fenced && this.now < n.lease;
   }
 
   private writes(): void {
     for (const n of Object.values(this.nodes)) {
-      const waitsForSync = n.pg.up && !n.pg.frozen && !n.pg.inRecovery && !n.fenced && !this.acceptsWrites(n);
+      const waitsForSync = this.takesClients(n) && !this.acceptsWrites(n);
       n.syncWaitSince = waitsForSync ? (n.syncWaitSince ?? this.now) : null;
       if (!this.acceptsWrites(n)) continue;
       const id = ++this.writeSeq;
@@ -1199,6 +1228,33 @@ const SCENARIOS: Scenario[] = [
       sim.converges(HEAL_BOUND_MS);
     },
   },
+  ...(['paused', 'stopped'] as const).map(
+    (how): Scenario => ({
+      name: `primary agent ${how}, then the primary isolated: its lease lapses before the grant, even with sync off`,
+      run: (sim) => {
+        start(sim);
+        const lastRefresh = sim.traceSince(0, /pg1 lease \[hold-lease\]/).at(-1);
+        const t0 = sim.now;
+        if (how === 'paused') sim.pauseAgent('pg1');
+        else sim.stopAgent('pg1');
+        sim.isolate('pg1');
+        sim.runUntil(() => sim.grants.length > 0, 3 * sim.timing.failoverTimeoutMs, 'granted');
+        const grantAt = sim.grants[0]?.at ?? 0;
+        // Nobody fenced pg1: the kernel stopped its clients, at most a lease after its last refresh.
+        assert.equal(sim.node('pg1').fenced, false);
+        assert.ok(lastRefresh, 'the agent held the lease');
+        const lapse = sim.node('pg1').lease;
+        assert.ok(lapse <= t0 + (sim.leaseMs ?? 0), `lease until ${lapse}, agent gone at ${t0}`);
+        assert.ok(lapse < grantAt, `the lease lapsed (${lapse}) before the grant (${grantAt})`);
+        assert.equal(sim.acksBy('pg1', lapse), 0, 'no ack by pg1 once its lease lapsed');
+        assertFailedOverTo(sim, 'pg2', 2);
+        sim.heal();
+        if (how === 'paused') sim.resumeAgent('pg1');
+        else sim.startAgent('pg1');
+        sim.converges(HEAL_BOUND_MS);
+      },
+    }),
+  ),
   {
     name: 'primary host frozen (agent and PostgreSQL SIGSTOPped): failover; on thaw it fences and rejoins',
     modes: ['sync', 'strict'],
@@ -1508,11 +1564,20 @@ function randomFaults(sim: Sim, seed: number): void {
     () => sim.heal(),
     () => sim.healAll(),
   ];
-  if (sim.opts.mode !== 'async')
+  // Without the lease, a frozen or dead agent cannot stop its primary: only synchronous
+  // replication keeps an unfenced old primary from acknowledging. With it, the kernel does.
+  if (sim.opts.mode !== 'async' || sim.leaseMs !== undefined)
     faults.push(
       () => sim.pauseAgent(pick(db)),
       () => sim.freezeHost(pick(db)),
       () => sim.stopAgent(pick(db)),
+      // The case the lease is for: the primary's agent dead or hung, then the primary cut off.
+      () => {
+        const p = sim.record.primary;
+        if (r() < 0.5) sim.pauseAgent(p);
+        else sim.stopAgent(p);
+        sim.isolate(p);
+      },
     );
   for (let i = 0; i < 8; i++) {
     pick(faults)();
@@ -1556,6 +1621,22 @@ describe('the simulator itself', () => {
     sim.isolate('pg1');
     assert.throws(() => sim.run(5000), /SAFETY .*grant while pg1 still accepts writes/);
   });
+
+  // The gap the lease closes, and the rule that sizes it: both runs would pass the scenario above.
+  for (const [what, opts] of [
+    ['without the lease', { lease: false }],
+    ['with a lease longer than the timing rule allows', { leaseMs: 3500 }],
+  ] as const)
+    test(`sync off, the primary's agent paused, then the primary isolated: ${what}, pg1 acknowledges after the grant`, () => {
+      const sim = new Sim({ profile: 'default', mode: 'async', ...opts });
+      start(sim);
+      sim.pauseAgent('pg1');
+      sim.isolate('pg1');
+      assert.throws(
+        () => sim.run(5000),
+        /SAFETY .*(grant while pg1 still accepts writes|pg1 acknowledged write)/,
+      );
+    });
 
   test('detects lost acknowledged writes in sync mode', () => {
     const sim = new Sim({ profile: 'default', mode: 'sync' });

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { deniedByKernel, Fence, terminateAllowanceMs } from '../../src/fence/fence.js';
 import { ruleSpec } from '../../src/fence/iptables.js';
+import { leaseRemainingMs, nftLeaseRemoveScript, nftLeaseScript } from '../../src/fence/lease.js';
 import {
   nftFenceRuleCount,
   nftFenceScript,
@@ -121,4 +122,46 @@ test('deniedByKernel: what iptables and nft say without CAP_NET_ADMIN (seen in a
   assert.ok(deniedByKernel('netlink: Error: cache initialization failed: Operation not permitted'));
   assert.ok(!deniedByKernel('iptables: Bad rule (does a matching rule exist in that chain?).'));
   assert.ok(!deniedByKernel('spawn nft ENOENT'));
+});
+
+describe('nft lease script', () => {
+  test('one transaction: the element with its timeout, the absolute bound rounded up, exemptions, both directions', () => {
+    const s = nftLeaseScript(5432, ['10.1.0.12', '10.1.0.13', 'fd00::12'], {
+      timeoutMs: 2345.6,
+      untilSec: 1_796_000_000.2,
+    });
+    assert.deepEqual(s.trim().split('\n').slice(0, 3), [
+      'add table inet pgarbiter_lease_5432',
+      'delete table inet pgarbiter_lease_5432',
+      'table inet pgarbiter_lease_5432 {',
+    ]);
+    assert.match(s, /elements = \{ 5432 timeout 2346ms \}/);
+    assert.match(s, /^ {4}ip saddr \{ 10\.1\.0\.12, 10\.1\.0\.13 \} return$/m);
+    assert.match(s, /^ {4}ip6 daddr \{ fd00::12 \} return$/m);
+    assert.match(s, /^ {4}tcp dport @lease meta time < 1796000001 return$/m);
+    assert.match(s, /^ {4}tcp dport 5432 reject with tcp reset$/m);
+    assert.match(s, /^ {4}tcp sport 5432 drop$/m);
+  });
+
+  test('a lapsed lease: the table without the element blocks clients', () => {
+    const s = nftLeaseScript(5432, [], null);
+    assert.doesNotMatch(s, /elements/);
+    assert.match(s, /tcp dport 5432 reject/);
+  });
+
+  test('refuses a host name and a bad port', () => {
+    assert.throws(() => nftLeaseScript(5432, ['pg2'], null), /not an IP address/);
+    assert.throws(() => nftLeaseScript(0, [], null), /invalid port/);
+    assert.equal(
+      nftLeaseRemoveScript(5432),
+      'add table inet pgarbiter_lease_5432\ndelete table inet pgarbiter_lease_5432\n',
+    );
+  });
+
+  test('reads what is left of the lease from `nft list set`', () => {
+    assert.equal(leaseRemainingMs('elements = { 5432 timeout 2s500ms expires 1s16ms }'), 1016);
+    assert.equal(leaseRemainingMs('elements = { 5432 timeout 3s expires 796ms }'), 796);
+    assert.equal(leaseRemainingMs('elements = { 5432 timeout 10m expires 9m59s2ms }'), 599_002);
+    assert.equal(leaseRemainingMs('set lease {\n type inet_service\n flags timeout\n}'), 0);
+  });
 });
