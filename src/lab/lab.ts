@@ -295,19 +295,20 @@ async function initHost(lab: Lab, host: HostName): Promise<void> {
 
 /**
  * argv prefix that runs a member as MEMBER_OS_USER, as the systemd units do (User=,
- * AmbientCapabilities=): an agent keeps CAP_NET_ADMIN (the fence) as an ambient capability and
- * nothing else; the arbiter keeps no capability. No new privileges either way.
+ * AmbientCapabilities=): an agent keeps CAP_NET_ADMIN (the fence, the lease, the VIP's address)
+ * and CAP_NET_RAW (the VIP's gratuitous ARP: arping) as ambient capabilities and nothing else;
+ * the arbiter keeps no capability. No new privileges either way.
  */
-export function memberPrivileges(netAdmin: boolean): string[] {
-  const caps = netAdmin ? '+net_admin' : '-all';
+export function memberPrivileges(agent: boolean): string[] {
+  const caps = agent ? '-all,+net_admin,+net_raw' : '-all';
   return [
     'setpriv',
     `--reuid=${MEMBER_OS_USER}`,
     `--regid=${MEMBER_OS_USER}`,
     '--init-groups',
-    `--inh-caps=${netAdmin ? '-all,+net_admin' : '-all'}`,
-    ...(netAdmin ? [`--ambient-caps=${caps}`] : []),
-    `--bounding-set=${netAdmin ? '-all,+net_admin' : '-all'}`,
+    `--inh-caps=${caps}`,
+    ...(agent ? ['--ambient-caps=+net_admin,+net_raw'] : []),
+    `--bounding-set=${caps}`,
     '--no-new-privs',
     '--',
   ];

@@ -14,7 +14,7 @@ export const LAB_DATABASE = 'postgres';
 export const APP_USER = 'app';
 export const ADMIN_USER = 'pgarbiter';
 /** The OS user every member runs as in the lab: owner of the data directories (the agents run
- *  PostgreSQL's binaries directly) and of the secret files. The agents add CAP_NET_ADMIN only. */
+ *  PostgreSQL's binaries directly) and of the secret files. The agents add CAP_NET_ADMIN and CAP_NET_RAW (the VIP's ARP) only. */
 export const MEMBER_OS_USER = 'postgres';
 
 export const dataDir = (lab: Lab, host: HostName) => join(lab.hosts[host].dir, 'data');

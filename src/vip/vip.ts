@@ -162,8 +162,16 @@ export class Vip {
    *  the address not in use by a host that is not the peer (which may rightly hold it). */
   async check(peerHost: string): Promise<void> {
     const v = this.vip;
-    const which = await run(['arping', '-V'], { timeoutMs: 3000, allowFailure: true }).catch(() => null);
-    if (!which || !/iputils/i.test(which.stdout + which.stderr))
+    const which = await run(['arping', '-V'], { timeoutMs: 3000, allowFailure: true }).catch(
+      (e: Error) => e,
+    );
+    // arping carries the file capability cap_net_raw: an agent whose bounding set lacks it cannot
+    // even execute it (EPERM), which is not the same fix as a missing package.
+    if (which instanceof Error && /EPERM|EACCES|not permitted/i.test(which.message))
+      throw new UserError(
+        'vip: arping cannot run without CAP_NET_RAW (the gratuitous ARP): give the agent CAP_NET_RAW too (systemd AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW)',
+      );
+    if (which instanceof Error || !/iputils/i.test(which.stdout + which.stderr))
       throw new UserError(
         'vip: arping from iputils not found (gratuitous ARP announces the address): apt-get install -y iputils-arping',
       );

@@ -1,5 +1,5 @@
 // Issue 14 items 4-6 on a real lab: the members run unprivileged (the agent as postgres with
-// CAP_NET_ADMIN only, the arbiter with no capability, PostgreSQL with none), the APIs refuse
+// CAP_NET_ADMIN and CAP_NET_RAW (the lab's VIP) only, the arbiter with no capability, PostgreSQL with none), the APIs refuse
 // hostile input without any effect (each kind, then thousands of seeded random requests, then
 // a replayed request of an old term after a failover), and after a failover, a rejoin and a
 // switchover no secret appears in any output, log or state file of the lab.
@@ -24,6 +24,9 @@ const CLIENT = fileURLToPath(new URL('./hostile-client.js', import.meta.url));
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 100_000);
 const FUZZ_COUNT = 3000;
 const CAP_NET_ADMIN = 1n << 12n;
+const CAP_NET_RAW = 1n << 13n;
+/** The agent's capabilities in the lab: the fence, the lease and the VIP (ip addr, arping). */
+const AGENT_CAPS = CAP_NET_ADMIN | CAP_NET_RAW;
 
 let lab: Lab;
 /** Every output of every command this file runs: grepped for the secrets at the end. */
@@ -92,16 +95,16 @@ describe('hardening', { skip: needsRoot, timeout: 900_000 }, () => {
     },
   });
 
-  test('the agents run as postgres with CAP_NET_ADMIN only, the arbiter and PostgreSQL with no capability', () => {
+  test('the agents run as postgres with CAP_NET_ADMIN and CAP_NET_RAW only, the arbiter and PostgreSQL with no capability', () => {
     for (const h of ['pg1', 'pg2'] as const) {
       const s = procStatus(lab.daemons[`agent-${h}`]?.pid ?? 0);
       assert.ok(
         s.uid.every((u) => u !== 0),
         `agent on ${h} runs without root (uids ${s.uid})`,
       );
-      assert.equal(s.eff, CAP_NET_ADMIN, `agent on ${h}: CapEff is exactly cap_net_admin`);
-      assert.equal(s.prm, CAP_NET_ADMIN);
-      assert.equal(s.amb, CAP_NET_ADMIN, 'an ambient capability (systemd AmbientCapabilities=)');
+      assert.equal(s.eff, AGENT_CAPS, `agent on ${h}: CapEff is exactly cap_net_admin + cap_net_raw`);
+      assert.equal(s.prm, AGENT_CAPS);
+      assert.equal(s.amb, AGENT_CAPS, 'an ambient capability (systemd AmbientCapabilities=)');
       const pm = procStatus(postmasterPid(h));
       assert.ok(
         pm.uid.every((u) => u !== 0),
