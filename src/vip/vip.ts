@@ -162,9 +162,7 @@ export class Vip {
    *  the address not in use by a host that is not the peer (which may rightly hold it). */
   async check(peerHost: string): Promise<void> {
     const v = this.vip;
-    const which = await run(['arping', '-V'], { timeoutMs: 3000, allowFailure: true }).catch(
-      (e: Error) => e,
-    );
+    const which = await run(['arping', '-V'], { timeoutMs: 3000, allowFailure: true }).catch((e: Error) => e);
     // arping carries the file capability cap_net_raw: an agent whose bounding set lacks it cannot
     // even execute it (EPERM), which is not the same fix as a missing package.
     if (which instanceof Error && /EPERM|EACCES|not permitted/i.test(which.message))
