@@ -2,6 +2,7 @@
 // (the same seed and index give the same schedule), generated before the run and saved as JSON,
 // so a run that finds a violation can be replayed fault for fault. Pure: no I/O, no clock.
 import { TIMING_PROFILES, type TimingProfile } from '../config.js';
+import { prng } from '../util/prng.js';
 
 /** Targets are roles, resolved to a host when the fault starts (the primary moves during a run). */
 export type Role = 'primary' | 'standby' | 'arbiter';
@@ -57,20 +58,6 @@ export interface SoakPlan {
 }
 
 export const PLAN_FORMAT = 'pgarbiter-soak-plan';
-
-// ---------------------------------------------------------------- PRNG
-
-/** mulberry32: a small, fast 32-bit PRNG; good enough to draw faults, and identical everywhere. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The PRNG seed of schedule `index` of a run seeded `seed` (FNV-1a of both): schedules are
  *  independent, so schedule 7 is the same whether or not 0..6 ran. */

@@ -6,6 +6,7 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { AGENT_PATHS, ARBITER_PATHS, READ_PATHS } from '../../src/api/protocol.js';
+import { prng } from '../../src/util/prng.js';
 
 export interface Target {
   name: string;
@@ -103,18 +104,6 @@ export function send(
     req.on('error', () => finish({ status: 'closed', body: '' }));
     req.end(body);
   });
-}
-
-/** mulberry32: a small seeded PRNG, so a failing fuzz run replays with its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const POST_PATHS = [

@@ -45,6 +45,7 @@ import type {
   CoreTiming,
   PersistedAgentState,
 } from '../../src/core/types.js';
+import { prng } from '../../src/util/prng.js';
 
 type Profile = keyof typeof TIMING_PROFILES;
 /** sync: remote_apply with fallback; strict: never drop sync; async: synchronous_commit local/off. */
@@ -127,7 +128,7 @@ class Sim {
   loseGrantAnswer = false;
   /** Links that drop each message with a probability (packet loss), from a seeded generator. */
   private readonly lossy = new Map<string, number>();
-  private readonly lossRandom = rng(7);
+  private readonly lossRandom = prng(7);
   private writeSeq = 0;
   readonly acked = new Set<number>();
   readonly acks: { node: string; at: number }[] = [];
@@ -1526,22 +1527,10 @@ for (const profile of PROFILES) {
   });
 }
 
-/** A small seeded PRNG (mulberry32), so a failing seed can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Random overlapping faults; a frozen agent cannot fence, so agent pauses and host freezes are
  *  only drawn where synchronous replication keeps the unfenced old primary from acknowledging. */
 function randomFaults(sim: Sim, seed: number): void {
-  const r = rng(seed);
+  const r = prng(seed);
   const pick = <T>(xs: T[]): T => xs[Math.floor(r() * xs.length)] as T;
   const hosts = ['pg1', 'pg2', W];
   const db = ['pg1', 'pg2'];

@@ -12,7 +12,8 @@ import {
   type ScheduleObservation,
   termsFromArbiterLog,
 } from '../../src/soak/checker.js';
-import { generatePlan, generateSchedule, prng, validatePlan } from '../../src/soak/schedule.js';
+import { generatePlan, generateSchedule, validatePlan } from '../../src/soak/schedule.js';
+import { prng } from '../../src/util/prng.js';
 import type { TxEntry } from '../../src/workload/ledger.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
