@@ -189,7 +189,7 @@ describe('compose deployment', { skip, timeout: 1_500_000 }, () => {
     // The same table as the lab's test-loss.
     assert.match(
       r.stdout,
-      /│ mode\s+│ fault\s+│ acknowledged │ lost │ unknown \(resolved\) │ write gap │ failover │ result/,
+      /│ mode\s+│ fault\s+│ acknowledged\s+│ lost\s+│ unknown \(resolved\)\s+│ write gap\s+│ failover\s+│ result/,
     );
     const cells = res.rows.map((x) => `${x.sync}/${x.fault}${x.kill ? '/kill' : ''}`);
     assert.deepEqual(
