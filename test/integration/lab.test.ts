@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { validateConfig } from '../../src/config.js';
+import { Lease } from '../../src/fence/lease.js';
 import {
   allNamespaces,
   clientSql,
@@ -31,6 +32,7 @@ import {
   tcpProbe,
   unpartition,
 } from '../../src/lab/index.js';
+import { PG_PORT } from '../../src/lab/pgconf.js';
 import { newLab, writeLabSecrets } from '../../src/lab/state.js';
 import { inNetns, type RunResult, run, sleep } from '../../src/util/exec.js';
 import { cleanLabAround, labIdentity, needsRoot } from './fixture.js';
@@ -359,6 +361,9 @@ describe('lab with PostgreSQL', { skip }, () => {
     }
     assert.equal(syncState, 'sync', 'pg2 is a synchronous standby');
     await stopAgents(lab);
+    // With its agent stopped, pg1's lease lapses and the kernel blocks its clients (by design:
+    // README "The lease"). This check is about PostgreSQL's own synchronous wait: open the lease.
+    await new Lease(PG_PORT, [], 0, { netns: lab.hosts.pg1.ns }).open();
     await run(
       hostArgv(lab, 'pg2', [
         'runuser',
