@@ -106,6 +106,8 @@ export class Agent {
       cfg.postgres.port,
       [hostOf(cfg, otherNode(cfg, cfg.node).name), cfg.arbiter.host],
       leaseDurationMs(cfg.timing),
+      // One nft run every two rounds keeps at least lease - 2 x probe_interval in hand.
+      { minExtendMs: 2 * cfg.timing.probeIntervalMs },
     );
     this.api = new ApiClient(cfg);
     this.log = createLogger('agent', { node: cfg.node }, cfg.log_file);

@@ -119,15 +119,19 @@ export class Lease {
   private exempt: string[] = [];
   /** The deadline last committed (ms since the epoch), 'open' after a removal, null: unknown. */
   private applied: number | 'open' | null = null;
+  /** A hold that would move the deadline later by less than this is skipped: the kernel keeps
+   *  the earlier deadline (the safe side), and nft runs every few rounds, not every round. */
+  private readonly minExtendMs: number;
 
   constructor(
     readonly port: number,
     exemptHosts: readonly string[],
     readonly timeoutMs: number,
-    opts: { netns?: string } = {},
+    opts: { netns?: string; minExtendMs?: number } = {},
   ) {
     checkPort(port);
     this.netns = opts.netns;
+    this.minExtendMs = opts.minExtendMs ?? 0;
     for (const h of exemptHosts) {
       if (isIP(h)) this.exempt.push(h);
       else
@@ -143,7 +147,8 @@ export class Lease {
   /** Holds the lease until `untilMs` (our clock, ms since the epoch). A deadline already past
    *  blocks clients now. Skipped when it would not move the deadline. */
   async hold(untilMs: number): Promise<void> {
-    if (this.applied === untilMs) return;
+    const a = this.applied;
+    if (typeof a === 'number' && untilMs >= a && untilMs - a < this.minExtendMs) return;
     const left = untilMs - Date.now();
     const script = nftLeaseScript(
       this.port,

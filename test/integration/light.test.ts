@@ -69,9 +69,10 @@ describe('light and quick', { skip: needsRoot, timeout: 300_000 }, () => {
       );
       assert.ok(u.rssKb < 100 * 1024, `${d.name}: RSS ${(u.rssKb / 1024).toFixed(1)} MB`);
       assert.ok(cpu < 10, `${d.name}: ${cpu.toFixed(2)} % of a core idle`);
-      // The fence state (iptables/nft) is read every 5 s while the fence is off, not every round:
-      // 40 rounds of processes would cost far more than 1 %.
-      assert.ok(children < 1, `${d.name}: its commands used ${children.toFixed(2)} % of a core idle`);
+      // The fence state (iptables/nft) is read every 5 s while the fence is off, not every round
+      // (40 rounds of processes would cost far more); the primary's lease is extended by one nft
+      // run every two rounds (about 0.75 % of a core here).
+      assert.ok(children < 1.5, `${d.name}: its commands used ${children.toFixed(2)} % of a core idle`);
     });
   });
 
