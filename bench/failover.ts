@@ -33,6 +33,7 @@ import {
 } from '../src/scenario/lab-run.js';
 import { sleep } from '../src/util/exec.js';
 import { ackedBy, ledgerTxs } from '../src/workload/ledger.js';
+import { spread } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -99,16 +100,6 @@ async function idleUsage(lab: Lab): Promise<string[]> {
   });
 }
 
-const stats = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return null;
-  return {
-    min: s[0]!,
-    median: s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2,
-    max: s[s.length - 1]!,
-  };
-};
-
 interface Run {
   run: number;
   from: string;
@@ -152,7 +143,7 @@ function printTable(rows: Run[]): void {
       ].join('  '),
     );
   const line = (label: string, xs: (number | null)[]) => {
-    const s = stats(xs.filter((x): x is number => x !== null));
+    const s = spread(xs.filter((x): x is number => x !== null));
     const missing = xs.filter((x) => x === null).length;
     console.log(
       `  ${label.padEnd(34)} ${s ? `min ${sec(s.min)}   median ${sec(s.median)}   max ${sec(s.max)}` : 'not seen'}${missing ? `   (${missing} run(s) not seen)` : ''}`,

@@ -18,6 +18,7 @@ import type { HostName } from '../src/lab/topology.js';
 import { PgControl } from '../src/postgres/control.js';
 import { startLabWriter, waitHealthy } from '../src/scenario/lab-run.js';
 import { sleep } from '../src/util/exec.js';
+import { spreadText } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -97,12 +98,6 @@ function runInner(argv: string[]): Promise<Sample[]> {
   });
 }
 
-const stats = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const median = s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-  return `min ${s[0]!.toFixed(1)}  median ${median.toFixed(1)}  max ${s[s.length - 1]!.toFixed(1)}`;
-};
-
 async function outer(): Promise<void> {
   const timing = values.timing as TimingProfile;
   const budget = TIMING_PROFILES[timing].fence_action_budget;
@@ -142,12 +137,42 @@ async function outer(): Promise<void> {
     for (const [m, ss] of results) {
       const over = (b: number) => ss.filter((s) => s.ms > b).length;
       console.log(`${m}`);
-      console.log(`  whole action     ${stats(ss.map((s) => s.ms))}`);
-      console.log(`    rule           ${stats(ss.map((s) => s.ruleMs))}`);
-      console.log(`    terminate      ${stats(ss.map((s) => s.terminateMs))}`);
-      console.log(`  sessions ended   ${stats(ss.map((s) => s.terminated ?? 0))}`);
-      console.log(`  isFenced()       ${stats(ss.map((s) => s.isFencedMs))}`);
-      console.log(`  unfence()        ${stats(ss.map((s) => s.unfenceMs))}`);
+      console.log(
+        `  whole action     ${spreadText(
+          ss.map((s) => s.ms),
+          (x) => x.toFixed(1),
+        )}`,
+      );
+      console.log(
+        `    rule           ${spreadText(
+          ss.map((s) => s.ruleMs),
+          (x) => x.toFixed(1),
+        )}`,
+      );
+      console.log(
+        `    terminate      ${spreadText(
+          ss.map((s) => s.terminateMs),
+          (x) => x.toFixed(1),
+        )}`,
+      );
+      console.log(
+        `  sessions ended   ${spreadText(
+          ss.map((s) => s.terminated ?? 0),
+          (x) => x.toFixed(1),
+        )}`,
+      );
+      console.log(
+        `  isFenced()       ${spreadText(
+          ss.map((s) => s.isFencedMs),
+          (x) => x.toFixed(1),
+        )}`,
+      );
+      console.log(
+        `  unfence()        ${spreadText(
+          ss.map((s) => s.unfenceMs),
+          (x) => x.toFixed(1),
+        )}`,
+      );
       console.log(
         `  over 500 ms: ${over(500)}, over 250 ms: ${over(250)}, not fenced: ${ss.filter((s) => !s.fenced).length}, ` +
           `errors: ${ss.filter((s) => s.error).length}`,

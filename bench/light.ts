@@ -13,6 +13,7 @@ import type { TimingProfile } from '../src/config.js';
 import { CLI_MAIN, labDown, labUp } from '../src/lab/index.js';
 import { procUsage, switchoverUnderWriter, waitHealthy } from '../src/scenario/lab-run.js';
 import { run, sleep } from '../src/util/exec.js';
+import { spreadText } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -41,16 +42,6 @@ const load = () =>
     .map((x) => x.toFixed(2))
     .join(' ');
 const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-const stats = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return {
-    min: s[0]!,
-    median: s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2,
-    max: s[s.length - 1]!,
-  };
-};
-
 /** `pgarbiter status` from the machine's own namespace, as a person types it. */
 async function statusLatencies(prefix: string, runs: number): Promise<number[]> {
   const ms: number[] = [];
@@ -79,10 +70,10 @@ async function main() {
     if (statusRuns) {
       say(`status: ${statusRuns} runs`);
       const loadBefore = load();
-      const s = stats(await statusLatencies(lab.prefix, statusRuns));
+      const latencies = await statusLatencies(lab.prefix, statusRuns);
       out.push(
         `pgarbiter status (${statusRuns} runs, from the machine into the lab's client host): ` +
-          `min ${sec(s.min)}  median ${sec(s.median)}  max ${sec(s.max)}   [load average ${loadBefore} -> ${load()}]`,
+          `${spreadText(latencies, sec)}   [load average ${loadBefore} -> ${load()}]`,
       );
     }
 
@@ -111,10 +102,12 @@ async function main() {
         say(`switchover ${i}: ${r.from} -> ${r.to}: pause ${sec(r.pauseMs)}, lost ${r.lost}`);
         rows.push(r);
       }
-      const s = stats(rows.map((r) => r.pauseMs));
       out.push(
         `switchover write pause (${switchovers} switchovers, writer: 4 sessions through HAProxy): ` +
-          `min ${sec(s.min)}  median ${sec(s.median)}  max ${sec(s.max)}; ` +
+          `${spreadText(
+            rows.map((r) => r.pauseMs),
+            sec,
+          )}; ` +
           `acknowledged rows lost ${rows.reduce((a, r) => a + r.lost, 0)}   [load average ${load()}]`,
       );
     }

@@ -27,6 +27,7 @@ import {
 import type { HostName } from '../src/lab/topology.js';
 import { clusterView, switchoverUnderWriter, waitFor, waitHealthy } from '../src/scenario/lab-run.js';
 import { asUser, run } from '../src/util/exec.js';
+import { spreadText } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -260,16 +261,6 @@ async function switchoverRun(lab: Lab, i: number) {
   return { i, ...r };
 }
 
-const stats = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return {
-    min: s[0]!,
-    median: s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2,
-    max: s[s.length - 1]!,
-  };
-};
-
 // ---------------------------------------------------------------- main
 
 async function main() {
@@ -344,8 +335,12 @@ async function main() {
     console.log(
       `  ${r.i}: ${r.from} -> ${r.to}  pause ${sec(r.pauseMs)}  (switchover command ${sec(r.cliMs)}, ${r.notAcked} failed/unknown in the pause, ${r.lost} acknowledged rows lost)`,
     );
-  const s = stats(sw.map((r) => r.pauseMs));
-  console.log(`  min ${sec(s.min)}   median ${sec(s.median)}   max ${sec(s.max)}`);
+  console.log(
+    `  ${spreadText(
+      sw.map((r) => r.pauseMs),
+      sec,
+    )}`,
+  );
 }
 
 let tearingDown = false;
