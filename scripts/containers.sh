@@ -72,18 +72,37 @@ packages() {
 start_engine() {
   if engine_up; then echo "already running"; return; fi
   mkdir -p "$RUN_DIR" "$LOG_DIR"
-  if ! timeout 5 ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1; then
+  local sock=/run/containerd/containerd.sock pid
+  if ! timeout 5 ctr --address "$sock" version >/dev/null 2>&1; then
+    # Nothing answers on the socket, so a socket file left there is stale (a machine stopped with
+    # the engine running). Waiting for the file to exist would then return at once, before the new
+    # containerd listens: remove it and wait for containerd to answer instead.
+    rm -f "$sock" "$sock.ttrpc"
     setsid containerd >"$LOG_DIR/containerd.log" 2>&1 </dev/null &
-    echo $! >"$RUN_DIR/containerd.pid"
-    for _ in $(seq 100); do [ -S /run/containerd/containerd.sock ] && break; sleep 0.2; done
-    timeout 5 ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1 ||
-      die "containerd did not start: see $LOG_DIR/containerd.log"
+    pid=$!
+    echo $pid >"$RUN_DIR/containerd.pid"
+    for _ in $(seq 100); do
+      timeout 5 ctr --address "$sock" version >/dev/null 2>&1 && break
+      kill -0 $pid 2>/dev/null || break
+      sleep 0.2
+    done
+    timeout 5 ctr --address "$sock" version >/dev/null 2>&1 ||
+      die "containerd did not start within 20 s: $(tail -n 3 "$LOG_DIR/containerd.log" | tr '\n' ' ') (whole log: $LOG_DIR/containerd.log)"
   fi
+  # dockerd refuses to start on a pid file whose PID is alive: drop one that names another program.
+  local dpid
+  dpid=$(cat /var/run/docker.pid 2>/dev/null || true)
+  if [ -n "$dpid" ] && [ "$(cat "/proc/$dpid/comm" 2>/dev/null)" != dockerd ]; then rm -f /var/run/docker.pid; fi
   setsid dockerd --iptables=false --ip-forward=false --bridge=none \
-    --containerd=/run/containerd/containerd.sock >"$LOG_DIR/dockerd.log" 2>&1 </dev/null &
-  echo $! >"$RUN_DIR/dockerd.pid"
-  for _ in $(seq 150); do engine_up && break; sleep 0.2; done
-  engine_up || die "dockerd did not start within 30 s: see $LOG_DIR/dockerd.log"
+    --containerd="$sock" >"$LOG_DIR/dockerd.log" 2>&1 </dev/null &
+  pid=$!
+  echo $pid >"$RUN_DIR/dockerd.pid"
+  for _ in $(seq 150); do
+    engine_up && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.2
+  done
+  engine_up || die "dockerd did not start within 30 s: $(tail -n 3 "$LOG_DIR/dockerd.log" | tr '\n' ' ') (whole log: $LOG_DIR/dockerd.log)"
   echo "started containerd and dockerd (logs in $LOG_DIR; stop: bash $0 stop-engine)"
 }
 
