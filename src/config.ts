@@ -1,6 +1,7 @@
 // The one config format for `pgarbiter agent`, `pgarbiter arbiter` and the client commands, on a
 // real host and in the lab alike. YAML, validated with zod; the timing rule is checked at load.
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { UserError } from './util/errors.js';
@@ -49,6 +50,8 @@ export const TIMING_PROFILES = {
   },
 } as const;
 export type TimingProfile = keyof typeof TIMING_PROFILES;
+
+export const DEFAULT_TLS_DIR = '/etc/pgarbiter/tls';
 
 const name = z.string().regex(/^[a-z][a-z0-9_-]{0,30}$/, 'lowercase letters, digits, - and _ (max 31)');
 const host = z.string().min(1);
@@ -106,6 +109,20 @@ export const ConfigSchema = z
     fence_mechanism: z.enum(['iptables', 'nft']).default('iptables'),
     /** auto: an old primary rewinds and rejoins by itself; manual: it stays fenced and stopped. */
     rejoin: z.enum(['auto', 'manual']).default('auto'),
+    /** TLS of the APIs and of PostgreSQL (`pgarbiter certs` creates the files). Every member
+     *  has a key and a certificate signed by the cluster CA; the APIs speak HTTPS only. */
+    tls: z
+      .object({
+        /** The cluster CA's certificate: every peer is verified against it. */
+        ca_file: z.string().min(1).default(`${DEFAULT_TLS_DIR}/ca.crt`),
+        /** This member's certificate and key (default: NODE.crt and NODE.key beside ca_file). */
+        cert_file: z.string().min(1).optional(),
+        key_file: z.string().min(1).optional(),
+        /** required: the APIs also demand a client certificate signed by the CA (mutual TLS). */
+        client_certs: z.enum(['off', 'required']).default('off'),
+      })
+      .strict()
+      .default({ ca_file: `${DEFAULT_TLS_DIR}/ca.crt`, client_certs: 'off' }),
     /** Where the agent keeps its state file and the arbiter its cluster record. */
     state_dir: z.string().default('/var/lib/pgarbiter'),
     /** Also append the JSON log lines to this file (stdout always gets them). */
@@ -124,8 +141,27 @@ export interface Timing {
   syncStallTimeoutMs: number;
 }
 
-export interface Config extends Omit<RawConfig, 'timing'> {
+export interface TlsConfig {
+  ca_file: string;
+  cert_file: string;
+  key_file: string;
+  client_certs: 'off' | 'required';
+}
+
+export interface Config extends Omit<RawConfig, 'timing' | 'tls'> {
   timing: Timing;
+  tls: TlsConfig;
+}
+
+/** The tls section with its per-member defaults filled in. */
+export function resolveTls(raw: RawConfig['tls'], node: string): TlsConfig {
+  const dir = dirname(raw.ca_file);
+  return {
+    ca_file: raw.ca_file,
+    cert_file: raw.cert_file ?? join(dir, `${node}.crt`),
+    key_file: raw.key_file ?? join(dir, `${node}.key`),
+    client_certs: raw.client_certs,
+  };
 }
 
 /** The timing rule (README "How it works"): the primary has fenced itself before any promotion can be granted. */
@@ -171,7 +207,7 @@ export function validateConfig(doc: unknown, source = 'config'): Config {
   const timing = resolveTiming(raw.timing);
   const violation = timingRuleViolation(timing);
   if (violation) throw new UserError(`${source}: ${violation}`);
-  return { ...raw, timing };
+  return { ...raw, timing, tls: resolveTls(raw.tls, raw.node) };
 }
 
 export function loadConfig(path: string): Config {

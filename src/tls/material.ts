@@ -1,0 +1,46 @@
+// The TLS files of a member (config `tls:`), read once per process with a one-line error that says
+// what to do when one is missing. The one place that knows the API scheme (https) and how a peer
+// is verified: against the cluster CA, by the name or address it was called by.
+import { readFileSync } from 'node:fs';
+import type { TlsConfig } from '../config.js';
+import { UserError } from '../util/errors.js';
+
+export interface TlsMaterial {
+  ca: string;
+  cert: string;
+  key: string;
+  /** Mutual TLS on the APIs: servers demand, clients present, a certificate signed by the CA. */
+  clientCerts: boolean;
+}
+
+const cache = new Map<string, TlsMaterial>();
+
+function readTlsFile(what: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UserError(
+      `cannot read tls.${what} ${path} (${(e as NodeJS.ErrnoException).code ?? e}): create the cluster's certificates with \`pgarbiter certs cluster --config FILE --dir DIR\` or set tls.${what}`,
+    );
+  }
+}
+
+export function tlsMaterial(tls: TlsConfig): TlsMaterial {
+  const id = `${tls.ca_file}\0${tls.cert_file}\0${tls.key_file}\0${tls.client_certs}`;
+  let m = cache.get(id);
+  if (!m) {
+    m = {
+      ca: readTlsFile('ca_file', tls.ca_file),
+      cert: readTlsFile('cert_file', tls.cert_file),
+      key: readTlsFile('key_file', tls.key_file),
+      clientCerts: tls.client_certs === 'required',
+    };
+    cache.set(id, m);
+  }
+  return m;
+}
+
+/** The URL of a member's API endpoint: the one place that builds one. */
+export function apiUrl(host: string, port: number, path: string): string {
+  return `https://${host.includes(':') ? `[${host}]` : host}:${port}${path}`;
+}
