@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { errColor as pc } from '../util/color.js';
 import { UserError } from '../util/errors.js';
+import { registerCertsCommands } from './certs.js';
 import { registerClusterCommands } from './cluster.js';
 import { registerDaemonCommands } from './daemons.js';
 import { registerDashboardCommand } from './dashboard.js';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerDemoCommand(program);
   registerLabCommands(program);
   registerDaemonCommands(program);
+  registerCertsCommands(program);
   registerClusterCommands(program);
   registerWorkloadCommands(program);
   registerDashboardCommand(program);

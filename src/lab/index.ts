@@ -9,4 +9,5 @@ export { netnsPids, pidAlive } from './proc.js';
 export * from './psql.js';
 export { collectStage1, formatStage1, type Stage1Result, showStage1 } from './stage1.js';
 export { type DaemonRecord, type Lab, type LabHost, loadLab, readLab, saveLab } from './state.js';
+export * from './tls.js';
 export * from './topology.js';

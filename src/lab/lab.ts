@@ -39,6 +39,7 @@ import {
   waitGone,
 } from './proc.js';
 import { type DaemonRecord, type Lab, labFile, newLab, readLab, saveLab } from './state.js';
+import { createLabCerts } from './tls.js';
 import {
   allNamespaces,
   BRIDGE,
@@ -68,6 +69,8 @@ export interface LabUpOptions {
   agents?: boolean;
   sync?: SyncCommit;
   timing?: TimingProfile;
+  /** The APIs' mutual TLS (config tls.client_certs; default off). */
+  clientCerts?: 'off' | 'required';
   say?: Say;
   /** Checked between steps: an interrupted `lab up` stops at the next step (its caller undoes). */
   signal?: AbortSignal;
@@ -356,6 +359,11 @@ export async function labUp(opts: LabUpOptions): Promise<LabUpResult> {
         throw new UserError(
           `lab "${prefix}" is already up on ${existing.subnet}, not ${subnet}: run \`pgarbiter lab down --prefix ${prefix}\` first to change it`,
         );
+      const wanted = opts.clientCerts ?? 'off';
+      if ((existing.clientCerts ?? 'off') !== wanted)
+        throw new UserError(
+          `lab "${prefix}" is already up with client certificates ${existing.clientCerts ?? 'off'}, not ${wanted}: run \`pgarbiter lab down --prefix ${prefix}\` first to change it`,
+        );
       say(`lab "${prefix}" is already up (${existing.subnet}): reusing it`);
       return { lab: existing, reused: true, rebuilt: false, seconds: (performance.now() - t0) / 1000 };
     }
@@ -371,9 +379,11 @@ export async function labUp(opts: LabUpOptions): Promise<LabUpResult> {
     agents: false,
     sync: opts.sync ?? 'remote_apply',
     timing: opts.timing ?? 'default',
+    clientCerts: opts.clientCerts ?? 'off',
   });
   makeDirs(lab);
   saveLab(lab); // before anything else exists: a crash from here on is cleaned by `lab down`
+  await createLabCerts(lab);
   writeLabConfigs(lab);
   let t = performance.now();
   await buildTopology(lab);

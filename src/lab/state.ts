@@ -65,6 +65,8 @@ export interface Lab {
   partitions: [HostName, HostName][];
   /** Random packet loss in percent on a host's switch port, each direction (`lab loss`). */
   losses?: Partial<Record<HostName, number>>;
+  /** The APIs' mutual TLS (config tls.client_certs); absent: off. */
+  clientCerts?: 'off' | 'required';
 }
 
 export const labFile = (dir: string) => join(dir, 'lab.json');
@@ -74,7 +76,13 @@ const password = () => randomBytes(18).toString('base64url');
 export function newLab(
   prefix: string,
   subnet: string,
-  o: { postgres: boolean; agents: boolean; sync: SyncCommit; timing: TimingProfile },
+  o: {
+    postgres: boolean;
+    agents: boolean;
+    sync: SyncCommit;
+    timing: TimingProfile;
+    clientCerts?: 'off' | 'required';
+  },
 ): Lab {
   const dir = labDirOf(prefix);
   const hosts = Object.fromEntries(

@@ -7,7 +7,16 @@ import { existsSync } from 'node:fs';
 import { arbiterStateSchema } from '../api/protocol.js';
 import { type ArbiterView, type ClusterView, newTermTimeOf } from '../cluster/view.js';
 import { lsnAtLeast } from '../core/lsn.js';
-import { clientSql, configPath, haproxyDsn, hostArgv, type Lab, selfArgv } from '../lab/index.js';
+import {
+  clientSql,
+  configPath,
+  haproxyDsn,
+  hostArgv,
+  type Lab,
+  labApiCurl,
+  labSslConninfo,
+  selfArgv,
+} from '../lab/index.js';
 import type { HostName } from '../lab/topology.js';
 import { run, sleep } from '../util/exec.js';
 import type { CheckReport } from '../workload/compare.js';
@@ -43,7 +52,7 @@ export async function clusterView(lab: Lab): Promise<ClusterView> {
 
 /** libpq-style multi-host target: the writer finds the writable node itself. */
 export function multiHostDsn(lab: Lab): string {
-  return `host=${lab.hosts.pg1.address},${lab.hosts.pg2.address} port=5432 user=app dbname=postgres target_session_attrs=read-write`;
+  return `host=${lab.hosts.pg1.address},${lab.hosts.pg2.address} port=5432 user=app dbname=postgres target_session_attrs=read-write ${labSslConninfo(lab)}`;
 }
 
 export interface LabWriter {
@@ -249,9 +258,12 @@ export async function apiGetIn<T = unknown>(
   path: string,
   timeoutS = 1.5,
 ): Promise<{ status: number; body: T } | null> {
-  const url = `http://${lab.hosts[host].address}:8008${path}`;
   const r = await run(
-    hostArgv(lab, 'client', ['curl', '-sS', '-m', String(timeoutS), '-w', '\n%{http_code}', url]),
+    hostArgv(
+      lab,
+      'client',
+      labApiCurl(lab, 'client', host, path, { timeoutS, extra: ['-w', '\n%{http_code}'] }),
+    ),
     {
       timeoutMs: timeoutS * 1000 + 5000,
       allowFailure: true,
