@@ -1,6 +1,7 @@
 // node-postgres with hard deadlines: a silent partition must never hang a caller (see
 // research: a query without query_timeout waits ~15 min). Every client has an 'error' listener.
 import { readFileSync } from 'node:fs';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import pg from 'pg';
 import { UserError } from '../util/errors.js';
 import { quoteConninfo } from './settings.js';
@@ -13,18 +14,34 @@ export interface PgSsl {
   rootCert?: string;
 }
 
+/** One secure context per CA file and process: parsing the CA on every probe connection costs
+ *  CPU on the failure detector's path. */
+const contexts = new Map<string, SecureContext>();
+
+function caContext(file: string): SecureContext {
+  let ctx = contexts.get(file);
+  if (!ctx) {
+    let ca: string;
+    try {
+      ca = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new UserError(`cannot read sslrootcert ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    }
+    ctx = createSecureContext({ ca });
+    contexts.set(file, ctx);
+  }
+  return ctx;
+}
+
 function sslOptions(ssl: PgSsl, host: string) {
   if (ssl.mode === 'require') return { rejectUnauthorized: false };
   if (!ssl.rootCert) throw new UserError(`sslmode=${ssl.mode} needs sslrootcert=<the CA file>`);
-  let ca: string;
-  try {
-    ca = readFileSync(ssl.rootCert, 'utf8');
-  } catch (e) {
-    throw new UserError(`cannot read sslrootcert ${ssl.rootCert}: ${(e as NodeJS.ErrnoException).code ?? e}`);
-  }
+  const secureContext = caContext(ssl.rootCert);
   // `host` makes Node check the certificate against the address dialled, IP SANs included
   // (node-postgres sets servername only for DNS names).
-  return ssl.mode === 'verify-full' ? { ca, host } : { ca, checkServerIdentity: () => undefined };
+  return ssl.mode === 'verify-full'
+    ? { secureContext, host, rejectUnauthorized: true }
+    : { secureContext, rejectUnauthorized: true, checkServerIdentity: () => undefined };
 }
 
 /** libpq conninfo keywords for `ssl` (psql, pg_basebackup, pg_rewind, primary_conninfo). */
