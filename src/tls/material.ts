@@ -4,14 +4,9 @@
 import { readFileSync } from 'node:fs';
 import type { TlsConfig } from '../config.js';
 import { UserError } from '../util/errors.js';
+import type { TlsMaterial } from '../util/http.js';
 
-export interface TlsMaterial {
-  ca: string;
-  cert: string;
-  key: string;
-  /** Mutual TLS on the APIs: servers demand, clients present, a certificate signed by the CA. */
-  clientCerts: boolean;
-}
+export type { TlsMaterial };
 
 const cache = new Map<string, TlsMaterial>();
 

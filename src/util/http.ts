@@ -7,8 +7,16 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, request as httpsRequest, type Server } from 'node:https';
 import type { Socket } from 'node:net';
 import type { z } from 'zod';
-import type { TlsMaterial } from '../tls/material.js';
 import { UserError } from './errors.js';
+
+/** A member's TLS files, read (tls/material.ts reads them from the config). */
+export interface TlsMaterial {
+  ca: string;
+  cert: string;
+  key: string;
+  /** Mutual TLS on the APIs: servers demand, clients present, a certificate signed by the CA. */
+  clientCerts: boolean;
+}
 
 export class HttpError extends Error {
   constructor(

@@ -109,7 +109,7 @@ describe('TLS on the APIs and in PostgreSQL', { skip: needsRoot, timeout: 600_00
       );
       return r.stdout.trim() ? r : undefined;
     });
-    assert.equal(repl.stdout.trim(), 'pg2 t', `pg2 replicates over TLS: ${repl.stderr}`);
+    assert.equal(repl.stdout.trim(), 'pg2 true', `pg2 replicates over TLS: ${repl.stderr}`);
   });
 
   test('a capture of the switch during a failover and rejoin holds no secret in clear text', async () => {
