@@ -7,13 +7,16 @@
 # packages. dist/ and node_modules/ are the host's build (npm ci && npm run build).
 ARG BASE_IMAGE=debian:12
 FROM ${BASE_IMAGE}
-# No cluster of Debian's own: pgarbiter creates the data directory itself (pgarbiter init).
+# No cluster of Debian's own: pgarbiter creates the data directory itself (pgarbiter init). The
+# state directory belongs to postgres, so a new named volume mounted there does too: the members run
+# as postgres (see deploy/container/entrypoint.sh and docker-compose.yml).
 RUN mkdir -p /etc/postgresql-common \
  && echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf \
  && apt-get update -q \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      postgresql-15 iptables nftables iproute2 haproxy procps \
- && rm -rf /var/lib/apt/lists/*
+      postgresql-15 iptables nftables iproute2 haproxy procps openssl \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /var/lib/pgarbiter && chown postgres:postgres /var/lib/pgarbiter
 COPY .container/node /usr/local/bin/node
 COPY package.json /opt/pgarbiter/package.json
 COPY node_modules /opt/pgarbiter/node_modules

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, TIMING_PROFILES, type TimingProfile } from '../src/config.js';
 import { FENCE_MECHANISMS, Fence, type FenceMechanism, type FenceResult } from '../src/fence/fence.js';
 import { TERMINATE_CLIENTS_SQL } from '../src/fence/terminate.js';
-import { configPath, hostArgv, labDown, labUp, stopAgents } from '../src/lab/index.js';
+import { configPath, hostArgv, labDown, labSslConninfo, labUp, stopAgents } from '../src/lab/index.js';
 import type { HostName } from '../src/lab/topology.js';
 import { PgControl } from '../src/postgres/control.js';
 import { startLabWriter, waitHealthy } from '../src/scenario/lab-run.js';
@@ -113,7 +113,7 @@ async function outer(): Promise<void> {
     const w = startLabWriter(lab, {
       ledger: `${lab.dir}/client/bench-fence.jsonl`,
       sessions: Number(values.sessions),
-      dsn: `host=${lab.hosts[p].address} port=5432 user=app dbname=postgres`,
+      dsn: `host=${lab.hosts[p].address} port=5432 user=app dbname=postgres ${labSslConninfo(lab)}`,
     });
     try {
       await sleep(2000);

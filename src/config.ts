@@ -52,6 +52,8 @@ export const TIMING_PROFILES = {
 } as const;
 export type TimingProfile = keyof typeof TIMING_PROFILES;
 
+export const DEFAULT_TLS_DIR = '/etc/pgarbiter/tls';
+
 const name = z.string().regex(/^[a-z][a-z0-9_-]{0,30}$/, 'lowercase letters, digits, - and _ (max 31)');
 const host = z.string().min(1);
 const port = z.number().int().min(1).max(65535);
@@ -124,6 +126,20 @@ export const ConfigSchema = z
       })
       .strict()
       .optional(),
+    /** TLS of the APIs and of PostgreSQL (`pgarbiter certs` creates the files). Every member
+     *  has a key and a certificate signed by the cluster CA; the APIs speak HTTPS only. */
+    tls: z
+      .object({
+        /** The cluster CA's certificate: every peer is verified against it. */
+        ca_file: z.string().min(1).default(`${DEFAULT_TLS_DIR}/ca.crt`),
+        /** This member's certificate and key (default: NODE.crt and NODE.key beside ca_file). */
+        cert_file: z.string().min(1).optional(),
+        key_file: z.string().min(1).optional(),
+        /** required: the APIs also demand a client certificate signed by the CA (mutual TLS). */
+        client_certs: z.enum(['off', 'required']).default('off'),
+      })
+      .strict()
+      .default({ ca_file: `${DEFAULT_TLS_DIR}/ca.crt`, client_certs: 'off' }),
     /** Where the agent keeps its state file and the arbiter its cluster record. */
     state_dir: z.string().default('/var/lib/pgarbiter'),
     /** Also append the JSON log lines to this file (stdout always gets them). */
@@ -142,16 +158,37 @@ export interface Timing {
   syncStallTimeoutMs: number;
 }
 
+export interface TlsConfig {
+  ca_file: string;
+  cert_file: string;
+  key_file: string;
+  client_certs: 'off' | 'required';
+}
+
 type SecretFileField = 'secret_file' | 'admin_password_file' | 'replication_password_file';
 
 /** The validated config: every secret resolved to its value (from the file when one is named). */
-export interface Config extends Omit<RawConfig, 'timing' | 'secret' | SecretFileField | 'postgres'> {
+export interface Config extends Omit<RawConfig, 'timing' | 'tls' | 'secret' | SecretFileField | 'postgres'> {
   secret: string;
   postgres: Omit<RawConfig['postgres'], 'admin_password' | 'replication_password' | SecretFileField> & {
     admin_password: string;
     replication_password: string;
   };
   timing: Timing;
+  tls: TlsConfig;
+}
+
+/** The tls section with its per-member defaults filled in; relative paths are from `baseDir` (the
+ *  config's folder), like the secret files. */
+export function resolveTls(raw: RawConfig['tls'], node: string, baseDir = process.cwd()): TlsConfig {
+  const ca = resolve(baseDir, raw.ca_file);
+  const dir = dirname(ca);
+  return {
+    ca_file: ca,
+    cert_file: raw.cert_file ? resolve(baseDir, raw.cert_file) : resolve(dir, `${node}.crt`),
+    key_file: raw.key_file ? resolve(baseDir, raw.key_file) : resolve(dir, `${node}.key`),
+    client_certs: raw.client_certs,
+  };
 }
 
 /** Every secret field of the config with the field that names its file instead. */
@@ -162,10 +199,10 @@ export const SECRET_FIELDS = [
 ] as const;
 
 /** Mode bits that let anyone but the owner read a file holding secrets. */
-const READABLE_BY_OTHERS = 0o077;
+export const READABLE_BY_OTHERS = 0o077;
 
 /** The fix for a file holding secrets that others can read, in one line. */
-function looseModeError(file: string, mode: number, what: string): UserError {
+export function looseModeError(file: string, mode: number, what: string): UserError {
   const octal = (mode & 0o777).toString(8).padStart(3, '0');
   return new UserError(
     `${file} ${what} and is readable by group or other users (mode ${octal}): run \`chmod 600 ${file}\``,
@@ -282,6 +319,7 @@ export function validateConfig(doc: unknown, source = 'config', baseDir = proces
     secret: secrets.secret,
     postgres: { ...pg, admin_password: secrets.admin, replication_password: secrets.replication },
     timing,
+    tls: resolveTls(raw.tls, raw.node, baseDir),
   };
 }
 

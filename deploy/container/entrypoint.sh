@@ -1,6 +1,8 @@
 #!/bin/sh
 # The image's entrypoint. `node CONFIG`: a database node, the same code path as on a real host:
-# `pgarbiter init` when the data directory is empty, then `pgarbiter agent`. On SIGTERM (docker
+# `pgarbiter init` (as root, once) when the data directory is empty, then `pgarbiter agent` as the
+# postgres user with one capability, CAP_NET_ADMIN (ambient), for the fence and the lease: what
+# the systemd unit gives it (deploy/pgarbiter-agent.service). On SIGTERM (docker
 # stop) the agent stops, then PostgreSQL with a fast shutdown (SIGINT to the postmaster, as
 # `pg_ctl stop -m fast`), within docker's grace period. An existing data directory is left to the
 # agent, which starts PostgreSQL itself (fenced first if this node was the primary).
@@ -27,7 +29,9 @@ if [ ! -s "$pgdata/PG_VERSION" ]; then
   [ -r "$pw" ] || { echo "error: cannot read $pw (the app role's password): the deployment directory is incomplete" >&2; exit 1; }
   PGARBITER_APP_PASSWORD=$(cat "$pw") pgarbiter init --config "$cfg" --demo-app-password-env PGARBITER_APP_PASSWORD
 fi
-pgarbiter agent --config "$cfg" &
+setpriv --reuid=postgres --regid=postgres --init-groups --inh-caps=-all,+net_admin \
+  --ambient-caps=+net_admin --bounding-set=-all,+net_admin --no-new-privs -- \
+  pgarbiter agent --config "$cfg" &
 agent=$!
 # wait returns early when a trapped signal arrives; the trap then ends the script.
 wait "$agent" || status=$?

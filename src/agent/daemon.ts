@@ -37,6 +37,7 @@ import { PgControl } from '../postgres/control.js';
 import { probePrimaryPg } from '../postgres/probe.js';
 import { initialPrimary } from '../postgres/provision.js';
 import { isSyncMode } from '../postgres/settings.js';
+import { tlsMaterial } from '../tls/material.js';
 import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 import { sleep } from '../util/exec.js';
@@ -555,7 +556,13 @@ export class Agent {
     await this.preflight();
     if (this.vip) this.vipHeld = await this.vip.held();
     const routes = [...agentRoutes(this), ...this.telemetry.routes()];
-    const server = await serve(routes, this.cfg.secret, '0.0.0.0', this.cfg.api_port);
+    const server = await serve(
+      routes,
+      this.cfg.secret,
+      '0.0.0.0',
+      this.cfg.api_port,
+      tlsMaterial(this.cfg.tls),
+    );
     this.telemetry.started(this.state.record.term, this.status().role);
     this.log.info(
       { port: this.cfg.api_port, timing: this.cfg.timing, record: this.state.record },

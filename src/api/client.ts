@@ -4,6 +4,7 @@
 // `answered: false` (POSTs): a refusal is never an exception.
 import type { z } from 'zod';
 import type { Config } from '../config.js';
+import { apiUrl, type TlsMaterial, tlsMaterial } from '../tls/material.js';
 import { callJson } from '../util/http.js';
 import {
   AGENT_PATHS,
@@ -31,18 +32,23 @@ export interface PostResult<T> {
   body: T;
 }
 
-type Members = Pick<Config, 'api_port' | 'secret' | 'arbiter' | 'nodes'>;
+type Members = Pick<Config, 'api_port' | 'secret' | 'arbiter' | 'nodes' | 'tls'>;
 
 export class ApiClient {
-  constructor(private readonly cfg: Members) {}
+  /** Read at construction: a missing CA or key is a clear error at start, not a silent null. */
+  private readonly tls: TlsMaterial;
+
+  constructor(private readonly cfg: Members) {
+    this.tls = tlsMaterial(cfg.tls);
+  }
 
   private url(host: string, path: string): string {
-    return `http://${host}:${this.cfg.api_port}${path}`;
+    return apiUrl(host, this.cfg.api_port, path);
   }
 
   private async get<T>(host: string, path: string, schema: z.ZodType<T>, timeoutMs: number, okOnly = true) {
     try {
-      const r = await callJson(this.url(host, path), { timeoutMs });
+      const r = await callJson(this.url(host, path), { timeoutMs, tls: this.tls });
       if (okOnly && r.status !== 200) return null;
       const p = schema.safeParse(r.body);
       return p.success ? { status: r.status, body: p.data } : null;
@@ -69,6 +75,7 @@ export class ApiClient {
         body,
         secret: this.cfg.secret,
         timeoutMs,
+        tls: this.tls,
       });
       const p = schema.safeParse(r.body);
       if (p.success) return { answered: true, status: r.status, body: p.data };

@@ -26,6 +26,7 @@ import { KeptClient } from '../postgres/client.js';
 import { PgControl } from '../postgres/control.js';
 import { probePrimaryPg } from '../postgres/probe.js';
 import { initialPrimary } from '../postgres/provision.js';
+import { tlsMaterial } from '../tls/material.js';
 import { readJsonFile, writeFileAtomic } from '../util/atomic.js';
 import { sleep } from '../util/exec.js';
 import { parseBody, type Route, serve } from '../util/http.js';
@@ -138,7 +139,7 @@ export async function runArbiter(cfg: Config): Promise<void> {
     ...(Object.keys(ARBITER_PATHS) as ArbiterRequestKind[]).map(post),
     ...telemetry.routes(),
   ];
-  const server = await serve(routes, cfg.secret, '0.0.0.0', cfg.api_port);
+  const server = await serve(routes, cfg.secret, '0.0.0.0', cfg.api_port, tlsMaterial(cfg.tls));
   log.info({ port: cfg.api_port, timing: cfg.timing }, 'arbiter listening');
 
   let stopping = false;

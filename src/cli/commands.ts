@@ -15,6 +15,7 @@ export const COMMAND_GROUPS: { commands: readonly string[]; load: () => Promise<
     commands: ['agent', 'arbiter', 'init'],
     load: async () => (await import('./daemons.js')).registerDaemonCommands,
   },
+  { commands: ['certs'], load: async () => (await import('./certs.js')).registerCertsCommands },
   {
     commands: ['status', 'history', 'switchover', 'failover', 'maintenance', 'rejoin'],
     load: async () => (await import('./cluster.js')).registerClusterCommands,

@@ -3,19 +3,29 @@
 import type { Command } from 'commander';
 import { COMPOSE_DEFAULT_NET, validateNet, writeComposeDeployment } from '../deploy/compose.js';
 import { parseSync } from '../scenario/test-loss.js';
+import { osUserIds } from '../util/os-user.js';
 
 export function registerComposeCommands(program: Command): void {
   program
     .command('compose-config')
     .description(
       "Write the container deployment's configs (pg-master, pg-slave, arbiter, the host's client.yaml, HAProxy) " +
-        'with newly generated secrets into a directory that holds none; keep a complete one; refuse a partial one.',
+        'with newly generated secrets, a CA and one TLS key and certificate per member into a directory that holds none; keep a complete one; refuse a partial one.',
     )
     .requiredOption('--dir <dir>', 'the deployment directory')
     .option('--net <a.b.c>', 'first three octets of the compose network (a /24)', COMPOSE_DEFAULT_NET)
     .option('--sync <mode>', 'synchronous_commit of a new deployment', 'remote_apply')
-    .action((o: { dir: string; net: string; sync: string }) => {
-      const r = writeComposeDeployment(o.dir, { net: validateNet(o.net), sync: parseSync(o.sync) });
+    .option(
+      '--member-user <name>',
+      'the OS user the members run as: it owns their configs and keys (mode 0600)',
+      'postgres',
+    )
+    .action(async (o: { dir: string; net: string; sync: string; memberUser: string }) => {
+      const r = await writeComposeDeployment(
+        o.dir,
+        { net: validateNet(o.net), sync: parseSync(o.sync) },
+        osUserIds(o.memberUser),
+      );
       process.stdout.write(
         r === 'written'
           ? `compose-config: new deployment in ${o.dir} (network ${o.net}.0/24, synchronous_commit=${o.sync}, new secrets)\n`

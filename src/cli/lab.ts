@@ -77,6 +77,11 @@ export function registerLabCommands(program: Command): void {
         .choices(['default', 'fast'])
         .default('default'),
     )
+    .addOption(
+      new Option('--client-certs <mode>', 'mutual TLS on the APIs (config tls.client_certs)')
+        .choices(['off', 'required'])
+        .default('off'),
+    )
     .addOption(new Option('--no-postgres', 'network only (no PostgreSQL, no agents)').hideHelp())
     .option('--no-show', 'do not show stage 1 at the end')
     .action(
@@ -85,6 +90,7 @@ export function registerLabCommands(program: Command): void {
           agents: boolean;
           sync: SyncCommit;
           timing: TimingProfile;
+          clientCerts: 'off' | 'required';
           postgres: boolean;
           show: boolean;
         },
@@ -104,6 +110,7 @@ export function registerLabCommands(program: Command): void {
               agents: o.agents,
               sync: o.sync,
               timing: o.timing,
+              clientCerts: o.clientCerts,
               say,
               signal,
             }),

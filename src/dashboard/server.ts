@@ -18,6 +18,7 @@ import {
   hostArgv,
   isolate,
   type Lab,
+  labApiCurl,
   labStatus,
   partition,
   readLab,
@@ -123,10 +124,13 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
 
   /** A node's state read from inside its own host (the client cannot reach an isolated one). */
   const selfState = async (l: Lab, host: 'pg1' | 'pg2'): Promise<AgentStatus | null> => {
-    const r = await run(hostArgv(l, host, ['curl', '-sS', '-m', '1', 'http://127.0.0.1:8008/state']), {
-      timeoutMs: 4000,
-      allowFailure: true,
-    });
+    const r = await run(
+      hostArgv(l, host, labApiCurl(l, host, host, '/state', { timeoutS: 1, local: true })),
+      {
+        timeoutMs: 4000,
+        allowFailure: true,
+      },
+    );
     if (r.code !== 0) return null;
     try {
       const p = agentStatusSchema.safeParse(JSON.parse(r.stdout));

@@ -10,6 +10,7 @@ import {
   type IsolateMode,
   type Lab,
   labDown,
+  labSslConninfo,
   labUp,
   readLab,
   selfArgv,
@@ -114,10 +115,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
   const psqlVia = async (port: number, sql: string) => {
     const l = lab!;
     const t0 = Date.now();
-    const conninfo = `host=127.0.0.1 port=${port} user=app dbname=postgres`;
+    const tls = labSslConninfo(l, 'verify-ca'); // through the proxy: the CA, not the name
+    const conninfo = `host=127.0.0.1 port=${port} user=app dbname=postgres ${tls}`;
     const r = await clientSql(l, { conninfo }, sql, { ...DEMO_PSQL, output: 'table' });
     n.command(
-      `psql "host=127.0.0.1 port=${port} user=app" -c "${sql}"`,
+      `psql "host=127.0.0.1 port=${port} user=app ${tls}" -c "${sql}"`,
       `${r.stdout}${r.stderr}`,
       Date.now() - t0,
       r.code === 0,

@@ -4,11 +4,12 @@
 // one-shot `config` service (`pgarbiter compose-config`) before any member starts; the host's
 // tools (`pgarbiter status --config`, `pgarbiter test-loss --target compose`) read the same files.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { SYNC_MODES, type SyncCommit, validateConfig } from '../config.js';
 import { renderHaproxyConfig } from '../routing/haproxy.js';
+import { CA_CERT, CA_KEY, certFile, createCa, issueMemberCert, keyFile } from '../tls/certs.js';
 import { UserError } from '../util/errors.js';
 
 /** The original's service names, their role and their last address octet on the compose network. */
@@ -30,13 +31,21 @@ export const APP_PASSWORD_FILE = 'app.password';
 export const CLIENT_CONFIG = 'client.yaml';
 export const HAPROXY_CONFIG = 'haproxy.cfg';
 
+/** The deployment's TLS files, relative to the deployment directory (configs name them relative
+ *  to themselves, so the same paths work inside the containers and on the host). */
+export const TLS_DIR = 'tls';
+export const COMPOSE_CA_FILE = join(TLS_DIR, CA_CERT);
+
 export const memberConfigFile = (m: ComposeMember) => `${m}.yaml`;
+const MEMBERS = Object.keys(COMPOSE_MEMBERS) as ComposeMember[];
 /** Every file a complete deployment directory holds. */
 export const DEPLOYMENT_FILES = [
-  ...(Object.keys(COMPOSE_MEMBERS) as ComposeMember[]).map(memberConfigFile),
+  ...MEMBERS.map(memberConfigFile),
   CLIENT_CONFIG,
   HAPROXY_CONFIG,
   APP_PASSWORD_FILE,
+  COMPOSE_CA_FILE,
+  ...MEMBERS.flatMap((m) => [certFile(TLS_DIR, m), keyFile(TLS_DIR, m)]),
 ];
 
 /** "10.214.0": the first three octets of the compose network's /24. */
@@ -95,6 +104,7 @@ export function composeConfigDoc(
       synchronous_commit: s.sync,
     },
     state_dir: CONTAINER_STATE_DIR,
+    tls: { ca_file: COMPOSE_CA_FILE },
   };
 }
 
@@ -118,17 +128,32 @@ export function composeDeploymentFiles(s: ComposeSettings, secrets: ComposeSecre
     HAPROXY_CONFIG,
     renderHaproxyConfig({
       servers: COMPOSE_DB_NODES.map((n) => ({ name: n, address: composeAddress(s.net, n) })),
+      checkCaFile: `${CONTAINER_CONFIG_DIR}/${COMPOSE_CA_FILE}`,
     }),
   );
   files.set(APP_PASSWORD_FILE, `${secrets.appPassword}\n`);
   return files;
 }
 
+/** The uid/gid the members run as inside the containers (the image's postgres user): the config
+ *  service gives them their configs and keys, mode 0600, so no member needs root to read them. */
+export interface MemberOwner {
+  uid: number;
+  gid: number;
+}
+
 /**
- * Writes a new deployment into `dir` when it holds none; keeps a complete one as it is (its
+ * Writes a new deployment into `dir` when it holds none: configs, secrets, a CA and one key and
+ * certificate per member (CN = service name, SAN = its address and name). The CA's key is deleted
+ * once the members' certificates are signed, so no container ever holds it; a new deployment
+ * (down -v, remove the directory) makes a new CA. Keeps a complete deployment as it is (its
  * secrets are the deployment's); refuses a partial one, changing nothing.
  */
-export function writeComposeDeployment(dir: string, s: ComposeSettings): 'written' | 'kept' {
+export async function writeComposeDeployment(
+  dir: string,
+  s: ComposeSettings,
+  owner?: MemberOwner,
+): Promise<'written' | 'kept'> {
   const present = DEPLOYMENT_FILES.filter((f) => existsSync(join(dir, f)));
   if (present.length === DEPLOYMENT_FILES.length) return 'kept';
   if (present.length > 0) {
@@ -139,12 +164,25 @@ export function writeComposeDeployment(dir: string, s: ComposeSettings): 'writte
   }
   const files = composeDeploymentFiles(s, newComposeSecrets());
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tlsDir = join(dir, TLS_DIR);
+  rmSync(tlsDir, { recursive: true, force: true }); // only ever a partial one of a crashed run
+  await createCa(tlsDir, { cn: 'pgarbiter compose CA' });
+  for (const m of MEMBERS) await issueMemberCert(tlsDir, m, [composeAddress(s.net, m), m]);
+  rmSync(join(tlsDir, CA_KEY));
+  // Members read their own config and key; HAProxy and the host read the CA and haproxy.cfg.
+  chmodSync(dir, 0o711);
+  chmodSync(tlsDir, 0o755);
+  const ownedByMember = new Set([
+    ...MEMBERS.map(memberConfigFile),
+    ...MEMBERS.map((m) => keyFile(TLS_DIR, m)),
+  ]);
   for (const [name, text] of files) {
     const file = join(dir, name);
     const mode = name === HAPROXY_CONFIG ? 0o644 : 0o600;
     writeFileSync(file, text, { mode });
     chmodSync(file, mode);
   }
+  if (owner) for (const f of ownedByMember) chownSync(join(dir, f), owner.uid, owner.gid);
   return 'written';
 }
 

@@ -17,6 +17,7 @@ import {
 import { daemonAlive, startDaemon, stopDaemon } from './daemon.js';
 import { PG_PORT } from './pgconf.js';
 import type { DaemonRecord, Lab } from './state.js';
+import { labCaFile, labCertFile, labKeyFile, labSslConninfo, labTlsDir } from './tls.js';
 import { PG_HOSTS } from './topology.js';
 
 export const HAPROXY_DAEMON = 'haproxy';
@@ -25,12 +26,16 @@ export const haproxyConfigPath = (lab: Lab) => join(lab.hosts.client.dir, 'hapro
 export const haproxyLogPath = (lab: Lab) => join(lab.hosts.client.dir, 'haproxy.log');
 export const haproxySocketPath = (lab: Lab) => join(lab.hosts.client.dir, 'haproxy.sock');
 
-/** The lab's haproxy.cfg: both database hosts, Patroni-style checks on their agents. */
+export const haproxyCheckPemPath = (lab: Lab) => join(labTlsDir(lab), 'haproxy-client.pem');
+
+/** The lab's haproxy.cfg: both database hosts, Patroni-style checks on their agents over HTTPS. */
 export function labHaproxyConfig(lab: Lab): string {
   return renderHaproxyConfig({
     servers: PG_HOSTS.map((h) => ({ name: h, address: lab.hosts[h].address })),
     pgPort: PG_PORT,
     statsSocket: haproxySocketPath(lab),
+    checkCaFile: labCaFile(lab),
+    checkCertFile: lab.clientCerts === 'required' ? haproxyCheckPemPath(lab) : undefined,
   });
 }
 
@@ -47,6 +52,12 @@ export async function startHaproxy(lab: Lab): Promise<DaemonRecord> {
   if (running && daemonAlive(running) && current === text) return running;
   if (running) await stopHaproxy(lab);
   writeFileSync(file, text, { mode: 0o644 });
+  if (lab.clientCerts === 'required') {
+    // HAProxy wants certificate and key in one PEM: the client host's.
+    const pem =
+      readFileSync(labCertFile(lab, 'client'), 'utf8') + readFileSync(labKeyFile(lab, 'client'), 'utf8');
+    writeFileSync(haproxyCheckPemPath(lab), pem, { mode: 0o600 });
+  }
   await validateHaproxyConfig(file, bin);
   return startDaemon(lab, 'client', HAPROXY_DAEMON, [bin, '-db', '-f', file], haproxyLogPath(lab), {
     settleMs: 300,
@@ -60,12 +71,14 @@ export async function stopHaproxy(lab: Lab): Promise<boolean> {
 
 /**
  * A single host:port target for clients on the client host: HAProxy's read-write (5000) or
- * read-only (5001) port. The writer still checks the session (target_session_attrs).
+ * read-only (5001) port. The writer still checks the session (target_session_attrs). TLS with
+ * verify-ca: through a TCP proxy the server's certificate names the database host, not the proxy
+ * address dialled, so the chain is verified against the lab's CA but not the name.
  */
-export function haproxyDsn(_lab: Lab, kind: 'rw' | 'ro'): string {
+export function haproxyDsn(lab: Lab, kind: 'rw' | 'ro'): string {
   const port = kind === 'rw' ? HAPROXY_RW_PORT : HAPROXY_RO_PORT;
   const tsa = kind === 'rw' ? 'read-write' : 'read-only';
-  return `host=127.0.0.1 port=${port} user=app dbname=postgres target_session_attrs=${tsa}`;
+  return `host=127.0.0.1 port=${port} user=app dbname=postgres target_session_attrs=${tsa} ${labSslConninfo(lab, 'verify-ca')}`;
 }
 
 /** HAProxy's view of every server of the lab (read-write `primary` and read-only `replicas`). */

@@ -17,4 +17,5 @@ export {
   readLab,
   saveLab,
 } from './state.js';
+export * from './tls.js';
 export * from './topology.js';

@@ -17,6 +17,7 @@ import { delimiter, join } from 'node:path';
 import type { SyncCommit, TimingProfile } from '../config.js';
 import { UserError } from '../util/errors.js';
 import { asUser, inNetns, type RunResult, run } from '../util/exec.js';
+import { osUserIds } from '../util/os-user.js';
 import { daemonAlive, hostArgv, selfArgv, startDaemon, stopDaemon } from './daemon.js';
 import { startHaproxy } from './haproxy.js';
 import { dataDir, MEMBER_OS_USER, PG_BIN_DIR, socketDir, stateDir, writeLabConfigs } from './pgconf.js';
@@ -41,6 +42,7 @@ import {
   secretFile,
   writeLabSecrets,
 } from './state.js';
+import { createLabCerts, labKeyFile } from './tls.js';
 import {
   allNamespaces,
   BRIDGE,
@@ -71,6 +73,8 @@ export interface LabUpOptions {
   agents?: boolean;
   sync?: SyncCommit;
   timing?: TimingProfile;
+  /** The APIs' mutual TLS (config tls.client_certs; default off). */
+  clientCerts?: 'off' | 'required';
   say?: Say;
   /** Checked between steps: an interrupted `lab up` stops at the next step (its caller undoes). */
   signal?: AbortSignal;
@@ -136,18 +140,7 @@ export function requireTools(postgres: boolean): void {
   );
 }
 
-function postgresIds(): { uid: number; gid: number } {
-  try {
-    const line = readFileSync('/etc/passwd', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith(`${MEMBER_OS_USER}:`));
-    const f = line?.split(':');
-    if (f?.[2] && f[3]) return { uid: Number(f[2]), gid: Number(f[3]) };
-  } catch {}
-  throw new UserError(
-    'there is no "postgres" OS user: install PostgreSQL with `apt-get install -y postgresql-15`',
-  );
-}
+const postgresIds = () => osUserIds(MEMBER_OS_USER);
 
 // ---------------------------------------------------------------- inspection
 
@@ -389,6 +382,11 @@ export async function labUp(opts: LabUpOptions): Promise<LabUpResult> {
         throw new UserError(
           `lab "${prefix}" is already up on ${existing.subnet}, not ${subnet}: run \`pgarbiter lab down --prefix ${prefix}\` first to change it`,
         );
+      const wanted = opts.clientCerts ?? 'off';
+      if ((existing.clientCerts ?? 'off') !== wanted)
+        throw new UserError(
+          `lab "${prefix}" is already up with client certificates ${existing.clientCerts ?? 'off'}, not ${wanted}: run \`pgarbiter lab down --prefix ${prefix}\` first to change it`,
+        );
       say(`lab "${prefix}" is already up (${existing.subnet}): reusing it`);
       return { lab: existing, reused: true, rebuilt: false, seconds: (performance.now() - t0) / 1000 };
     }
@@ -404,9 +402,14 @@ export async function labUp(opts: LabUpOptions): Promise<LabUpResult> {
     agents: false,
     sync: opts.sync ?? 'remote_apply',
     timing: opts.timing ?? 'default',
+    clientCerts: opts.clientCerts ?? 'off',
   });
   makeDirs(lab);
   saveLab(lab); // before anything else exists: a crash from here on is cleaned by `lab down`
+  await createLabCerts(lab);
+  // The members run as the postgres user: each reads its own key (mode 0600), no other.
+  const pg = postgresIds();
+  for (const h of ['pg1', 'pg2', 'arbiter'] as const) chownSync(labKeyFile(lab, h), pg.uid, pg.gid);
   let t = performance.now();
   await buildTopology(lab);
   step();

@@ -3,8 +3,9 @@ import { chmodSync, chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { validateConfig } from '../config.js';
-import type { ConnOptions } from '../postgres/client.js';
+import { type ConnOptions, sslConninfo } from '../postgres/client.js';
 import { configPath, type Lab, secretFile } from './state.js';
+import { labCaFile, labCertFile, labKeyFile, labSsl } from './tls.js';
 import { HOST_IFACE, type HostName, vipAddress } from './topology.js';
 
 export const PG_PORT = 5432;
@@ -50,6 +51,12 @@ export function labConfigDoc(lab: Lab, host: HostName): Record<string, unknown> 
     timing: { profile: lab.timing },
     vip: { address: `${vipAddress(lab.subnet)}/24`, interface: HOST_IFACE },
     state_dir: stateDir(lab, host),
+    tls: {
+      ca_file: labCaFile(lab),
+      cert_file: labCertFile(lab, member === 'arbiter' ? 'arbiter' : host),
+      key_file: labKeyFile(lab, member === 'arbiter' ? 'arbiter' : host),
+      client_certs: lab.clientCerts ?? 'off',
+    },
   };
 }
 
@@ -79,6 +86,7 @@ export function appConn(lab: Lab, host: HostName, applicationName = 'lab-client'
     applicationName,
     connectTimeoutMs: 2000,
     queryTimeoutMs: 5000,
+    ssl: labSsl(lab),
   };
 }
 
@@ -95,6 +103,7 @@ export function psqlConninfo(o: ConnOptions): string {
     `user=${o.user}`,
     `dbname=${o.database ?? 'postgres'}`,
     `application_name=${o.applicationName ?? 'lab-psql'}`,
+    ...sslConninfo(o.ssl),
     'connect_timeout=2 keepalives=1 keepalives_idle=1 keepalives_interval=1 keepalives_count=3 tcp_user_timeout=4000',
   ].join(' ');
 }

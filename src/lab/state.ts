@@ -77,6 +77,8 @@ export interface Lab {
   losses?: Partial<Record<HostName, number>>;
   /** One-way drops in the switch: frames from the first host to the second (`lab oneway`). */
   oneWay?: [HostName, HostName][];
+  /** The APIs' mutual TLS (config tls.client_certs); absent: off. */
+  clientCerts?: 'off' | 'required';
 }
 
 export const labFile = (dir: string) => join(dir, 'lab.json');
@@ -130,7 +132,13 @@ function readLabSecrets(dir: string): LabSecrets {
 export function newLab(
   prefix: string,
   subnet: string,
-  o: { postgres: boolean; agents: boolean; sync: SyncCommit; timing: TimingProfile },
+  o: {
+    postgres: boolean;
+    agents: boolean;
+    sync: SyncCommit;
+    timing: TimingProfile;
+    clientCerts?: 'off' | 'required';
+  },
 ): Lab {
   const dir = labDirOf(prefix);
   const hosts = Object.fromEntries(

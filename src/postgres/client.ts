@@ -1,7 +1,55 @@
 // node-postgres with hard deadlines: a silent partition must never hang a caller (see
 // research: a query without query_timeout waits ~15 min). Every client has an 'error' listener.
 import './pg-runtime.js';
+import { readFileSync } from 'node:fs';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import pg from 'pg';
+import { UserError } from '../util/errors.js';
+import { quoteConninfo } from './settings.js';
+
+/** TLS to the server, as libpq's sslmode: require encrypts; verify-ca also checks the chain
+ *  against rootCert; verify-full also checks that the certificate names the host (or IP) dialled. */
+export interface PgSsl {
+  mode: 'require' | 'verify-ca' | 'verify-full';
+  /** The CA file (libpq's sslrootcert); needed by verify-ca and verify-full. */
+  rootCert?: string;
+}
+
+/** One secure context per CA file and process: parsing the CA on every probe connection costs
+ *  CPU on the failure detector's path. */
+const contexts = new Map<string, SecureContext>();
+
+function caContext(file: string): SecureContext {
+  let ctx = contexts.get(file);
+  if (!ctx) {
+    let ca: string;
+    try {
+      ca = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new UserError(`cannot read sslrootcert ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    }
+    ctx = createSecureContext({ ca });
+    contexts.set(file, ctx);
+  }
+  return ctx;
+}
+
+function sslOptions(ssl: PgSsl, host: string) {
+  if (ssl.mode === 'require') return { rejectUnauthorized: false };
+  if (!ssl.rootCert) throw new UserError(`sslmode=${ssl.mode} needs sslrootcert=<the CA file>`);
+  const secureContext = caContext(ssl.rootCert);
+  // `host` makes Node check the certificate against the address dialled, IP SANs included
+  // (node-postgres sets servername only for DNS names).
+  return ssl.mode === 'verify-full'
+    ? { secureContext, host, rejectUnauthorized: true }
+    : { secureContext, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+}
+
+/** libpq conninfo keywords for `ssl` (psql, pg_basebackup, pg_rewind, primary_conninfo). */
+export function sslConninfo(ssl: PgSsl | undefined): string[] {
+  if (!ssl) return [];
+  return [`sslmode=${ssl.mode}`, ...(ssl.rootCert ? [`sslrootcert=${quoteConninfo(ssl.rootCert)}`] : [])];
+}
 
 export interface ConnOptions {
   host: string;
@@ -14,6 +62,8 @@ export interface ConnOptions {
   queryTimeoutMs?: number;
   /** Session settings sent at connect (e.g. synchronous_commit=local for agent sessions). */
   options?: Record<string, string>;
+  /** TLS (none: plain, e.g. over the local unix socket). */
+  ssl?: PgSsl;
 }
 
 export function makeClient(o: ConnOptions): pg.Client {
@@ -34,6 +84,7 @@ export function makeClient(o: ConnOptions): pg.Client {
     keepAlive: true,
     keepAliveInitialDelayMillis: 1000,
     options,
+    ssl: o.ssl ? sslOptions(o.ssl, o.host) : false,
   });
   // An idle client gets 57P01 / ETIMEDOUT as an event; unhandled, it would crash the process.
   client.on('error', () => {});

@@ -1,11 +1,13 @@
 // PostgreSQL mechanics for one node: pg_ctl, initdb, pg_basebackup, pg_rewind, config files.
 // Runs on "this machine" (inside its namespace in the lab); binaries run as the postgres user.
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
+import { tlsMaterial } from '../tls/material.js';
 import { asUser, type RunResult, run } from '../util/exec.js';
-import { type ConnOptions, queryOnce } from './client.js';
-import { nodeSettings, renderConf, renderHba } from './settings.js';
+import { osUserIds } from '../util/os-user.js';
+import { type ConnOptions, queryOnce, sslConninfo } from './client.js';
+import { nodeSettings, PG_TLS_FILES, peerSsl, pgTlsDir, renderConf, renderHba } from './settings.js';
 
 const CONF_FILE = 'pgarbiter.conf';
 
@@ -28,13 +30,7 @@ export class PgControl {
   }
 
   private osIds(): { uid: number; gid: number } | null {
-    if (process.getuid?.() !== 0) return null;
-    const line = readFileSync('/etc/passwd', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith(`${this.pg.os_user}:`));
-    if (!line) throw new Error(`OS user ${this.pg.os_user} does not exist (install postgresql-15)`);
-    const f = line.split(':');
-    return { uid: Number(f[2]), gid: Number(f[3]) };
+    return process.getuid?.() === 0 ? osUserIds(this.pg.os_user) : null;
   }
 
   /** Creates a directory owned by the postgres OS user. */
@@ -46,8 +42,30 @@ export class PgControl {
 
   private writeOwned(path: string, text: string, mode = 0o600): void {
     writeFileSync(path, text, { mode });
+    chmodSync(path, mode);
     const ids = this.osIds();
     if (ids) chownSync(path, ids.uid, ids.gid);
+  }
+
+  /** PostgreSQL's copy of the member's TLS files (pgTlsDir), from the config's tls: section. */
+  installTls(): void {
+    const m = tlsMaterial(this.cfg.tls);
+    const dir = pgTlsDir(this.cfg);
+    this.ensureDir(dir);
+    this.writeOwned(join(dir, PG_TLS_FILES.cert), m.cert, 0o600);
+    this.writeOwned(join(dir, PG_TLS_FILES.key), m.key, 0o600);
+    this.writeOwned(join(dir, PG_TLS_FILES.ca), m.ca, 0o644);
+  }
+
+  /** libpq conninfo to a peer's server: TLS verified against the cluster CA (verify-full). */
+  private peerConninfo(host: string, user: string, extra: string[]): string {
+    return [
+      `host=${host}`,
+      `port=${this.pg.port}`,
+      `user=${user}`,
+      ...extra,
+      ...sslConninfo(peerSsl(this.cfg)),
+    ].join(' ');
   }
 
   runAsPg(argv: string[], timeoutMs = 60_000, extraEnv: Record<string, string> = {}): Promise<RunResult> {
@@ -96,6 +114,7 @@ export class PgControl {
       connectTimeoutMs: timeoutMs,
       queryTimeoutMs: timeoutMs,
       options: { synchronous_commit: 'local' },
+      ssl: { mode: 'verify-full', rootCert: this.cfg.tls.ca_file },
     };
   }
 
@@ -145,6 +164,7 @@ export class PgControl {
    */
   writeNodeConfig(standbyOf?: string): void {
     const d = this.pg.data_dir;
+    this.installTls();
     this.ensureDir(this.pg.socket_dir);
     this.ensureDir(join(this.pg.log_file, '..'), 0o755);
     this.writeOwned(join(d, CONF_FILE), renderConf(nodeSettings(this.cfg, standbyOf)));
@@ -215,6 +235,7 @@ export class PgControl {
   async baseBackup(host: string, timeoutS = 600): Promise<void> {
     rmSync(this.pg.data_dir, { recursive: true, force: true });
     this.ensureDir(this.pg.data_dir);
+    this.installTls();
     await this.must(
       [
         this.bin('pg_basebackup'),
@@ -225,7 +246,10 @@ export class PgControl {
         '-c',
         'fast',
         '-d',
-        `host=${host} port=${this.pg.port} user=${this.pg.replication_user} application_name=${this.cfg.node} connect_timeout=5`,
+        this.peerConninfo(host, this.pg.replication_user, [
+          `application_name=${this.cfg.node}`,
+          'connect_timeout=5',
+        ]),
       ],
       timeoutS * 1000,
       { PGPASSWORD: this.pg.replication_password },
@@ -234,7 +258,8 @@ export class PgControl {
 
   /** pg_rewind from the new primary. Returns its output; throws on failure. */
   async rewind(sourceHost: string, timeoutS = 600): Promise<string> {
-    const src = `host=${sourceHost} port=${this.pg.port} user=${this.pg.admin_user} dbname=postgres connect_timeout=5`;
+    this.installTls();
+    const src = this.peerConninfo(sourceHost, this.pg.admin_user, ['dbname=postgres', 'connect_timeout=5']);
     const r = await this.must(
       [this.bin('pg_rewind'), '-D', this.pg.data_dir, `--source-server=${src}`, '--progress'],
       timeoutS * 1000,

@@ -1,7 +1,23 @@
 // The PostgreSQL settings pgarbiter owns. They live in `pgarbiter.conf` (included from
 // postgresql.conf) and are rewritten after every initdb, base backup and rewind, because those
 // copy the source node's files (research: pitfall 5).
+import { join, resolve } from 'node:path';
 import { type Config, hostOf } from '../config.js';
+import { type PgSsl, sslConninfo } from './client.js';
+
+/** Where PostgreSQL's copy of the member's certificate, key and the CA live: beside the data
+ *  directory (not in it: base backups and rewinds copy the data directory, keys included), owned
+ *  by the postgres user, key mode 0600 as PostgreSQL demands. */
+export function pgTlsDir(cfg: Pick<Config, 'postgres'>): string {
+  return `${resolve(cfg.postgres.data_dir)}-tls`;
+}
+export const PG_TLS_FILES = { cert: 'server.crt', key: 'server.key', ca: 'ca.crt' } as const;
+
+/** How the agents, pg_basebackup, pg_rewind and the walreceiver connect to a peer's server:
+ *  TLS, the peer's certificate checked against the cluster CA and its address. */
+export function peerSsl(cfg: Pick<Config, 'postgres'>): PgSsl {
+  return { mode: 'verify-full', rootCert: join(pgTlsDir(cfg), PG_TLS_FILES.ca) };
+}
 
 /** Conninfo options that bound how fast a dead peer is noticed by libpq and the walreceiver:
  *  the walreceiver ignores connect_timeout, only tcp_user_timeout and keepalives bound it. */
@@ -31,6 +47,7 @@ export function primaryConninfo(cfg: Config, primaryHost: string): string {
     `user=${quoteConninfo(pg.replication_user)}`,
     `password=${quoteConninfo(pg.replication_password)}`,
     `application_name=${cfg.node}`,
+    ...sslConninfo(peerSsl(cfg)),
     FAST_LIBPQ,
   ].join(' ');
 }
@@ -94,6 +111,10 @@ export function nodeSettings(cfg: Config, standbyOf?: string): Record<string, st
     password_encryption: 'scram-sha-256',
     log_line_prefix: quoteConf('%m [%p] %q%u@%d '),
     log_connections: 'off',
+    ssl: 'on',
+    ssl_cert_file: quoteConf(join(pgTlsDir(cfg), PG_TLS_FILES.cert)),
+    ssl_key_file: quoteConf(join(pgTlsDir(cfg), PG_TLS_FILES.key)),
+    ssl_min_protocol_version: quoteConf('TLSv1.2'),
   };
   if (standbyOf) {
     s.primary_conninfo = quoteConf(primaryConninfo(cfg, standbyOf));
@@ -112,10 +133,12 @@ export function renderHba(cfg: Config): string {
   const pg = cfg.postgres;
   return [
     '# Written by pgarbiter. Local socket: its directory is readable only by postgres and root.',
+    '# Over the network only TLS (hostssl): replication, the admin role and the app roles alike;',
+    '# a plain connection matches no line and is refused.',
     'local   all           all                        trust',
     'host    all           all           127.0.0.1/32 scram-sha-256',
-    `host    replication   ${pg.replication_user}  ${pg.allowed_cidr}  scram-sha-256`,
-    `host    all           all           ${pg.allowed_cidr}  scram-sha-256`,
+    `hostssl replication   ${pg.replication_user}  ${pg.allowed_cidr}  scram-sha-256`,
+    `hostssl all           all           ${pg.allowed_cidr}  scram-sha-256`,
     '',
   ].join('\n');
 }

@@ -1,7 +1,9 @@
 // Client routing through HAProxy, configured the way Patroni users do it: a read-write port
 // whose servers are health-checked on each agent's `GET /primary` (200 only on the writable,
 // unfenced primary) and a read-only port checked on `GET /replica` (200 only on a streaming
-// standby). A server marked down has its sessions closed (on-marked-down shutdown-sessions), so a
+// standby). The checks speak HTTPS, like every client of the agents' API, and verify the agent's
+// certificate against the cluster CA (chain only: HAProxy's verifyhost matches DNS names, and the
+// servers are addresses). A server marked down has its sessions closed (on-marked-down shutdown-sessions), so a
 // client never keeps writing to an old primary through HAProxy.
 //
 // renderHaproxyConfig() and parseShowStat() are pure; haproxyBinary(), validateHaproxyConfig() and
@@ -27,6 +29,11 @@ export interface HaproxyServer {
 
 export interface HaproxyConfigOptions {
   servers: HaproxyServer[];
+  /** The cluster CA: the agents' certificates are verified against it (`check-ssl verify required`). */
+  checkCaFile: string;
+  /** A PEM with a certificate + key signed by the CA, presented on checks when the agents demand
+   *  client certificates (tls.client_certs: required). */
+  checkCertFile?: string;
   /** PostgreSQL port on every server (default 5432). */
   pgPort?: number;
   /** The agents' HTTP API port, where /primary and /replica are checked (default 8008). */
@@ -102,8 +109,13 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
   const connectT = checkDuration('connectTimeout', o.connectTimeout ?? '2s');
   const checkT = checkDuration('checkTimeout', o.checkTimeout ?? '1s');
   const maxconn = o.maxconnPerServer ?? 100;
-  if (o.statsSocket !== undefined && !/^\/[^\s"']+$/.test(o.statsSocket))
+  const pathOk = (p: string) => /^\/[^\s"']+$/.test(p);
+  if (o.statsSocket !== undefined && !pathOk(o.statsSocket))
     throw new UserError(`haproxy config: bad stats socket path "${o.statsSocket}"`);
+  if (!pathOk(o.checkCaFile)) throw new UserError(`haproxy config: bad CA file path "${o.checkCaFile}"`);
+  if (o.checkCertFile !== undefined && !pathOk(o.checkCertFile))
+    throw new UserError(`haproxy config: bad certificate file path "${o.checkCertFile}"`);
+  const checkTls = `check-ssl verify required ca-file ${o.checkCaFile}${o.checkCertFile ? ` crt ${o.checkCertFile}` : ''}`;
 
   const listen = (name: string, port: number, path: string, comment: string) => [
     `# ${comment}`,
@@ -114,7 +126,8 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
     '    http-check expect status 200',
     `    default-server inter ${inter} fastinter ${fastinter} downinter ${downinter} fall ${fall} rise ${rise} on-marked-down shutdown-sessions`,
     ...o.servers.map(
-      (s) => `    server ${s.name} ${s.address}:${pgPort} maxconn ${maxconn} check port ${apiPort}`,
+      (s) =>
+        `    server ${s.name} ${s.address}:${pgPort} maxconn ${maxconn} check port ${apiPort} ${checkTls}`,
     ),
     '',
   ];

@@ -12,6 +12,7 @@ import { fetchClusterView } from '../cluster/view.js';
 import { type Config, loadConfig, type SyncCommit } from '../config.js';
 import {
   CLIENT_CONFIG,
+  COMPOSE_CA_FILE,
   COMPOSE_DB_NODES,
   type ComposeMember,
   composeAddress,
@@ -19,6 +20,7 @@ import {
   validateNet,
 } from '../deploy/compose.js';
 import { CLI_MAIN, selfArgv } from '../lab/daemon.js';
+import { sslConninfo } from '../postgres/client.js';
 import { HAPROXY_RW_PORT, HAPROXY_STATS_PORT, parseShowStat } from '../routing/haproxy.js';
 import { UserError } from '../util/errors.js';
 import { run } from '../util/exec.js';
@@ -109,8 +111,12 @@ export function composeTarget(o: ComposeTargetOptions = {}): LossTarget & { conf
     if (!id) throw new Error(`no container for ${service}`);
     return id;
   };
+  // TLS as every client of the deployment: verify-full against its CA when dialling a member;
+  // verify-ca through HAProxy (the address dialled is the proxy's, not the member's).
+  const tls = (mode: 'verify-full' | 'verify-ca') =>
+    sslConninfo({ mode, rootCert: join(configDir, COMPOSE_CA_FILE) }).join(' ');
   const multiHost = () =>
-    `host=${COMPOSE_DB_NODES.map((n) => composeAddress(net, n)).join(',')} port=5432 user=app dbname=postgres target_session_attrs=read-write`;
+    `host=${COMPOSE_DB_NODES.map((n) => composeAddress(net, n)).join(',')} port=5432 user=app dbname=postgres target_session_attrs=read-write ${tls('verify-full')}`;
   const timed = async (what: string, f: () => Promise<unknown>) => {
     const t0 = Date.now();
     await f();
@@ -158,7 +164,7 @@ export function composeTarget(o: ComposeTargetOptions = {}): LossTarget & { conf
         const rw = parseShowStat(await r.text()).filter((x) => x.proxy === 'primary' && /^UP/.test(x.status));
         return rw.length === 1 && rw[0]?.server === primary ? true : undefined;
       });
-      return `host=${haproxy} port=${HAPROXY_RW_PORT} user=app dbname=postgres target_session_attrs=read-write`;
+      return `host=${haproxy} port=${HAPROXY_RW_PORT} user=app dbname=postgres target_session_attrs=read-write ${tls('verify-ca')}`;
     },
     address: (name) => composeAddress(net, member(name)),
     scratchDir: () => join(tmpdir(), `pgarbiter-test-loss-${project}`),

@@ -8,7 +8,17 @@ import { type AgentStatus, arbiterStateSchema } from '../api/protocol.js';
 import { type ArbiterView, type ClusterView, newTermTimeOf } from '../cluster/view.js';
 import { lsnAtLeast } from '../core/lsn.js';
 import type { ClusterRecord } from '../core/types.js';
-import { clientSql, configPath, haproxyDsn, hostArgv, type Lab, selfArgv, vipAddress } from '../lab/index.js';
+import {
+  clientSql,
+  configPath,
+  haproxyDsn,
+  hostArgv,
+  type Lab,
+  labApiCurl,
+  labSslConninfo,
+  selfArgv,
+  vipAddress,
+} from '../lab/index.js';
 import type { HostName } from '../lab/topology.js';
 import { run, sleep } from '../util/exec.js';
 import type { CheckReport } from '../workload/compare.js';
@@ -44,7 +54,7 @@ export async function clusterView(lab: Lab): Promise<ClusterView> {
 
 /** libpq-style multi-host target: the writer finds the writable node itself. */
 export function multiHostDsn(lab: Lab): string {
-  return `host=${lab.hosts.pg1.address},${lab.hosts.pg2.address} port=5432 user=app dbname=postgres target_session_attrs=read-write`;
+  return `host=${lab.hosts.pg1.address},${lab.hosts.pg2.address} port=5432 user=app dbname=postgres target_session_attrs=read-write ${labSslConninfo(lab)}`;
 }
 
 /** The cluster's floating VIP (config `vip:`): one address that always leads to the primary. */
@@ -285,9 +295,12 @@ export async function apiGetIn<T = unknown>(
   path: string,
   timeoutS = 1.5,
 ): Promise<{ status: number; body: T } | null> {
-  const url = `http://${lab.hosts[host].address}:8008${path}`;
   const r = await run(
-    hostArgv(lab, 'client', ['curl', '-sS', '-m', String(timeoutS), '-w', '\n%{http_code}', url]),
+    hostArgv(
+      lab,
+      'client',
+      labApiCurl(lab, 'client', host, path, { timeoutS, extra: ['-w', '\n%{http_code}'] }),
+    ),
     {
       timeoutMs: timeoutS * 1000 + 5000,
       allowFailure: true,

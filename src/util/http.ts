@@ -1,16 +1,22 @@
-// The small HTTP layer of the agents and the arbiter: node:http, JSON in and out, a shared
-// secret on mutating requests, and fetch with a hard deadline between members.
+// The small HTTPS layer of the agents and the arbiter: node:https, JSON in and out, a shared
+// secret on mutating requests, and calls with a hard deadline between members. Every connection
+// is TLS, verified against the cluster CA (and, with client_certs required, both ways).
 
 import { timingSafeEqual } from 'node:crypto';
-import {
-  createServer,
-  request as httpRequest,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-} from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, request as httpsRequest, type Server } from 'node:https';
+import type { Socket } from 'node:net';
 import type { z } from 'zod';
 import { UserError } from './errors.js';
+
+/** A member's TLS files, read (tls/material.ts reads them from the config). */
+export interface TlsMaterial {
+  ca: string;
+  cert: string;
+  key: string;
+  /** Mutual TLS on the APIs: servers demand, clients present, a certificate signed by the CA. */
+  clientCerts: boolean;
+}
 
 export class HttpError extends Error {
   constructor(
@@ -74,19 +80,62 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   }
 }
 
+/** A TLS connection starts with a handshake record (content type 22); anything else is plain. */
+const TLS_HANDSHAKE = 0x16;
+const SNIFF_TIMEOUT_MS = 5_000;
+
 /**
- * Serves `routes`. Every bad request gets a 4xx and changes nothing: unknown path 404, wrong
- * method 405 (with Allow), missing or wrong secret 401 (before the body is read), body over
- * MAX_BODY 413, not JSON or not the route's shape 400, too slow 408. A request refused before its
- * body was read closes the connection, so what is left of it is never parsed as a next request.
+ * Puts a sniffer in front of the server's TLS handshake: a client that speaks plain HTTP gets a
+ * clear 400 saying to use https://, not a silent hang or a garbled TLS alert.
  */
-export function serve(routes: Route[], secret: string, host: string, port: number): Promise<Server> {
-  const server = createServer(
-    { connectionsCheckingInterval: CHECK_INTERVAL_MS },
-    (req: IncomingMessage, res: ServerResponse) => {
-      handle(req, res).catch(() => res.destroy());
-    },
-  );
+function refusePlainHttp(server: Server, port: number): void {
+  const tlsListeners = server.listeners('connection') as ((s: Socket) => void)[];
+  server.removeAllListeners('connection');
+  server.on('connection', (socket: Socket) => {
+    socket.on('error', () => {});
+    const timer = setTimeout(() => socket.destroy(), SNIFF_TIMEOUT_MS);
+    socket.once('data', (first: Buffer) => {
+      clearTimeout(timer);
+      socket.pause();
+      if (first[0] === TLS_HANDSHAKE) {
+        socket.unshift(first);
+        for (const l of tlsListeners) l.call(server, socket);
+        return;
+      }
+      const text = `this API speaks HTTPS only: use https://<host>:${port}/ (with the cluster CA)\n`;
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+      );
+    });
+  });
+}
+
+/**
+ * Serves `routes` over HTTPS only (a plain HTTP request gets a 400 that says so). Every bad request
+ * gets a 4xx and changes nothing: unknown path 404, wrong method 405 (with Allow), missing or wrong
+ * secret 401 (before the body is read), body over MAX_BODY 413, not JSON or not the route's shape
+ * 400, too slow 408; with mutual TLS, a client without a certificate signed by the CA is refused in
+ * the handshake. A request refused before its body was read closes the connection, so what is left
+ * of it is never parsed as a next request.
+ */
+export function serve(
+  routes: Route[],
+  secret: string,
+  host: string,
+  port: number,
+  tls: TlsMaterial,
+): Promise<Server> {
+  const options = {
+    ca: tls.ca,
+    cert: tls.cert,
+    key: tls.key,
+    requestCert: tls.clientCerts,
+    rejectUnauthorized: tls.clientCerts,
+    connectionsCheckingInterval: CHECK_INTERVAL_MS,
+  };
+  const server = createServer(options, (req: IncomingMessage, res: ServerResponse) => {
+    handle(req, res).catch(() => res.destroy());
+  });
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     let bodyRead = false;
     const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -129,6 +178,7 @@ export function serve(routes: Route[], secret: string, host: string, port: numbe
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   server.requestTimeout = REQUEST_TIMEOUT_MS;
   server.keepAliveTimeout = 1_000;
+  refusePlainHttp(server, port);
   return new Promise((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(
@@ -160,20 +210,31 @@ export interface CallResult<T> {
 }
 
 /**
- * One HTTP call to another member, bounded by timeoutMs; network failure rejects. node:http rather
- * than fetch: on timeout the socket is destroyed at once, where fetch's pending connect to a
- * silent host lingers ~10 s and keeps a CLI process alive.
+ * One HTTPS call to another member, bounded by timeoutMs; network failure rejects. node:https
+ * rather than fetch: fetch takes no CA of its own on Node 20, and on timeout the socket is destroyed
+ * at once, where fetch's pending connect to a silent host lingers ~10 s and keeps a CLI alive.
+ * The peer's certificate must be signed by the cluster CA and name the host called.
  */
 export function callJson<T = unknown>(
   url: string,
-  opts: { method?: 'GET' | 'POST'; body?: unknown; secret?: string; timeoutMs: number },
+  opts: { method?: 'GET' | 'POST'; body?: unknown; secret?: string; timeoutMs: number; tls: TlsMaterial },
 ): Promise<CallResult<T>> {
+  if (!url.startsWith('https://')) throw new Error(`refusing a call to ${url}: the APIs speak HTTPS only`);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (opts.secret) headers.authorization = `Bearer ${opts.secret}`;
   const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
   if (payload !== undefined) headers['content-length'] = String(Buffer.byteLength(payload));
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: opts.method ?? 'GET', headers, agent: false }, (res) => {
+    const tls = opts.tls;
+    const options = {
+      method: opts.method ?? 'GET',
+      headers,
+      agent: false as const,
+      ca: tls.ca,
+      rejectUnauthorized: true,
+      ...(tls.clientCerts ? { cert: tls.cert, key: tls.key } : {}),
+    };
+    const req = httpsRequest(url, options, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {

@@ -4,7 +4,14 @@
 // with a short connect timeout and keep the first one whose session matches the attributes.
 // An HAProxy read-write port is just a single host:port.
 import type pg from 'pg';
-import { type ConnOptions, closeClient, errorText, makeClient } from '../postgres/client.js';
+import {
+  type ConnOptions,
+  closeClient,
+  errorText,
+  makeClient,
+  type PgSsl,
+  sslConninfo,
+} from '../postgres/client.js';
 import { UserError } from '../util/errors.js';
 
 export type TargetSessionAttrs = 'any' | 'read-write' | 'read-only' | 'primary' | 'standby';
@@ -26,6 +33,8 @@ export interface ConnTarget {
   applicationName?: string;
   /** Session settings (`options='-c k=v'`). */
   options?: Record<string, string>;
+  /** TLS (sslmode=require, verify-ca or verify-full); none: plain. */
+  ssl?: PgSsl;
 }
 
 const KNOWN_KEYS = new Set([
@@ -40,6 +49,7 @@ const KNOWN_KEYS = new Set([
   'application_name',
   'options',
   'sslmode',
+  'sslrootcert',
   // Accepted and ignored: node-postgres has its own keepalive handling and we add deadlines.
   'keepalives',
   'keepalives_idle',
@@ -85,9 +95,17 @@ export function parseDsn(dsn: string, defaults: ParseDsnDefaults = {}): ConnTarg
       throw new UserError(`connect_timeout=${ct}: give a positive number of seconds`);
     connectTimeoutMs = Math.max(500, Math.round(n * 1000));
   }
-  const sslmode = kv.get('sslmode');
-  if (sslmode && !['disable', 'allow', 'prefer'].includes(sslmode))
-    throw new UserError(`sslmode=${sslmode} is not supported by the writer (use disable or prefer)`);
+  const sslmode = kv.get('sslmode') ?? env.PGSSLMODE;
+  const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
+  if (sslmode && !SSL_MODES.includes(sslmode))
+    throw new UserError(`sslmode=${sslmode} is not an sslmode (use one of ${SSL_MODES.join(', ')})`);
+  const rootCert = kv.get('sslrootcert') ?? env.PGSSLROOTCERT;
+  let ssl: PgSsl | undefined;
+  if (sslmode === 'require' || sslmode === 'verify-ca' || sslmode === 'verify-full') {
+    if (sslmode !== 'require' && !rootCert)
+      throw new UserError(`sslmode=${sslmode} needs sslrootcert=<the cluster CA file> (e.g. ca.crt)`);
+    ssl = { mode: sslmode, rootCert };
+  }
 
   const user = kv.get('user') ?? defaults.user ?? env.PGUSER ?? 'postgres';
   return {
@@ -99,6 +117,7 @@ export function parseDsn(dsn: string, defaults: ParseDsnDefaults = {}): ConnTarg
     connectTimeoutMs,
     applicationName: kv.get('application_name'),
     options: kv.has('options') ? parseOptions(kv.get('options') ?? '') : undefined,
+    ssl,
   };
 }
 
@@ -238,6 +257,7 @@ export function targetFromConnOptions(
     connectTimeoutMs: first.connectTimeoutMs ?? 2000,
     applicationName: first.applicationName,
     options: first.options,
+    ssl: first.ssl,
   };
 }
 
@@ -252,6 +272,7 @@ export function describeTarget(t: ConnTarget): string {
     `user=${t.user}`,
     `dbname=${t.database}`,
     `target_session_attrs=${t.targetSessionAttrs}`,
+    ...sslConninfo(t.ssl),
   ];
   if (t.options)
     parts.push(
@@ -336,6 +357,7 @@ export async function connectTarget(
       connectTimeoutMs: t.connectTimeoutMs,
       queryTimeoutMs: o.queryTimeoutMs ?? 5000,
       options: t.options,
+      ssl: t.ssl,
     });
     try {
       await client.connect();

@@ -9,7 +9,16 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Lab } from '../../src/lab/index.js';
-import { configPath, daemonAlive, heal, hostArgv, isolate, selfArgv } from '../../src/lab/index.js';
+import {
+  configPath,
+  daemonAlive,
+  heal,
+  hostArgv,
+  isolate,
+  labApiCurl,
+  labCaFile,
+  selfArgv,
+} from '../../src/lab/index.js';
 import { dataDir } from '../../src/lab/pgconf.js';
 import { secretsDir } from '../../src/lab/state.js';
 import type { HostName } from '../../src/lab/topology.js';
@@ -37,7 +46,7 @@ function keep(r: RunResult): RunResult {
   return r;
 }
 
-async function hostile<T>(job: Omit<Job, 'targets' | 'port' | 'secret'>): Promise<T> {
+async function hostile<T>(job: Omit<Job, 'targets' | 'port' | 'secret' | 'caFile'>): Promise<T> {
   const targets = (['pg1', 'pg2', 'arbiter'] as const).map((h) => ({
     name: h,
     address: lab.hosts[h].address,
@@ -48,7 +57,7 @@ async function hostile<T>(job: Omit<Job, 'targets' | 'port' | 'secret'>): Promis
       hostArgv(lab, 'client', [
         process.execPath,
         CLIENT,
-        JSON.stringify({ ...job, targets, port: 8008, secret: lab.secrets.secret }),
+        JSON.stringify({ ...job, targets, port: 8008, secret: lab.secrets.secret, caFile: labCaFile(lab) }),
       ]),
       { timeoutMs: 600_000, allowFailure: true },
     ),
@@ -169,6 +178,8 @@ describe('hardening', { skip: needsRoot, timeout: 900_000 }, () => {
       assert.ok(at('slow headers').ms < 8000, `${t}: slow headers cut after ${at('slow headers').ms} ms`);
       assert.ok([408, 'closed'].includes(at('slow body').status), `${t}: slow body`);
       assert.ok(at('slow body').ms < 10_000, `${t}: slow body cut after ${at('slow body').ms} ms`);
+      assert.equal(at('plain HTTP').status, 400, `${t}: plain HTTP gets a clear refusal`);
+      assert.match(at('plain HTTP').body, /HTTPS only/);
       assert.equal(at('health after all that').status, 200);
     }
     const h1 = await waitHealthy(lab);
@@ -227,11 +238,12 @@ describe('hardening', { skip: needsRoot, timeout: 900_000 }, () => {
 
     // Replays of requests of the old term, with the right secret: the core refuses them.
     const replay = async (path: string, body: unknown) => {
-      const script = `fetch(${JSON.stringify(`http://${lab.hosts.arbiter.address}:8008${path}`)},{method:'POST',headers:{authorization:'Bearer '+process.env.S},body:${JSON.stringify(JSON.stringify(body))},signal:AbortSignal.timeout(3000)}).then(async r=>console.log(r.status+' '+await r.text()))`;
+      // fetch trusts the lab's CA through NODE_EXTRA_CA_CERTS.
+      const script = `fetch(${JSON.stringify(`https://${lab.hosts.arbiter.address}:8008${path}`)},{method:'POST',headers:{authorization:'Bearer '+process.env.S},body:${JSON.stringify(JSON.stringify(body))},signal:AbortSignal.timeout(3000)}).then(async r=>console.log(r.status+' '+await r.text()))`;
       const r = keep(
         await run(hostArgv(lab, 'client', [process.execPath, '-e', script]), {
           timeoutMs: 10_000,
-          env: { ...process.env, S: lab.secrets.secret },
+          env: { ...process.env, S: lab.secrets.secret, NODE_EXTRA_CA_CERTS: labCaFile(lab) },
         }),
       );
       return Number(r.stdout.split(' ')[0]);
@@ -257,10 +269,10 @@ describe('hardening', { skip: needsRoot, timeout: 900_000 }, () => {
     for (const h of ['pg1', 'pg2', 'arbiter'] as const)
       for (const path of ['/state', '/health', '/metrics', '/history', '/primary', '/replica'])
         keep(
-          await run(
-            hostArgv(lab, 'client', ['curl', '-sS', '-m', '5', `http://${lab.hosts[h].address}:8008${path}`]),
-            { timeoutMs: 10_000, allowFailure: true },
-          ),
+          await run(hostArgv(lab, 'client', labApiCurl(lab, 'client', h, path, { timeoutS: 5 })), {
+            timeoutMs: 10_000,
+            allowFailure: true,
+          }),
         );
     keep(
       await run(selfArgv('lab', 'status', '--prefix', LAB.prefix), { timeoutMs: 60_000, allowFailure: true }),

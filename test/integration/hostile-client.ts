@@ -1,10 +1,13 @@
-// A hostile HTTP client for hardening.test.ts, run inside a lab host (only code inside a namespace
-// reaches the lab): `node hostile-client.js '<json Job>'` prints one JSON result on stdout.
+// A hostile HTTPS client for hardening.test.ts, run inside a lab host (only code inside a namespace
+// reaches the lab): `node hostile-client.js '<json Job>'` prints one JSON result on stdout. It
+// trusts the lab's CA (the APIs speak HTTPS only): the hostile part is what it sends inside TLS.
 // `cases` sends one request of each kind of hostile input; `fuzz` a seeded stream of random
 // requests. It never sends the right secret with a body that could be accepted: it must change
 // nothing, so whatever it gets back is what a stranger on the network gets.
-import { request } from 'node:http';
-import { connect } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { connect as plainConnect } from 'node:net';
+import { connect } from 'node:tls';
 import { AGENT_PATHS, ARBITER_PATHS, READ_PATHS } from '../../src/api/protocol.js';
 import { prng } from '../../src/util/prng.js';
 
@@ -20,6 +23,8 @@ export interface Job {
   targets: Target[];
   port: number;
   secret: string;
+  /** The lab's CA certificate file. */
+  caFile: string;
   seed?: number;
   count?: number;
 }
@@ -33,12 +38,20 @@ export interface Outcome {
 }
 
 const TIMEOUT_MS = 12_000;
+let ca = '';
 
-/** One request over a raw socket: `chunks` are written `gapMs` apart (slow clients, garbage). */
-export function raw(address: string, port: number, chunks: (string | Buffer)[], gapMs = 0): Promise<Outcome> {
+/** One request over a raw TLS socket (`plain`: no TLS at all): `chunks` are written `gapMs` apart
+ *  (slow clients, garbage). */
+export function raw(
+  address: string,
+  port: number,
+  chunks: (string | Buffer)[],
+  gapMs = 0,
+  plain = false,
+): Promise<Outcome> {
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const sock = connect(port, address);
+    const sock = plain ? plainConnect(port, address) : connect({ host: address, port, ca });
     let data = '';
     let done = false;
     const finish = (status: Outcome['status']) => {
@@ -59,7 +72,7 @@ export function raw(address: string, port: number, chunks: (string | Buffer)[], 
     });
     sock.on('close', () => finish('closed'));
     sock.on('error', () => finish('closed'));
-    sock.on('connect', async () => {
+    sock.on(plain ? 'connect' : 'secureConnect', async () => {
       for (const c of chunks) {
         if (sock.destroyed) return;
         sock.write(c);
@@ -87,7 +100,7 @@ export function send(
       clearTimeout(timer);
       resolve({ ...o, ms: Math.round(performance.now() - t0) });
     };
-    const req = request({ host: address, port, method, path, headers, agent: false }, (res) => {
+    const req = request({ host: address, port, method, path, headers, agent: false, ca }, (res) => {
       let text = '';
       res.on('data', (d) => {
         if (text.length < 2000) text += d;
@@ -180,6 +193,13 @@ async function cases(job: Job): Promise<Record<string, Outcome>> {
         ...Array.from({ length: 30 }, () => ' '),
       ],
       400,
+    );
+    out[at('plain HTTP')] = await raw(
+      t.address,
+      job.port,
+      [`GET ${AGENT_PATHS.health} HTTP/1.1\r\nHost: x\r\n\r\n`],
+      0,
+      true,
     );
     out[at('health after all that')] = await send(t.address, job.port, 'GET', AGENT_PATHS.health, {});
   }
@@ -315,5 +335,6 @@ async function fuzz(
 }
 
 const job = JSON.parse(process.argv[2] ?? '{}') as Job;
+ca = readFileSync(job.caFile, 'utf8');
 const result = job.mode === 'cases' ? await cases(job) : await fuzz(job);
 process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { HistoryEntry } from '../../src/api/protocol.js';
 import type { Lab } from '../../src/lab/index.js';
-import { configPath, hostArgv, labDown, labUp, loadLab, selfArgv } from '../../src/lab/index.js';
+import { configPath, hostArgv, labApiCurl, labDown, labUp, loadLab, selfArgv } from '../../src/lab/index.js';
 import type { HostName } from '../../src/lab/topology.js';
 import { apiGetIn, cliIn, clusterView, waitFor, waitHealthy } from '../../src/scenario/lab-run.js';
 import { run } from '../../src/util/exec.js';
@@ -61,9 +61,12 @@ async function scrape(host: HostName): Promise<Series> {
 
 /** GET /metrics of a member from inside its own namespace (it may be cut off from the others). */
 async function scrapeLocally(host: HostName): Promise<Series> {
-  const r = await run(hostArgv(lab, host, ['curl', '-sS', '-m', '3', 'http://127.0.0.1:8008/metrics']), {
-    timeoutMs: 10_000,
-  });
+  const r = await run(
+    hostArgv(lab, host, labApiCurl(lab, host, host, '/metrics', { timeoutS: 3, local: true })),
+    {
+      timeoutMs: 10_000,
+    },
+  );
   return parse(r.stdout);
 }
 

@@ -12,6 +12,8 @@ import {
   heal,
   hostArgv,
   isolate,
+  LAB_API_PORT,
+  labCaFile,
   loadLab,
   selfArgv,
   startAgent,
@@ -26,6 +28,7 @@ import {
   waitFor,
   waitHealthy,
 } from '../../src/scenario/lab-run.js';
+import { apiUrl } from '../../src/tls/material.js';
 import { run, sleep } from '../../src/util/exec.js';
 import { labCli as labCliIn, labIdentity, needsRoot, useLab } from './fixture.js';
 
@@ -34,14 +37,15 @@ let lab: Lab;
 
 const cli = (...args: string[]) => cliIn(lab, 'client', [...args, '--config', configPath(lab, 'client')]);
 
-/** curl-free HTTP from the client host: node's fetch in a one-liner. */
+/** curl-free HTTPS from the client host: node's fetch in a one-liner, trusting the lab's CA. */
 async function http(host: HostName, path: string, opts: { secret?: string; body?: string } = {}) {
-  const url = `http://${lab.hosts[host].address}:8008${path}`;
+  const url = apiUrl(lab.hosts[host].address, LAB_API_PORT, path);
   const script = `fetch(${JSON.stringify(url)},{method:${JSON.stringify(opts.body === undefined ? 'GET' : 'POST')},headers:${JSON.stringify(
     opts.secret ? { authorization: `Bearer ${opts.secret}` } : {},
   )},body:${JSON.stringify(opts.body)},signal:AbortSignal.timeout(3000)}).then(async r=>console.log(r.status+' '+await r.text()))`;
   const r = await run(hostArgv(lab, 'client', [process.execPath, '-e', script]), {
     timeoutMs: 10_000,
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: labCaFile(lab) },
   });
   const [status, ...rest] = r.stdout.trim().split(' ');
   return { status: Number(status), body: rest.join(' ') };

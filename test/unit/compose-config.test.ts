@@ -2,11 +2,12 @@
 // pointing at the compose network's addresses, fresh secrets per deployment, a complete
 // deployment kept, a partial one refused without a change.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { loadConfig } from '../../src/config.js';
+import { hostOf, loadConfig } from '../../src/config.js';
 import {
   composeAddress,
   composeDeploymentFiles,
@@ -22,10 +23,13 @@ const dir = mkdtempSync(join(tmpdir(), 'pgarbiter-compose-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('compose deployment configs', () => {
-  test('each member config is valid, on the compose network, with the sync mode asked for', () => {
+  test('each member config is valid, on the compose network, with the sync mode asked for', async () => {
     const d = join(dir, 'a');
-    assert.equal(writeComposeDeployment(d, { net: '10.214.7', sync: 'off' }), 'written');
-    assert.deepEqual(readdirSync(d).sort(), [...DEPLOYMENT_FILES].sort());
+    assert.equal(await writeComposeDeployment(d, { net: '10.214.7', sync: 'off' }), 'written');
+    const files = (readdirSync(d, { recursive: true }) as string[]).filter((f) =>
+      statSync(join(d, f)).isFile(),
+    );
+    assert.deepEqual(files.sort(), [...DEPLOYMENT_FILES].sort());
     for (const m of ['pg-master', 'pg-slave', 'arbiter'] as const) {
       const cfg = loadConfig(join(d, `${m}.yaml`));
       assert.equal(cfg.node, m);
@@ -37,11 +41,22 @@ describe('compose deployment configs', () => {
       );
       assert.equal(cfg.arbiter.host, '10.214.7.13');
       assert.equal(cfg.initial_primary, 'pg-master');
+      // TLS: the member's own key (0600) and a certificate for its address and service name,
+      // signed by the deployment's CA; paths relative to the config, so they hold on the host too.
+      assert.equal(cfg.tls.ca_file, join(d, 'tls/ca.crt'));
+      assert.equal(cfg.tls.key_file, join(d, `tls/${m}.key`));
+      assert.equal(statSync(cfg.tls.key_file).mode & 0o777, 0o600);
+      const cert = new X509Certificate(readFileSync(cfg.tls.cert_file));
+      assert.ok(cert.verify(new X509Certificate(readFileSync(cfg.tls.ca_file)).publicKey));
+      assert.equal(cert.checkIP(hostOf(cfg, m)), hostOf(cfg, m));
+      assert.equal(cert.checkHost(m), m);
     }
+    assert.ok(!existsSync(join(d, 'tls/ca.key')), "the CA's key is not left in the deployment");
     assert.equal(loadConfig(join(d, 'client.yaml')).node, 'arbiter');
     const haproxy = readFileSync(join(d, 'haproxy.cfg'), 'utf8');
     assert.match(haproxy, /server pg-master 10\.214\.7\.11:5432 .*check port 8008/);
     assert.match(haproxy, /server pg-slave 10\.214\.7\.12:5432 .*check port 8008/);
+    assert.match(haproxy, /check-ssl verify required ca-file \/etc\/pgarbiter\/tls\/ca\.crt/);
     assert.ok(readAppPassword(d).length >= 20);
   });
 
@@ -56,19 +71,19 @@ describe('compose deployment configs', () => {
     assert.doesNotMatch(composeFile, /secret:|password:/);
   });
 
-  test('a complete deployment is kept as it is', () => {
+  test('a complete deployment is kept as it is', async () => {
     const d = join(dir, 'a');
     const before = readFileSync(join(d, 'pg-master.yaml'), 'utf8');
-    assert.equal(writeComposeDeployment(d, { net: '10.214.7', sync: 'remote_apply' }), 'kept');
+    assert.equal(await writeComposeDeployment(d, { net: '10.214.7', sync: 'remote_apply' }), 'kept');
     assert.equal(readFileSync(join(d, 'pg-master.yaml'), 'utf8'), before);
   });
 
-  test('a partial deployment is refused in one line, nothing written', () => {
+  test('a partial deployment is refused in one line, nothing written', async () => {
     const d = join(dir, 'b');
-    writeComposeDeployment(d, { net: '10.214.8', sync: 'remote_apply' });
+    await writeComposeDeployment(d, { net: '10.214.8', sync: 'remote_apply' });
     unlinkSync(join(d, 'app.password'));
     unlinkSync(join(d, 'pg-slave.yaml'));
-    assert.throws(
+    await assert.rejects(
       () => writeComposeDeployment(d, { net: '10.214.8', sync: 'remote_apply' }),
       (e: unknown) =>
         e instanceof UserError &&

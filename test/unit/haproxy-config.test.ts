@@ -1,11 +1,12 @@
 // The rendered haproxy.cfg (pure), checked by structure and by Debian's haproxy itself (-c).
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { haproxyDsn } from '../../src/lab/haproxy.js';
 import { parseShowStat, renderHaproxyConfig, validateHaproxyConfig } from '../../src/routing/haproxy.js';
+import { createCa, issueMemberCert } from '../../src/tls/certs.js';
 import { UserError } from '../../src/util/errors.js';
 import { parseDsn } from '../../src/workload/dsn.js';
 
@@ -13,6 +14,8 @@ const servers = [
   { name: 'pg1', address: '10.213.0.11' },
   { name: 'pg2', address: '10.213.0.12' },
 ];
+const checkCaFile = '/etc/pgarbiter/tls/ca.crt';
+const TLS_CHECK = `check-ssl verify required ca-file ${checkCaFile}`;
 
 /** The lines of one `listen` section (up to the next blank line). */
 function section(cfg: string, name: string): string[] {
@@ -24,7 +27,7 @@ function section(cfg: string, name: string): string[] {
 }
 
 test('Patroni-style read-write and read-only listeners', () => {
-  const cfg = renderHaproxyConfig({ servers });
+  const cfg = renderHaproxyConfig({ servers, checkCaFile });
   const rw = section(cfg, 'primary');
   assert.ok(rw.includes('bind *:5000'));
   assert.ok(rw.includes('option httpchk GET /primary'));
@@ -35,12 +38,12 @@ test('Patroni-style read-write and read-only listeners', () => {
       'default-server inter 500ms fastinter 100ms downinter 200ms fall 2 rise 1 on-marked-down shutdown-sessions',
     ),
   );
-  assert.ok(rw.includes('server pg1 10.213.0.11:5432 maxconn 100 check port 8008'));
-  assert.ok(rw.includes('server pg2 10.213.0.12:5432 maxconn 100 check port 8008'));
+  assert.ok(rw.includes(`server pg1 10.213.0.11:5432 maxconn 100 check port 8008 ${TLS_CHECK}`));
+  assert.ok(rw.includes(`server pg2 10.213.0.12:5432 maxconn 100 check port 8008 ${TLS_CHECK}`));
   const ro = section(cfg, 'replicas');
   assert.ok(ro.includes('bind *:5001'));
   assert.ok(ro.includes('option httpchk GET /replica'));
-  assert.ok(ro.includes('server pg2 10.213.0.12:5432 maxconn 100 check port 8008'));
+  assert.ok(ro.includes(`server pg2 10.213.0.12:5432 maxconn 100 check port 8008 ${TLS_CHECK}`));
   // TCP mode, a short connect timeout, client/server timeouts long enough for a writer.
   assert.match(cfg, /^ {4}mode tcp$/m);
   assert.match(cfg, /^ {4}timeout connect 2s$/m);
@@ -51,9 +54,9 @@ test('Patroni-style read-write and read-only listeners', () => {
   assert.doesNotMatch(cfg, /\/dev\/log|daemon$/m);
   // Stats page by default, none on request; a stats socket when asked.
   assert.match(cfg, /listen stats\n {4}mode http\n {4}bind \*:7000/);
-  assert.doesNotMatch(renderHaproxyConfig({ servers, statsPort: null }), /listen stats/);
+  assert.doesNotMatch(renderHaproxyConfig({ servers, checkCaFile, statsPort: null }), /listen stats/);
   assert.match(
-    renderHaproxyConfig({ servers, statsSocket: '/tmp/lab/haproxy.sock' }),
+    renderHaproxyConfig({ servers, checkCaFile, statsSocket: '/tmp/lab/haproxy.sock' }),
     /stats socket \/tmp\/lab\/haproxy\.sock mode 600 level admin/,
   );
 });
@@ -61,6 +64,7 @@ test('Patroni-style read-write and read-only listeners', () => {
 test('ports, timing and bind are configurable; the output is deterministic', () => {
   const o = {
     servers,
+    checkCaFile,
     pgPort: 6432,
     apiPort: 9008,
     rwPort: 15000,
@@ -76,7 +80,9 @@ test('ports, timing and bind are configurable; the output is deterministic', () 
   assert.equal(cfg, renderHaproxyConfig(o));
   assert.ok(section(cfg, 'primary').includes('bind 127.0.0.1:15000'));
   assert.ok(section(cfg, 'replicas').includes('bind 127.0.0.1:15001'));
-  assert.ok(section(cfg, 'primary').includes('server pg1 10.213.0.11:6432 maxconn 100 check port 9008'));
+  assert.ok(
+    section(cfg, 'primary').includes(`server pg1 10.213.0.11:6432 maxconn 100 check port 9008 ${TLS_CHECK}`),
+  );
   assert.ok(
     section(cfg, 'primary').includes(
       'default-server inter 1s fastinter 50ms downinter 300ms fall 3 rise 2 on-marked-down shutdown-sessions',
@@ -86,15 +92,17 @@ test('ports, timing and bind are configurable; the output is deterministic', () 
 
 test('bad input is refused with a clear error', () => {
   const bad: [string, Parameters<typeof renderHaproxyConfig>[0]][] = [
-    ['no servers', { servers: [] }],
-    ['bad server name', { servers: [{ name: 'pg 1', address: '10.0.0.1' }] }],
-    ['listed twice', { servers: [servers[0]!, servers[0]!] }],
-    ['bad server address', { servers: [{ name: 'x', address: '10.0.0.1\n  bind *:1' }] }],
-    ['is not a port', { servers, rwPort: 70000 }],
-    ['collide', { servers, rwPort: 5001 }],
-    ['is not an HAProxy duration', { servers, checkInterval: 'soon' }],
-    ['fall and rise', { servers, fall: 0 }],
-    ['bad stats socket', { servers, statsSocket: 'relative.sock' }],
+    ['no servers', { servers: [], checkCaFile }],
+    ['bad server name', { servers: [{ name: 'pg 1', address: '10.0.0.1' }], checkCaFile }],
+    ['listed twice', { servers: [servers[0]!, servers[0]!], checkCaFile }],
+    ['bad server address', { servers: [{ name: 'x', address: '10.0.0.1\n  bind *:1' }], checkCaFile }],
+    ['bad CA file path', { servers, checkCaFile: 'ca.crt' }],
+    ['bad certificate file path', { servers, checkCaFile, checkCertFile: '/x y.pem' }],
+    ['is not a port', { servers, checkCaFile, rwPort: 70000 }],
+    ['collide', { servers, checkCaFile, rwPort: 5001 }],
+    ['is not an HAProxy duration', { servers, checkCaFile, checkInterval: 'soon' }],
+    ['fall and rise', { servers, checkCaFile, fall: 0 }],
+    ['bad stats socket', { servers, checkCaFile, statsSocket: 'relative.sock' }],
   ];
   for (const [msg, o] of bad)
     assert.throws(
@@ -109,23 +117,31 @@ test('haproxy -c accepts the rendered config and refuses a broken one', {
 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pgarbiter-haproxy-'));
   try {
+    // A real CA and client certificate: haproxy -c loads both.
+    const ca = await createCa(join(dir, 'tls'));
+    const client = await issueMemberCert(join(dir, 'tls'), 'client', ['127.0.0.1']);
+    const pem = join(dir, 'client.pem');
+    writeFileSync(pem, readFileSync(client.cert, 'utf8') + readFileSync(client.key, 'utf8'));
     const good = join(dir, 'good.cfg');
-    writeFileSync(good, renderHaproxyConfig({ servers, statsSocket: join(dir, 'haproxy.sock') }));
+    const o = { servers, checkCaFile: ca.cert, checkCertFile: pem, statsSocket: join(dir, 'haproxy.sock') };
+    writeFileSync(good, renderHaproxyConfig(o));
     await validateHaproxyConfig(good);
     const broken = join(dir, 'broken.cfg');
-    writeFileSync(broken, `${renderHaproxyConfig({ servers })}\n    frobnicate yes\n`);
+    writeFileSync(broken, `${renderHaproxyConfig(o)}\n    frobnicate yes\n`);
     await assert.rejects(validateHaproxyConfig(broken), /haproxy refused .*broken\.cfg/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('haproxyDsn gives the writer a single host:port on the client host', () => {
-  const lab = {} as Parameters<typeof haproxyDsn>[0];
+test('haproxyDsn gives the writer a single host:port on the client host, over TLS', () => {
+  const lab = { dir: '/var/lib/pgarbiter-lab/x' } as Parameters<typeof haproxyDsn>[0];
   const rw = parseDsn(haproxyDsn(lab, 'rw'), { env: {} });
   assert.deepEqual(rw.endpoints, [{ host: '127.0.0.1', port: 5000 }]);
   assert.equal(rw.targetSessionAttrs, 'read-write');
   assert.equal(rw.user, 'app');
+  // verify-ca: the proxy's address is not the name in the server's certificate.
+  assert.deepEqual(rw.ssl, { mode: 'verify-ca', rootCert: '/var/lib/pgarbiter-lab/x/tls/ca.crt' });
   const ro = parseDsn(haproxyDsn(lab, 'ro'), { env: {} });
   assert.deepEqual(ro.endpoints, [{ host: '127.0.0.1', port: 5001 }]);
   assert.equal(ro.targetSessionAttrs, 'read-only');

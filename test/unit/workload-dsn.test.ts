@@ -59,7 +59,8 @@ test('bad connection strings are one-line user errors', () => {
     'host=a frobnicate=1',
     'host=a target_session_attrs=prefer-standby',
     "host=a password='open",
-    'host=a sslmode=require',
+    'host=a sslmode=verify-full',
+    'host=a sslmode=on',
     'port=5432',
     'host=a connect_timeout=-1',
   ];
@@ -70,6 +71,15 @@ test('bad connection strings are one-line user errors', () => {
       s,
     );
   }
+});
+
+test('sslmode: verify-full and verify-ca carry the CA file; the target text keeps them for the checker', () => {
+  const t = parseDsn('host=10.0.0.1 sslmode=verify-full sslrootcert=/etc/pgarbiter/tls/ca.crt', { env });
+  assert.deepEqual(t.ssl, { mode: 'verify-full', rootCert: '/etc/pgarbiter/tls/ca.crt' });
+  assert.match(describeTarget(t), / sslmode=verify-full sslrootcert=\/etc\/pgarbiter\/tls\/ca.crt$/);
+  assert.deepEqual(parseDsn(describeTarget(t), { env }).ssl, t.ssl);
+  assert.deepEqual(parseDsn('host=a sslmode=require', { env }).ssl, { mode: 'require', rootCert: undefined });
+  assert.equal(parseDsn('host=a sslmode=prefer', { env }).ssl, undefined);
 });
 
 test('keyword parser handles spaces around = and escaped characters', () => {
