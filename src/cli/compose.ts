@@ -1,7 +1,14 @@
 // `pgarbiter compose-config`: writes the container deployment's configs and secrets (see
 // src/deploy/compose.ts). docker-compose.yml runs it as its one-shot `config` service.
 import type { Command } from 'commander';
-import { COMPOSE_DEFAULT_NET, validateNet, writeComposeDeployment } from '../deploy/compose.js';
+import {
+  assertPortsFree,
+  COMPOSE_DEFAULT_NET,
+  deploymentExists,
+  parsePortList,
+  validateNet,
+  writeComposeDeployment,
+} from '../deploy/compose.js';
 import { parseSync } from '../scenario/test-loss.js';
 import { osUserIds } from '../util/os-user.js';
 
@@ -20,7 +27,12 @@ export function registerComposeCommands(program: Command): void {
       'the OS user the members run as: it owns their configs and keys (mode 0600)',
       'postgres',
     )
-    .action(async (o: { dir: string; net: string; sync: string; memberUser: string }) => {
+    .option(
+      '--free-ports <list>',
+      'ADDRESS:PORT,...: refuse a new deployment when one of these (the published ports) is in use on this host',
+    )
+    .action(async (o: { dir: string; net: string; sync: string; memberUser: string; freePorts?: string }) => {
+      if (o.freePorts && !deploymentExists(o.dir)) await assertPortsFree(parsePortList(o.freePorts));
       const r = await writeComposeDeployment(
         o.dir,
         { net: validateNet(o.net), sync: parseSync(o.sync) },

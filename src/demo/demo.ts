@@ -272,6 +272,25 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome> {
       `${a21} transactions acknowledged by pg1 so far; pg2 (${roServer}, in recovery) reads ${roRows} of the writers' orders`,
     );
 
+    // Encrypted: the client's session through HAProxy and the standby's replication stream.
+    const sslSql = 'SELECT ssl, version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid()';
+    const own = await psqlVia(5000, sslSql);
+    const repl = await clientSql(
+      lab,
+      'pg1',
+      'SELECT r.application_name, s.ssl, s.version FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)',
+      { admin: true },
+    );
+    const replTls = repl.rows.filter((r) => r[1] === 't');
+    n.check(
+      'connections are encrypted (TLS, verified against the lab CA)',
+      own.code === 0 &&
+        /\bt\b.*TLSv1\.[23]/.test(own.stdout) &&
+        replTls.length > 0 &&
+        replTls.length === repl.rows.length,
+      `the client's session: ${/TLSv1\.[23]\S*/.exec(own.stdout)?.[0] ?? 'no TLS'}; replication to ${repl.rows.map((r) => `${r[0]} over ${r[1] === 't' ? r[2] : 'no TLS'}`).join(', ') || 'nobody'} (pg_stat_ssl)`,
+    );
+
     // ───────────────────────────── 2.2
     n.step(
       '2.2',

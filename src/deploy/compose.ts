@@ -5,6 +5,7 @@
 // tools (`pgarbiter status --config`, `pgarbiter test-loss --target compose`) read the same files.
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { SYNC_MODES, type SyncCommit, validateConfig } from '../config.js';
@@ -184,6 +185,38 @@ export async function writeComposeDeployment(
   }
   if (owner) for (const f of ownedByMember) chownSync(join(dir, f), owner.uid, owner.gid);
   return 'written';
+}
+
+/** Whether `dir` holds any file of a deployment (a new one is written only where none is). */
+export const deploymentExists = (dir: string) => DEPLOYMENT_FILES.some((f) => existsSync(join(dir, f)));
+
+/** "127.0.0.1:5000,127.0.0.1:5001" -> its address/port pairs; a malformed list is a UserError. */
+export function parsePortList(list: string): { address: string; port: number }[] {
+  return list.split(',').map((item) => {
+    const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(item.trim());
+    const port = Number(m?.[2]);
+    if (!m?.[1] || !(port >= 1 && port <= 65535))
+      throw new UserError(`"${item}" is not ADDRESS:PORT (e.g. 127.0.0.1:5000)`);
+    return { address: m[1], port };
+  });
+}
+
+/**
+ * Refuses, in one line and before anything is written or started, when one of the ports the
+ * deployment publishes is taken on this host: it binds each for a moment (no traffic is sent).
+ */
+export async function assertPortsFree(ports: { address: string; port: number }[]): Promise<void> {
+  for (const { address, port } of ports) {
+    const problem = await new Promise<string | null>((resolve) => {
+      const srv = createServer();
+      srv.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? String(e)));
+      srv.listen({ host: address, port, exclusive: true }, () => srv.close(() => resolve(null)));
+    });
+    if (problem)
+      throw new UserError(
+        `port ${address}:${port} is ${problem === 'EADDRINUSE' ? 'in use on this host' : `not available (${problem})`}: stop what listens there, or choose free ports with PGARBITER_RW_PORT and PGARBITER_RO_PORT`,
+      );
+  }
 }
 
 /** The app role's password of a deployment (the host's writer and checker use it). */

@@ -86,10 +86,14 @@ export function composeTarget(o: ComposeTargetOptions = {}): LossTarget & { conf
   let built = false;
   let cfg: Config | undefined;
   let appPassword = '';
+  // HAProxy's published ports: the project's own (a user's deployment has 5000/5001).
+  const rwPort = 15_000 + 2 * Number(net.split('.')[2]);
   const env = () => ({
     PGARBITER_COMPOSE_NET: net,
     PGARBITER_COMPOSE_DIR: configDir,
     PGARBITER_SYNC: sync,
+    PGARBITER_RW_PORT: String(rwPort),
+    PGARBITER_RO_PORT: String(rwPort + 1),
   });
   const compose = async (args: string[], timeoutMs = 120_000) => {
     const r = await docker(['compose', '-p', project, ...args], timeoutMs, env(), root);

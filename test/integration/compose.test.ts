@@ -9,6 +9,7 @@
 // changed. Everything the test created is removed (docker compose down -v), even after a failure.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -62,7 +63,11 @@ async function leftovers(project: string): Promise<string[]> {
 }
 
 describe('compose deployment', { skip, timeout: 1_500_000 }, () => {
+  /** Whether a Docker engine answered before this file ran: if not, the engine that
+   *  scripts/containers.sh starts below is this file's to stop. */
+  let engineWasRunning = false;
   before(async () => {
+    engineWasRunning = (await docker(['info'], {}, 10_000).catch(() => ({ code: 1 }))).code === 0;
     await removeProject(PROJECT, NET);
     await removeProject(BAD_PROJECT, BAD_NET);
   });
@@ -70,6 +75,11 @@ describe('compose deployment', { skip, timeout: 1_500_000 }, () => {
     await removeProject(PROJECT, NET);
     await removeProject(BAD_PROJECT, BAD_NET);
     rmSync(dir, { recursive: true, force: true });
+    if (!engineWasRunning)
+      await run(['bash', join(COMPOSE_ROOT, 'scripts/containers.sh'), 'stop-engine'], {
+        allowFailure: true,
+        timeoutMs: 60_000,
+      });
   });
 
   test('scripts/containers.sh prepares the machine, one timed line per step', async () => {
@@ -163,6 +173,43 @@ describe('compose deployment', { skip, timeout: 1_500_000 }, () => {
       `every other file is still there: ${kept.join(' ')}`,
     );
     await removeProject(BAD_PROJECT, BAD_NET);
+
+    // A published port in use on this host: the config service refuses before anything is
+    // written, in one line that names the port and the setting; no member starts.
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const busy = (holder.address() as AddressInfo).port;
+    try {
+      const portEnv = {
+        ...env,
+        PGARBITER_RW_PORT: String(busy),
+        PGARBITER_RO_PORT: String(busy === 65535 ? busy - 1 : busy + 1),
+      };
+      const upBusy = await docker(['compose', '-p', BAD_PROJECT, 'up', '-d'], portEnv);
+      assert.notEqual(upBusy.code, 0, 'up refuses');
+      const busyLogs = await docker(['compose', '-p', BAD_PROJECT, 'logs', '--no-color', 'config'], portEnv);
+      const busyErrs = busyLogs.stdout.split('\n').filter((l) => /error:/.test(l));
+      assert.equal(busyErrs.length, 1, busyLogs.stdout);
+      assert.match(
+        busyErrs[0]!,
+        new RegExp(`port 127\\.0\\.0\\.1:${busy} is in use on this host: .*PGARBITER_RW_PORT`),
+      );
+      const busyRunning = await docker([
+        'ps',
+        '-q',
+        '--filter',
+        `label=com.docker.compose.project=${BAD_PROJECT}`,
+      ]);
+      assert.equal(busyRunning.stdout.trim(), '', 'no container of the project runs');
+      assert.deepEqual(
+        DEPLOYMENT_FILES.filter((f) => existsSync(join(badDir, f))),
+        [],
+        'no deployment was written',
+      );
+    } finally {
+      holder.close();
+      await removeProject(BAD_PROJECT, BAD_NET);
+    }
     assert.deepEqual(await leftovers(BAD_PROJECT), []);
   });
 
