@@ -470,6 +470,11 @@ export class Agent {
         peerAgent: o ? o.peer !== null : false,
         primaryPostgres: rec.primary === this.cfg.node ? null : (o?.primaryPgOk ?? false),
       },
+      lease: {
+        enabled: this.cfg.lease === 'on',
+        until: this.leaseUntil === null ? null : new Date(this.leaseUntil).toISOString(),
+        remainingMs: this.leaseUntil === null ? null : Math.max(0, this.leaseUntil - Date.now()),
+      },
       lastRejoin: this.lastRejoin,
       vip: this.vip ? { address: this.vip.vip.cidr, held: this.vipHeld } : null,
       busy: this.busy,

@@ -133,6 +133,11 @@ export const agentStatusSchema = z.object({
     .object({ count: z.number(), lastMs: z.number().nullable(), overruns: z.number(), budgetMs: z.number() })
     .optional(),
   reach: z.object({ arbiter: z.boolean(), peerAgent: z.boolean(), primaryPostgres: z.boolean().nullable() }),
+  /** The kernel-side lease (config `lease:`): until when this node's clients are served unless the
+   *  agent renews it (null: none held, as on a standby). */
+  lease: z
+    .object({ enabled: z.boolean(), until: z.string().nullable(), remainingMs: z.number().nullable() })
+    .optional(),
   lastRejoin: rejoinResultSchema.nullable(),
   /** The floating address (config `vip:`) and whether this node holds it. */
   vip: z.object({ address: z.string(), held: z.boolean() }).nullable().optional(),

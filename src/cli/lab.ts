@@ -82,6 +82,11 @@ export function registerLabCommands(program: Command): void {
         .choices(['off', 'required'])
         .default('off'),
     )
+    .addOption(
+      new Option('--lease <mode>', "the primary's kernel-side lease (config lease:)")
+        .choices(['on', 'off'])
+        .default('on'),
+    )
     .addOption(new Option('--no-postgres', 'network only (no PostgreSQL, no agents)').hideHelp())
     .option('--no-show', 'do not show stage 1 at the end')
     .action(
@@ -91,6 +96,7 @@ export function registerLabCommands(program: Command): void {
           sync: SyncCommit;
           timing: TimingProfile;
           clientCerts: 'off' | 'required';
+          lease: 'on' | 'off';
           postgres: boolean;
           show: boolean;
         },
@@ -111,6 +117,7 @@ export function registerLabCommands(program: Command): void {
               sync: o.sync,
               timing: o.timing,
               clientCerts: o.clientCerts,
+              lease: o.lease,
               say,
               signal,
             }),

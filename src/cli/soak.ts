@@ -55,6 +55,12 @@ export function registerSoakCommand(program: Command): void {
       new Option('--timing <profile>', 'timing profile (default default)').choices(['default', 'fast']),
     )
     .addOption(
+      new Option('--lease <mode>', "the primary's kernel-side lease in the lab (default on)").choices([
+        'on',
+        'off',
+      ]),
+    )
+    .addOption(
       new Option('--mode <mode>', 'how isolate cuts a host off (default link-down)').choices([
         'link-down',
         'subnet',
@@ -62,7 +68,7 @@ export function registerSoakCommand(program: Command): void {
     )
     .option(
       '--replay <file>',
-      'run the schedules of a plan or replay file again (its seed, sync, timing, mode)',
+      'run the schedules of a plan or replay file again (its seed, sync, timing, mode, lease)',
     )
     .option(
       '--heal-bound <seconds>',
@@ -87,7 +93,7 @@ export function registerSoakCommand(program: Command): void {
       let plan: SoakPlan;
       let durationMs: number | undefined;
       if (o.replay) {
-        const clash = ['schedules', 'duration', 'seed', 'sync', 'timing', 'mode'].filter(
+        const clash = ['schedules', 'duration', 'seed', 'sync', 'timing', 'mode', 'lease'].filter(
           (k) => o[k] !== undefined,
         );
         if (clash.length)
@@ -120,6 +126,7 @@ export function registerSoakCommand(program: Command): void {
           sync: o.sync ?? 'remote_apply',
           timing: o.timing ?? 'default',
           mode: o.mode ?? 'link-down',
+          lease: o.lease ?? 'on',
         });
       }
       const healBound = Number(o.healBound);

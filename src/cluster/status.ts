@@ -67,6 +67,13 @@ export function renderStatus(view: ClusterView): string {
       `term ${rec.term}: primary ${rec.primary}, standby ${rec.standby} ` +
         `(${rec.standbyPromotable ? 'promotable' : 'NOT promotable'})${rec.maintenance ? pc.yellow(' MAINTENANCE: automatic failover paused') : ''}`,
     );
+  for (const n of view.nodes) {
+    const lease = n.state?.lease;
+    if (lease?.enabled && lease.remainingMs !== null)
+      lines.push(
+        `${n.name} holds the lease: its clients are served ${(lease.remainingMs / 1000).toFixed(1)} s more unless its agent renews it`,
+      );
+  }
   for (const n of view.nodes)
     if (n.state?.lastRejoin) {
       const r = n.state.lastRejoin;

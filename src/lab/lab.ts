@@ -75,6 +75,8 @@ export interface LabUpOptions {
   timing?: TimingProfile;
   /** The APIs' mutual TLS (config tls.client_certs; default off). */
   clientCerts?: 'off' | 'required';
+  /** The primary's kernel-side lease (config lease:; default on). */
+  lease?: 'on' | 'off';
   say?: Say;
   /** Checked between steps: an interrupted `lab up` stops at the next step (its caller undoes). */
   signal?: AbortSignal;
@@ -382,11 +384,14 @@ export async function labUp(opts: LabUpOptions): Promise<LabUpResult> {
         throw new UserError(
           `lab "${prefix}" is already up on ${existing.subnet}, not ${subnet}: run \`pgarbiter lab down --prefix ${prefix}\` first to change it`,
         );
-      const wanted = opts.clientCerts ?? 'off';
-      if ((existing.clientCerts ?? 'off') !== wanted)
-        throw new UserError(
-          `lab "${prefix}" is already up with client certificates ${existing.clientCerts ?? 'off'}, not ${wanted}: run \`pgarbiter lab down --prefix ${prefix}\` first to change it`,
-        );
+      const differs = (what: string, have: string, want: string) => {
+        if (have !== want)
+          throw new UserError(
+            `lab "${prefix}" is already up with ${what} ${have}, not ${want}: run \`pgarbiter lab down --prefix ${prefix}\` first to change it`,
+          );
+      };
+      differs('client certificates', existing.clientCerts ?? 'off', opts.clientCerts ?? 'off');
+      differs('lease', existing.lease ?? 'on', opts.lease ?? 'on');
       say(`lab "${prefix}" is already up (${existing.subnet}): reusing it`);
       return { lab: existing, reused: true, rebuilt: false, seconds: (performance.now() - t0) / 1000 };
     }
@@ -403,6 +408,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabUpResult> {
     sync: opts.sync ?? 'remote_apply',
     timing: opts.timing ?? 'default',
     clientCerts: opts.clientCerts ?? 'off',
+    lease: opts.lease ?? 'on',
   });
   makeDirs(lab);
   saveLab(lab); // before anything else exists: a crash from here on is cleaned by `lab down`

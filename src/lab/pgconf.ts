@@ -49,6 +49,7 @@ export function labConfigDoc(lab: Lab, host: HostName): Record<string, unknown> 
       synchronous_commit: lab.sync,
     },
     timing: { profile: lab.timing },
+    lease: lab.lease ?? 'on',
     vip: { address: `${vipAddress(lab.subnet)}/24`, interface: HOST_IFACE },
     state_dir: stateDir(lab, host),
     tls: {

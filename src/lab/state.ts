@@ -79,6 +79,8 @@ export interface Lab {
   oneWay?: [HostName, HostName][];
   /** The APIs' mutual TLS (config tls.client_certs); absent: off. */
   clientCerts?: 'off' | 'required';
+  /** The primary's kernel-side lease (config lease:); absent: on. */
+  lease?: 'on' | 'off';
 }
 
 export const labFile = (dir: string) => join(dir, 'lab.json');
@@ -138,6 +140,7 @@ export function newLab(
     sync: SyncCommit;
     timing: TimingProfile;
     clientCerts?: 'off' | 'required';
+    lease?: 'on' | 'off';
   },
 ): Lab {
   const dir = labDirOf(prefix);

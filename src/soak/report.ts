@@ -99,7 +99,7 @@ export function formatSoakTable(r: SoakResult): string {
     `summary: ${m.schedules} schedule(s), ${m.faults} faults, ${m.failovers} new terms, ${m.fences} fences in ${m.minutes} min; ` +
       `acknowledged ${m.acknowledged}, lost ${m.lost}, unknown ${m.unknown}; longest write gap ${s(m.longestWriteGapMs)}, ` +
       `longest time to heal ${s(m.longestHealMs)} (bound ${s(r.settings.healBoundMs)}); ` +
-      `sync ${r.settings.sync}, timing ${r.settings.timing}, mode ${r.settings.mode}, seed ${r.settings.seed}`,
+      `sync ${r.settings.sync}, timing ${r.settings.timing}, mode ${r.settings.mode}, lease ${r.settings.lease ?? 'on'}, seed ${r.settings.seed}`,
     m.violations === 0
       ? 'result: 0 violations'
       : `result: ${m.violations} VIOLATION(S)${r.stoppedEarly ? ' (the run stopped at the first)' : ''}`,

@@ -106,7 +106,15 @@ export interface ScheduleResult {
 export interface SoakResult {
   startedAt: number;
   endedAt: number;
-  settings: { seed: number; sync: string; timing: string; mode: string; prefix: string; healBoundMs: number };
+  settings: {
+    seed: number;
+    sync: string;
+    timing: string;
+    mode: string;
+    lease: 'on' | 'off';
+    prefix: string;
+    healBoundMs: number;
+  };
   planFile: string;
   schedules: ScheduleResult[];
   /** Acknowledged writes per second since `startedAt` (for the chart). */
@@ -163,16 +171,21 @@ function stopProc(p: ChildProcess | undefined): Promise<void> {
 /** The lab to soak: reused when it runs with the plan's settings, else made. */
 async function openLab(o: SoakOptions): Promise<Lab> {
   const existing = readLab(o.prefix);
-  if (existing?.complete && (existing.sync !== o.plan.sync || existing.timing !== o.plan.timing))
+  const lease = o.plan.lease ?? 'on';
+  if (
+    existing?.complete &&
+    (existing.sync !== o.plan.sync || existing.timing !== o.plan.timing || (existing.lease ?? 'on') !== lease)
+  )
     throw new UserError(
-      `lab "${o.prefix}" runs with sync ${existing.sync} and timing ${existing.timing}, not ${o.plan.sync}/${o.plan.timing}: ` +
-        `run \`pgarbiter lab down --prefix ${o.prefix}\` first, or soak with --sync ${existing.sync} --timing ${existing.timing}`,
+      `lab "${o.prefix}" runs with sync ${existing.sync}, timing ${existing.timing} and lease ${existing.lease ?? 'on'}, not ${o.plan.sync}/${o.plan.timing}/${lease}: ` +
+        `run \`pgarbiter lab down --prefix ${o.prefix}\` first, or soak with --sync ${existing.sync} --timing ${existing.timing} --lease ${existing.lease ?? 'on'}`,
     );
   const up = await labUp({
     prefix: o.prefix,
     subnet: o.subnet,
     sync: o.plan.sync as Lab['sync'],
     timing: o.plan.timing,
+    lease,
     say: (l) => o.say(`lab: ${l}`),
     signal: o.signal,
   });
@@ -221,6 +234,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       sync: plan.sync,
       timing: plan.timing,
       mode: plan.mode,
+      lease: plan.lease ?? 'on',
       prefix: o.prefix,
       healBoundMs: o.healBoundMs,
     },

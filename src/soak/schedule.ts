@@ -54,6 +54,8 @@ export interface SoakPlan {
   sync: string;
   timing: TimingProfile;
   mode: 'link-down' | 'subnet';
+  /** The primary's kernel-side lease in the soaked lab (absent in older plans: on). */
+  lease?: 'on' | 'off';
   schedules: Schedule[];
 }
 
@@ -242,5 +244,7 @@ export function validatePlan(v: unknown, source: string): SoakPlan {
   if (p.mode !== 'link-down' && p.mode !== 'subnet')
     throw new Error(`${source}: mode must be link-down or subnet`);
   if (typeof p.sync !== 'string') throw new Error(`${source}: the plan lacks its sync mode`);
+  if (p.lease !== undefined && p.lease !== 'on' && p.lease !== 'off')
+    throw new Error(`${source}: lease must be on or off`);
   return p as SoakPlan;
 }

@@ -107,6 +107,22 @@ describe('lease: a primary whose agent is dead or frozen stops acknowledging bef
     },
   });
 
+  test('status --json shows the lease: the primary holds one that ends within its length, the standby none', async () => {
+    const h0 = await waitHealthy(lab);
+    const view = await clusterView(lab);
+    const of = (name: string) => view.nodes.find((n) => n.name === name)?.state?.lease;
+    const primary = of(h0.primary);
+    assert.equal(primary?.enabled, true);
+    assert.ok(
+      primary?.remainingMs !== null &&
+        primary !== undefined &&
+        primary.remainingMs > 0 &&
+        primary.remainingMs <= LEASE_MS,
+      `the primary's lease ends within ${LEASE_MS} ms: ${JSON.stringify(primary)}`,
+    );
+    assert.deepEqual(of(h0.standby), { enabled: true, until: null, remainingMs: null });
+  });
+
   test('agent frozen (SIGSTOP of the agent only), primary cut from standby and arbiter: no ack after the grant', async () => {
     const r = await isolatedWithoutAgent(
       'frozen',
