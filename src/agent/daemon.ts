@@ -528,10 +528,16 @@ export class Agent {
         `${this.cfg.postgres.bin_dir}/pg_ctl not found: install postgresql-15 (apt-get install -y postgresql-15) or set postgres.bin_dir`,
       );
     const osUser = this.cfg.postgres.os_user;
-    if (process.getuid?.() !== 0 && userInfo().username !== osUser)
-      throw new UserError(
-        `the agent runs as ${userInfo().username}: run it as ${osUser} (postgres.os_user, the owner of the data directory) with CAP_NET_ADMIN, or as root`,
-      );
+    if (process.getuid?.() !== 0) {
+      if (userInfo().username !== osUser)
+        throw new UserError(
+          `the agent runs as ${userInfo().username}: run it as ${osUser} (postgres.os_user, the owner of the data directory) with CAP_NET_ADMIN, or as root`,
+        );
+      // Its own HOME, whatever started it (setpriv and sudo keep root's): libpq in pg_basebackup,
+      // pg_rewind and PostgreSQL's walreceiver reads ~/.postgresql/ and fails on a HOME it may not
+      // enter ("could not open certificate file /root/.postgresql/postgresql.crt").
+      process.env.HOME = userInfo().homedir;
+    }
     try {
       await this.fence.dryRun();
     } catch (e) {

@@ -69,7 +69,7 @@ export function renderStatus(view: ClusterView): string {
     );
   for (const n of view.nodes) {
     const lease = n.state?.lease;
-    if (lease?.enabled && lease.remainingMs !== null)
+    if (lease?.enabled && lease.remainingMs)
       lines.push(
         `${n.name} holds the lease: its clients are served ${(lease.remainingMs / 1000).toFixed(1)} s more unless its agent renews it`,
       );
