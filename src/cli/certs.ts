@@ -97,8 +97,11 @@ export function registerCertsCommands(program: Command): void {
           process.stdout.write(`kept ${certFile(o.dir, m.name)} (exists; --renew re-issues)\n`);
           continue;
         }
-        const p = await issueMemberCert(o.dir, m.name, [m.host], { ca });
-        process.stdout.write(`issued ${p.cert} for ${m.name} (${m.host})\n`);
+        // A database node's certificate also names the floating address (vip:): clients that dial
+        // the VIP verify the name too (sslmode=verify-full).
+        const vip = cfg.vip && m.name !== cfg.arbiter.name ? [cfg.vip.address.split('/')[0] as string] : [];
+        const p = await issueMemberCert(o.dir, m.name, [m.host, ...vip], { ca });
+        process.stdout.write(`issued ${p.cert} for ${m.name} (${[m.host, ...vip].join(', ')})\n`);
       }
     });
 

@@ -6,7 +6,7 @@ import { type PgSsl, sslConninfo } from '../postgres/client.js';
 import { CA_CERT, certFile, createCa, issueMemberCert, keyFile } from '../tls/certs.js';
 import { apiUrl } from '../tls/material.js';
 import type { Lab } from './state.js';
-import { HOSTS, type HostName } from './topology.js';
+import { HOSTS, type HostName, vipAddress } from './topology.js';
 
 /** The members' API port in the lab (the config default). */
 export const LAB_API_PORT = 8008;
@@ -21,7 +21,13 @@ export const labKeyFile = (lab: Lab, host: HostName) => keyFile(labTlsDir(lab), 
 export async function createLabCerts(lab: Lab): Promise<void> {
   const dir = labTlsDir(lab);
   await createCa(dir, { cn: `pgarbiter lab ${lab.prefix} CA` });
-  await Promise.all(HOSTS.map((h) => issueMemberCert(dir, h, [lab.hosts[h].address])));
+  // pg1 and pg2 also for the VIP: a client on the VIP verifies the name (verify-full) too.
+  const vip = vipAddress(lab.subnet);
+  await Promise.all(
+    HOSTS.map((h) =>
+      issueMemberCert(dir, h, [lab.hosts[h].address, ...(h === 'pg1' || h === 'pg2' ? [vip] : [])]),
+    ),
+  );
 }
 
 /** How lab clients reach a database host's PostgreSQL: TLS, verify-full against the lab's CA. */

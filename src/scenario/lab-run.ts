@@ -59,7 +59,7 @@ export function multiHostDsn(lab: Lab): string {
 
 /** The cluster's floating VIP (config `vip:`): one address that always leads to the primary. */
 export function vipDsn(lab: Lab): string {
-  return `host=${vipAddress(lab.subnet)} port=5432 user=app dbname=postgres target_session_attrs=read-write`;
+  return `host=${vipAddress(lab.subnet)} port=5432 user=app dbname=postgres target_session_attrs=read-write ${labSslConninfo(lab)}`;
 }
 
 export interface LabWriter {

@@ -11,6 +11,7 @@ import { leaseDurationMs, TIMING_PROFILES } from '../../src/config.js';
 import { Lease, leaseTable } from '../../src/fence/lease.js';
 import type { Lab } from '../../src/lab/index.js';
 import {
+  labSslConninfo,
   partition,
   postmasterPid,
   signalMemberDaemon,
@@ -45,7 +46,7 @@ const acksBy = (ledger: string, host: string) =>
 function directWriter(host: string, name: string) {
   return startLabWriter(lab, {
     ledger: ledgerPath(name),
-    dsn: `host=${lab.hosts[host as HostName].address} port=5432 user=app dbname=postgres`,
+    dsn: `host=${lab.hosts[host as HostName].address} port=5432 user=app dbname=postgres ${labSslConninfo(lab)}`,
     commitTimeoutS: 3,
   });
 }

@@ -13,7 +13,7 @@ import {
   startHaproxy,
   stopHaproxy,
 } from '../../src/lab/haproxy.js';
-import { clientSql, heal, isolate, type Lab } from '../../src/lab/index.js';
+import { clientSql, heal, isolate, type Lab, labSslConninfo } from '../../src/lab/index.js';
 import type { HostName } from '../../src/lab/topology.js';
 import {
   arbiterView,
@@ -113,7 +113,7 @@ describe('client routing: HAProxy and libpq multi-host', { skip: needsRoot, time
       await clientSql(lab, { conninfo: dsn }, 'SELECT host(inet_server_addr()), pg_is_in_recovery()')
     ).rows;
     assert.deepEqual(a[0], [addr(h.primary), 'f']);
-    const reversed = `host=${lab.hosts.pg2.address},${lab.hosts.pg1.address} port=5432 user=app dbname=postgres target_session_attrs=read-write`;
+    const reversed = `host=${lab.hosts.pg2.address},${lab.hosts.pg1.address} port=5432 user=app dbname=postgres target_session_attrs=read-write ${labSslConninfo(lab)}`;
     const b = (await clientSql(lab, { conninfo: reversed }, 'SELECT host(inet_server_addr())')).rows;
     assert.deepEqual(b[0], [addr(h.primary)]);
     const standby = (
