@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import pg from 'pg';
 import { UserError } from '../util/errors.js';
+import { fileVersion } from '../util/file-version.js';
 import { quoteConninfo } from './settings.js';
 
 /** TLS to the server, as libpq's sslmode: require encrypts; verify-ca also checks the chain
@@ -15,12 +16,13 @@ export interface PgSsl {
   rootCert?: string;
 }
 
-/** One secure context per CA file and process: parsing the CA on every probe connection costs
- *  CPU on the failure detector's path. */
+/** One secure context per CA file (and version of it) and process: parsing the CA on every probe
+ *  connection costs CPU on the failure detector's path. */
 const contexts = new Map<string, SecureContext>();
 
 function caContext(file: string): SecureContext {
-  let ctx = contexts.get(file);
+  const id = fileVersion(file);
+  let ctx = contexts.get(id);
   if (!ctx) {
     let ca: string;
     try {
@@ -29,7 +31,7 @@ function caContext(file: string): SecureContext {
       throw new UserError(`cannot read sslrootcert ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
     }
     ctx = createSecureContext({ ca });
-    contexts.set(file, ctx);
+    contexts.set(id, ctx);
   }
   return ctx;
 }

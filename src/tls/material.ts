@@ -4,6 +4,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { looseModeError, READABLE_BY_OTHERS, type TlsConfig } from '../config.js';
 import { UserError } from '../util/errors.js';
+import { fileVersion } from '../util/file-version.js';
 import type { TlsMaterial } from '../util/http.js';
 
 export type { TlsMaterial };
@@ -28,8 +29,9 @@ function readKeyFile(path: string): string {
   return pem;
 }
 
+/** The member's TLS material, read again only when one of its files changed. */
 export function tlsMaterial(tls: TlsConfig): TlsMaterial {
-  const id = `${tls.ca_file}\0${tls.cert_file}\0${tls.key_file}\0${tls.client_certs}`;
+  const id = [tls.ca_file, tls.cert_file, tls.key_file].map(fileVersion).concat(tls.client_certs).join('\0');
   let m = cache.get(id);
   if (!m) {
     m = {

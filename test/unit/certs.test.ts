@@ -4,14 +4,14 @@
 // certificate.
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { resolveTls } from '../../src/config.js';
 import { createCa, describeCert, issueMemberCert } from '../../src/tls/certs.js';
-import type { TlsMaterial } from '../../src/tls/material.js';
+import { type TlsMaterial, tlsMaterial } from '../../src/tls/material.js';
 import { UserError } from '../../src/util/errors.js';
 import { callJson, serve } from '../../src/util/http.js';
 
@@ -102,4 +102,28 @@ test('HTTPS only: plain HTTP gets 400, calls verify the CA, mutual TLS refuses a
       server.closeAllConnections();
     }
   }
+});
+
+test('tlsMaterial reads a re-issued certificate and a new CA at the same paths, and refuses a loose key', async () => {
+  const d = join(dir, 'reissue');
+  await createCa(d);
+  await issueMemberCert(d, 'pg1', ['127.0.0.1']);
+  const cfg = resolveTls({ ca_file: join(d, 'ca.crt'), client_certs: 'off' }, 'pg1');
+  const first = tlsMaterial(cfg);
+  assert.equal(tlsMaterial(cfg), first, 'unchanged files: the same material, not read again');
+  // A new deployment: a new CA and member certificate where the old ones were.
+  rmSync(join(d, 'ca.crt'));
+  rmSync(join(d, 'ca.key'));
+  await createCa(d);
+  await issueMemberCert(d, 'pg1', ['127.0.0.1']);
+  const second = tlsMaterial(cfg);
+  assert.notEqual(second.ca, first.ca, 'the new CA is used');
+  assert.notEqual(second.key, first.key, 'the new key is used');
+  chmodSync(cfg.key_file, 0o644);
+  assert.throws(
+    () => tlsMaterial(cfg),
+    (e: unknown) =>
+      e instanceof UserError &&
+      /is a private key and is readable by group or other users.*chmod 600/.test(e.message),
+  );
 });
