@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { COMPOSE_DB_NODES, DEPLOYMENT_FILES, writeComposeDeployment } from '../../src/deploy/compose.js';
 import { selfArgv } from '../../src/lab/index.js';
-import { COMPOSE_ROOT, DEFAULT_BASE_IMAGE } from '../../src/scenario/compose-target.js';
+import { COMPOSE_ROOT, composeTarget, DEFAULT_BASE_IMAGE } from '../../src/scenario/compose-target.js';
 import type { LossMatrixResult } from '../../src/scenario/test-loss.js';
 import { run } from '../../src/util/exec.js';
 import { isRoot } from './fixture.js';
@@ -211,6 +211,89 @@ describe('compose deployment', { skip, timeout: 1_500_000 }, () => {
       await removeProject(BAD_PROJECT, BAD_NET);
     }
     assert.deepEqual(await leftovers(BAD_PROJECT), []);
+  });
+
+  test('TLS by default and members without root: curl, plain HTTP, pg_stat_ssl, uids and capabilities', async () => {
+    const target = composeTarget({ project: PROJECT, net: NET });
+    try {
+      await target.up('remote_apply');
+      await target.healthy(120_000);
+      const ca = join(target.configDir, 'tls/ca.crt');
+      const url = `https://${NET}.11:8008/health`;
+      const noCa = await run(['curl', '-sS', '-m', '5', url], { allowFailure: true, timeoutMs: 10_000 });
+      assert.notEqual(noCa.code, 0, 'curl without the CA fails');
+      assert.match(noCa.stderr, /certificate/i);
+      const withCa = await run(['curl', '-sS', '-m', '5', '--cacert', ca, url], { timeoutMs: 10_000 });
+      assert.equal((JSON.parse(withCa.stdout) as { node: string }).node, 'pg-master');
+      const plain = await run(['curl', '-sS', '-m', '5', `http://${NET}.11:8008/health`], {
+        allowFailure: true,
+        timeoutMs: 10_000,
+      });
+      assert.match(plain.stdout, /HTTPS only/, 'plain HTTP gets a clear refusal');
+      // Through HAProxy's published port on this host, as the app role: encrypted.
+      const rwPort = 15_000 + 2 * Number(NET.split('.')[2]);
+      const ssl = await run(
+        [
+          '/usr/lib/postgresql/15/bin/psql',
+          `host=127.0.0.1 port=${rwPort} user=app dbname=postgres sslmode=verify-ca sslrootcert=${ca} connect_timeout=5`,
+          '-XAtc',
+          'SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+        ],
+        {
+          timeoutMs: 15_000,
+          env: {
+            ...process.env,
+            PGPASSWORD: readFileSync(join(target.configDir, 'app.password'), 'utf8').trim(),
+          },
+        },
+      );
+      assert.match(ssl.stdout.trim(), /^t\|TLSv1\.[23]$/);
+      // Every process of a member: the agent as postgres with CAP_NET_ADMIN only (0x1000),
+      // PostgreSQL, the arbiter and HAProxy without root and without any capability.
+      const env = { PGARBITER_COMPOSE_NET: NET, PGARBITER_COMPOSE_DIR: target.configDir };
+      const procs = async (service: string) => {
+        const r = await docker(
+          [
+            'compose',
+            '-p',
+            PROJECT,
+            'exec',
+            '-T',
+            service,
+            'sh',
+            '-c',
+            'for p in /proc/[0-9]*; do printf "%s %s %s\\n" "$(cat $p/comm)" "$(awk \'/^Uid/{print $2}\' $p/status)" "$(awk \'/^CapEff/{print $2}\' $p/status)"; done 2>/dev/null',
+          ],
+          env,
+          30_000,
+        );
+        return r.stdout
+          .trim()
+          .split('\n')
+          .map((l) => l.split(' '))
+          .filter((f) => f.length === 3) as [string, string, string][];
+      };
+      const master = await procs('pg-master');
+      const agent = master.filter(([comm]) => comm === 'node');
+      assert.equal(agent.length, 1, JSON.stringify(master));
+      assert.notEqual(agent[0]?.[1], '0', 'the agent is not root');
+      assert.equal(agent[0]?.[2], '0000000000001000', 'the agent has CAP_NET_ADMIN only');
+      const postgres = master.filter(([comm]) => comm === 'postgres');
+      assert.ok(postgres.length > 3, JSON.stringify(master));
+      for (const [, uid, cap] of postgres)
+        assert.ok(uid !== '0' && /^0+$/.test(cap), 'PostgreSQL unprivileged');
+      for (const service of ['arbiter', 'haproxy']) {
+        const ps = (await procs(service)).filter(
+          ([comm]) => comm !== 'sh' && comm !== 'awk' && comm !== 'cat',
+        );
+        assert.ok(ps.length > 0, service);
+        for (const [comm, uid, cap] of ps)
+          assert.ok(uid !== '0' && /^0+$/.test(cap), `${service}: ${comm} uid ${uid} caps ${cap}`);
+      }
+    } finally {
+      await target.down();
+    }
+    assert.deepEqual(await leftovers(PROJECT), []);
   });
 
   test("the original's tests on docker compose: test-loss --target compose", async () => {
