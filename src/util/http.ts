@@ -4,8 +4,9 @@
 
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer, request as httpsRequest, type Server } from 'node:https';
+import { Agent, createServer, request as httpsRequest, type Server } from 'node:https';
 import type { Socket } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import type { z } from 'zod';
 import { UserError } from './errors.js';
 
@@ -52,6 +53,31 @@ export const MAX_BODY = 16 * 1024;
 export const HEADERS_TIMEOUT_MS = 3000;
 export const REQUEST_TIMEOUT_MS = 5000;
 const CHECK_INTERVAL_MS = 500;
+/** How long a server keeps an idle connection for the next request, and how long a client keeps
+ *  one in its pool: shorter, so a client never sends on a socket the server is closing. */
+const KEEP_ALIVE_MS = 5000;
+const CLIENT_IDLE_MS = 3000;
+
+/** One connection pool and one TLS context per member identity: a call every round would
+ *  otherwise parse the CA and key and make a full handshake each time (the CPU of an idle agent). */
+const pools = new WeakMap<TlsMaterial, Agent>();
+function poolOf(tls: TlsMaterial): Agent {
+  let agent = pools.get(tls);
+  if (!agent) {
+    agent = new Agent({
+      keepAlive: true,
+      maxSockets: 8,
+      maxFreeSockets: 4,
+      timeout: CLIENT_IDLE_MS,
+      secureContext: createSecureContext({
+        ca: tls.ca,
+        ...(tls.clientCerts ? { cert: tls.cert, key: tls.key } : {}),
+      }),
+    });
+    pools.set(tls, agent);
+  }
+  return agent;
+}
 
 function secretMatches(header: string | undefined, secret: string): boolean {
   const m = /^Bearer (.+)$/.exec(header ?? '');
@@ -177,7 +203,9 @@ export function serve(
   };
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   server.requestTimeout = REQUEST_TIMEOUT_MS;
-  server.keepAliveTimeout = 1_000;
+  // Members call each other every round: a connection kept between rounds saves a TLS handshake
+  // per call (KEEP_ALIVE_MS is longer than a round; the clients drop idle sockets sooner).
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
   refusePlainHttp(server, port);
   return new Promise((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
@@ -213,7 +241,9 @@ export interface CallResult<T> {
  * One HTTPS call to another member, bounded by timeoutMs; network failure rejects. node:https
  * rather than fetch: fetch takes no CA of its own on Node 20, and on timeout the socket is destroyed
  * at once, where fetch's pending connect to a silent host lingers ~10 s and keeps a CLI alive.
- * The peer's certificate must be signed by the cluster CA and name the host called.
+ * The peer's certificate must be signed by the cluster CA and name the host called. Connections
+ * are kept between calls (poolOf); one the peer closed meanwhile (it restarted) is retried once on
+ * a new connection, so a restart does not look like an unreachable peer.
  */
 export function callJson<T = unknown>(
   url: string,
@@ -224,41 +254,44 @@ export function callJson<T = unknown>(
   if (opts.secret) headers.authorization = `Bearer ${opts.secret}`;
   const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
   if (payload !== undefined) headers['content-length'] = String(Buffer.byteLength(payload));
+  const options = {
+    method: opts.method ?? 'GET',
+    headers,
+    agent: poolOf(opts.tls),
+    rejectUnauthorized: true,
+  };
+  const deadline = Date.now() + opts.timeoutMs;
   return new Promise((resolve, reject) => {
-    const tls = opts.tls;
-    const options = {
-      method: opts.method ?? 'GET',
-      headers,
-      agent: false as const,
-      ca: tls.ca,
-      rejectUnauthorized: true,
-      ...(tls.clientCerts ? { cert: tls.cert, key: tls.key } : {}),
+    const attempt = (mayRetry: boolean) => {
+      const req = httpsRequest(url, options, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          clearTimeout(timer);
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: unknown = text;
+          try {
+            body = JSON.parse(text);
+          } catch {}
+          resolve({ status: res.statusCode ?? 0, body: body as T });
+        });
+        res.on('error', (e) => {
+          clearTimeout(timer);
+          reject(e);
+        });
+      });
+      const timer = setTimeout(
+        () => req.destroy(new Error(`timed out after ${opts.timeoutMs} ms`)),
+        Math.max(1, deadline - Date.now()),
+      );
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        const stale = req.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE');
+        if (stale && mayRetry && Date.now() < deadline) attempt(false);
+        else reject(e);
+      });
+      req.end(payload);
     };
-    const req = httpsRequest(url, options, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        clearTimeout(timer);
-        const text = Buffer.concat(chunks).toString('utf8');
-        let body: unknown = text;
-        try {
-          body = JSON.parse(text);
-        } catch {}
-        resolve({ status: res.statusCode ?? 0, body: body as T });
-      });
-      res.on('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-    });
-    const timer = setTimeout(
-      () => req.destroy(new Error(`timed out after ${opts.timeoutMs} ms`)),
-      opts.timeoutMs,
-    );
-    req.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    req.end(payload);
+    attempt(true);
   });
 }
