@@ -75,9 +75,15 @@ export async function probeLocal(
       { ...ctl.local(timeoutMs), connectTimeoutMs: timeoutMs },
       `SELECT pg_is_in_recovery() AS in_recovery,
               current_setting('synchronous_standby_names') AS sync_names,
-              -- a standby's control file lags until its next restartpoint: prefer what it receives
-              coalesce((SELECT received_tli FROM pg_stat_wal_receiver WHERE pg_is_in_recovery() LIMIT 1),
-                       (SELECT timeline_id FROM pg_control_checkpoint())) AS tli,
+              -- The timeline it is on. Not the control file's checkpoint alone: it lags until the
+              -- next checkpoint (a promotion does not wait for one; pg_rewind copies the source's),
+              -- so a rejoined standby read 2 after 3 (the soak's monotonic check caught it).
+              (CASE WHEN pg_is_in_recovery() THEN
+                 coalesce((SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1),
+                          greatest((SELECT timeline_id FROM pg_control_checkpoint()),
+                                   (SELECT min_recovery_end_timeline FROM pg_control_recovery())))
+               ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
+               END) AS tli,
               (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
               r.state AS rep_state, r.sync_state, r.flush_lsn::text AS flush_lsn,
               (CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() END)::text AS current_lsn,
