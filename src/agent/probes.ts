@@ -76,12 +76,16 @@ export async function probeLocal(
       `SELECT pg_is_in_recovery() AS in_recovery,
               current_setting('synchronous_standby_names') AS sync_names,
               -- The timeline it is on. Not the control file's checkpoint alone: it lags until the
-              -- next checkpoint (a promotion does not wait for one; pg_rewind copies the source's),
-              -- so a rejoined standby read 2 after 3 (the soak's monotonic check caught it).
+              -- next checkpoint or restartpoint (a promotion does not wait for one; pg_rewind
+              -- copies the source's), so a standby read 4 after 5 once its receiver stopped (the
+              -- soak's monotonic check caught it). A standby follows the newest timeline whose
+              -- history file it holds (recovery_target_timeline = latest).
               (CASE WHEN pg_is_in_recovery() THEN
-                 coalesce((SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1),
-                          greatest((SELECT timeline_id FROM pg_control_checkpoint()),
-                                   (SELECT min_recovery_end_timeline FROM pg_control_recovery())))
+                 greatest((SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1),
+                          (SELECT timeline_id FROM pg_control_checkpoint()),
+                          (SELECT min_recovery_end_timeline FROM pg_control_recovery()),
+                          (SELECT max(('x' || substr(name, 1, 8))::bit(32)::int) FROM pg_ls_waldir()
+                            WHERE name ~ '^[0-9A-F]{8}[.]history$'))
                ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
                END) AS tli,
               (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
