@@ -34,6 +34,10 @@ export const COMPOSE_TEST_NET = '10.214.100';
 export const COMPOSE_ROOT = resolve(dirname(CLI_MAIN), '../../..');
 export const DEFAULT_BASE_IMAGE = 'pgarbiter-base:bookworm';
 
+/** HAProxy's read-write port a test project publishes on 127.0.0.1 (read-only: the next one): its
+ *  own, from its network, so it never meets a user's deployment (5000/5001). */
+export const composeTestRwPort = (net: string) => 15_000 + 2 * Number(validateNet(net).split('.')[2]);
+
 export interface ComposeTargetOptions {
   project?: string;
   net?: string;
@@ -86,8 +90,7 @@ export function composeTarget(o: ComposeTargetOptions = {}): LossTarget & { conf
   let built = false;
   let cfg: Config | undefined;
   let appPassword = '';
-  // HAProxy's published ports: the project's own (a user's deployment has 5000/5001).
-  const rwPort = 15_000 + 2 * Number(net.split('.')[2]);
+  const rwPort = composeTestRwPort(net);
   const env = () => ({
     PGARBITER_COMPOSE_NET: net,
     PGARBITER_COMPOSE_DIR: configDir,

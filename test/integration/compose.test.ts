@@ -13,9 +13,19 @@ import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { COMPOSE_DB_NODES, DEPLOYMENT_FILES, writeComposeDeployment } from '../../src/deploy/compose.js';
+import {
+  COMPOSE_CA_FILE,
+  COMPOSE_DB_NODES,
+  DEPLOYMENT_FILES,
+  writeComposeDeployment,
+} from '../../src/deploy/compose.js';
 import { selfArgv } from '../../src/lab/index.js';
-import { COMPOSE_ROOT, composeTarget, DEFAULT_BASE_IMAGE } from '../../src/scenario/compose-target.js';
+import {
+  COMPOSE_ROOT,
+  composeTarget,
+  composeTestRwPort,
+  DEFAULT_BASE_IMAGE,
+} from '../../src/scenario/compose-target.js';
 import type { LossMatrixResult } from '../../src/scenario/test-loss.js';
 import { run } from '../../src/util/exec.js';
 import { isRoot } from './fixture.js';
@@ -218,7 +228,7 @@ describe('compose deployment', { skip, timeout: 1_500_000 }, () => {
     try {
       await target.up('remote_apply');
       await target.healthy(120_000);
-      const ca = join(target.configDir, 'tls/ca.crt');
+      const ca = join(target.configDir, COMPOSE_CA_FILE);
       const url = `https://${NET}.11:8008/health`;
       const noCa = await run(['curl', '-sS', '-m', '5', url], { allowFailure: true, timeoutMs: 10_000 });
       assert.notEqual(noCa.code, 0, 'curl without the CA fails');
@@ -231,7 +241,7 @@ describe('compose deployment', { skip, timeout: 1_500_000 }, () => {
       });
       assert.match(plain.stdout, /HTTPS only/, 'plain HTTP gets a clear refusal');
       // Through HAProxy's published port on this host, as the app role: encrypted.
-      const rwPort = 15_000 + 2 * Number(NET.split('.')[2]);
+      const rwPort = composeTestRwPort(NET);
       const ssl = await run(
         [
           '/usr/lib/postgresql/15/bin/psql',

@@ -136,6 +136,10 @@ async function cases(job: Job): Promise<Record<string, Outcome>> {
   for (const t of job.targets) {
     const post = t.arbiter ? ARBITER_PATHS.promote : AGENT_PATHS.switchover;
     const at = (k: string) => `${t.name} ${k}`;
+    // The declared length alone is refused: the headers, then nothing, and the 413 must come back.
+    out[at('oversized declared body')] = await raw(t.address, job.port, [
+      `POST ${post} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${job.secret}\r\nContent-Type: application/json\r\nContent-Length: ${1 << 20}\r\n\r\n`,
+    ]);
     out[at('oversized body')] = await send(
       t.address,
       job.port,
