@@ -33,8 +33,11 @@ export interface ConnTarget {
   applicationName?: string;
   /** Session settings (`options='-c k=v'`). */
   options?: Record<string, string>;
-  /** TLS (sslmode=require, verify-ca or verify-full); none: plain. */
+  /** TLS (sslmode=require, verify-ca or verify-full); none: plain, or as `sslNegotiation` says. */
   ssl?: PgSsl;
+  /** libpq's sslmode=prefer (also its default, no sslmode) and allow: TLS without verification
+   *  first, or plain first, and the other way when the server refuses the first. */
+  sslNegotiation?: 'prefer' | 'allow';
 }
 
 const KNOWN_KEYS = new Set([
@@ -101,11 +104,12 @@ export function parseDsn(dsn: string, defaults: ParseDsnDefaults = {}): ConnTarg
     throw new UserError(`sslmode=${sslmode} is not an sslmode (use one of ${SSL_MODES.join(', ')})`);
   const rootCert = kv.get('sslrootcert') ?? env.PGSSLROOTCERT;
   let ssl: PgSsl | undefined;
+  let sslNegotiation: 'prefer' | 'allow' | undefined;
   if (sslmode === 'require' || sslmode === 'verify-ca' || sslmode === 'verify-full') {
     if (sslmode !== 'require' && !rootCert)
       throw new UserError(`sslmode=${sslmode} needs sslrootcert=<the cluster CA file> (e.g. ca.crt)`);
     ssl = { mode: sslmode, rootCert };
-  }
+  } else if (sslmode !== 'disable') sslNegotiation = sslmode === 'allow' ? 'allow' : 'prefer';
 
   const user = kv.get('user') ?? defaults.user ?? env.PGUSER ?? 'postgres';
   return {
@@ -118,6 +122,7 @@ export function parseDsn(dsn: string, defaults: ParseDsnDefaults = {}): ConnTarg
     applicationName: kv.get('application_name'),
     options: kv.has('options') ? parseOptions(kv.get('options') ?? '') : undefined,
     ssl,
+    sslNegotiation,
   };
 }
 
@@ -272,7 +277,7 @@ export function describeTarget(t: ConnTarget): string {
     `user=${t.user}`,
     `dbname=${t.database}`,
     `target_session_attrs=${t.targetSessionAttrs}`,
-    ...sslConninfo(t.ssl),
+    ...(t.sslNegotiation ? [`sslmode=${t.sslNegotiation}`] : sslConninfo(t.ssl)),
   ];
   if (t.options)
     parts.push(
@@ -347,56 +352,91 @@ export async function connectTarget(
 ): Promise<{ client: pg.Client; info: SessionInfo }> {
   const reasons: string[] = [];
   for (const endpoint of t.endpoints) {
-    const client = makeClient({
-      host: endpoint.host,
-      port: endpoint.port,
-      user: t.user,
-      password: o.password ?? t.password,
-      database: t.database,
-      applicationName: o.applicationName ?? t.applicationName ?? 'pgarbiter-writer',
-      connectTimeoutMs: t.connectTimeoutMs,
-      queryTimeoutMs: o.queryTimeoutMs ?? 5000,
-      options: t.options,
-      ssl: t.ssl,
-    });
-    try {
-      await client.connect();
-      const r = await client.query<{
-        rec: boolean;
-        ro: string;
-        addr: string | null;
-        node: string | null;
-        port: number | null;
-        sc: string;
-        ssn: string;
-        ver: string;
-      }>(
-        `SELECT pg_is_in_recovery() AS rec, current_setting('transaction_read_only') AS ro,
-                host(inet_server_addr()) AS addr, inet_server_port() AS port,
-                nullif(current_setting('pgarbiter.node_host', true), '') AS node,
-                current_setting('synchronous_commit') AS sc,
-                current_setting('synchronous_standby_names') AS ssn,
-                current_setting('server_version') AS ver`,
-      );
-      const row = r.rows[0];
-      if (!row) throw new Error('empty answer to the session check');
-      const info: SessionInfo = {
-        endpoint,
-        // A pgarbiter node names itself (through a VIP, inet_server_addr() is the VIP).
-        server: endpointOf(row.node ?? row.addr, row.port, endpoint),
-        inRecovery: row.rec,
-        readOnly: row.ro === 'on',
-        synchronousCommit: row.sc,
-        synchronousStandbyNames: row.ssn,
-        serverVersion: row.ver,
-      };
-      const refused = matches(t.targetSessionAttrs, info);
-      if (!refused) return { client, info };
-      reasons.push(`${endpointText(endpoint)}: ${refused}`);
-    } catch (e) {
-      reasons.push(`${endpointText(endpoint)}: ${errorText(e)}`);
+    const attempts = sslAttempts(t);
+    for (let i = 0; i < attempts.length; i++) {
+      const r = await trySession(t, endpoint, attempts[i], o);
+      if ('client' in r) return r;
+      // sslmode=prefer/allow: the other way only when the server refused this one for it.
+      const next = attempts[i + 1];
+      if (i + 1 < attempts.length && refusedForTls(r.error, next === undefined)) continue;
+      reasons.push(`${endpointText(endpoint)}: ${r.reason}`);
+      break;
     }
-    await closeClient(client);
   }
   throw new NoSuitableServerError(t, reasons);
+}
+
+/** The TLS settings to try in order: libpq's prefer is TLS (unverified) then plain, allow the reverse. */
+function sslAttempts(t: ConnTarget): (PgSsl | undefined)[] {
+  if (t.sslNegotiation === 'prefer') return [{ mode: 'require' }, undefined];
+  if (t.sslNegotiation === 'allow') return [undefined, { mode: 'require' }];
+  return [t.ssl];
+}
+
+/** Whether `error` says the server refused a session for its encryption: no TLS on the server
+ *  (when plain comes next), or pg_hba.conf allows only TLS (when TLS comes next). */
+export function refusedForTls(error: unknown, plainNext: boolean): boolean {
+  const text = errorText(error);
+  return plainNext
+    ? /does not support SSL/i.test(text)
+    : /no encryption/i.test(text) && (error as { code?: string }).code === '28000';
+}
+
+async function trySession(
+  t: ConnTarget,
+  endpoint: Endpoint,
+  ssl: PgSsl | undefined,
+  o: ConnectOptions,
+): Promise<{ client: pg.Client; info: SessionInfo } | { reason: string; error?: unknown }> {
+  const client = makeClient({
+    host: endpoint.host,
+    port: endpoint.port,
+    user: t.user,
+    password: o.password ?? t.password,
+    database: t.database,
+    applicationName: o.applicationName ?? t.applicationName ?? 'pgarbiter-writer',
+    connectTimeoutMs: t.connectTimeoutMs,
+    queryTimeoutMs: o.queryTimeoutMs ?? 5000,
+    options: t.options,
+    ssl,
+  });
+  try {
+    await client.connect();
+    const r = await client.query<{
+      rec: boolean;
+      ro: string;
+      addr: string | null;
+      node: string | null;
+      port: number | null;
+      sc: string;
+      ssn: string;
+      ver: string;
+    }>(
+      `SELECT pg_is_in_recovery() AS rec, current_setting('transaction_read_only') AS ro,
+              host(inet_server_addr()) AS addr, inet_server_port() AS port,
+              nullif(current_setting('pgarbiter.node_host', true), '') AS node,
+              current_setting('synchronous_commit') AS sc,
+              current_setting('synchronous_standby_names') AS ssn,
+              current_setting('server_version') AS ver`,
+    );
+    const row = r.rows[0];
+    if (!row) throw new Error('empty answer to the session check');
+    const info: SessionInfo = {
+      endpoint,
+      // A pgarbiter node names itself (through a VIP, inet_server_addr() is the VIP).
+      server: endpointOf(row.node ?? row.addr, row.port, endpoint),
+      inRecovery: row.rec,
+      readOnly: row.ro === 'on',
+      synchronousCommit: row.sc,
+      synchronousStandbyNames: row.ssn,
+      serverVersion: row.ver,
+    };
+    const refused = matches(t.targetSessionAttrs, info);
+    if (!refused) return { client, info };
+    await closeClient(client);
+    return { reason: refused };
+  } catch (e) {
+    await closeClient(client);
+    return { reason: errorText(e), error: e };
+  }
 }

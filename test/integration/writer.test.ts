@@ -14,6 +14,7 @@ import { closeClient, makeClient } from '../../src/postgres/client.js';
 import { UserError } from '../../src/util/errors.js';
 import { asUser, run, sleep } from '../../src/util/exec.js';
 import { checkLedger } from '../../src/workload/checker.js';
+import { connectTarget, parseDsn } from '../../src/workload/dsn.js';
 import { ledgerTxs, parseLedger, readLedger } from '../../src/workload/ledger.js';
 import { startWriter } from '../../src/workload/writer.js';
 import { isRoot, labIdentity, testPort } from './fixture.js';
@@ -413,5 +414,90 @@ describe('writer and check against PostgreSQL 15', {
     assert.ok(r.warnings.some((w) => /no end line/.test(w)));
     // At most the transaction in flight per session committed without its ledger line.
     assert.ok(r.unrecorded.count <= 4, `unrecorded ${r.unrecorded.count}`);
+  });
+
+  test("sslmode like libpq's: prefer falls back to plain, allow and prefer reach a TLS-only server, disable is refused", async () => {
+    // Which session the DSN gets: encrypted or not (pg_stat_ssl), or the one-line error.
+    const session = async (sslmode: string) => {
+      try {
+        const { client } = await connectTarget(parseDsn(`${DSN} sslmode=${sslmode}`));
+        try {
+          const r = await client.query<{ ssl: boolean }>(
+            'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+          );
+          return r.rows[0]?.ssl ? 'tls' : 'plain';
+        } finally {
+          await closeClient(client);
+        }
+      } catch (e) {
+        return `error: ${(e as Error).message}`;
+      }
+    };
+    // The server has no TLS yet: prefer (libpq's default) and allow connect in plain.
+    assert.equal(await session('prefer'), 'plain');
+    assert.equal(await session('allow'), 'plain');
+    assert.match(await session('require'), /^error: .*does not support SSL/);
+
+    // TLS on, and pg_hba.conf takes TLS sessions only.
+    const hba = join(DATA, 'pg_hba.conf');
+    const hbaBefore = readFileSync(hba, 'utf8');
+    await run([
+      'openssl',
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      join(DATA, 'server.key'),
+      '-out',
+      join(DATA, 'server.crt'),
+      '-subj',
+      '/CN=127.0.0.1',
+      '-days',
+      '1',
+    ]);
+    await run(['chown', 'postgres', join(DATA, 'server.key'), join(DATA, 'server.crt')]);
+    await run(['chmod', '600', join(DATA, 'server.key')]);
+    await admin((c) => c.query('ALTER SYSTEM SET ssl = on'));
+    writeFileSync(
+      hba,
+      'local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n',
+    );
+    await admin((c) => c.query('SELECT pg_reload_conf()'));
+    try {
+      await waitFor('TLS sessions', async () => (await session('require')) === 'tls');
+      assert.equal(await session('prefer'), 'tls');
+      assert.equal(await session('allow'), 'tls');
+      assert.match(await session('disable'), /^error: .*no encryption/);
+      // The writer itself, with no sslmode at all, as libpq would.
+      const p = ledgerPath('prefer-tls');
+      const w = await cli(['writer', '--dsn', DSN, '--ledger', p, '--duration', '1', '--json']);
+      assert.equal(w.code, 0, w.err);
+      assert.ok(JSON.parse(w.out).acknowledged > 0);
+    } finally {
+      // Admin sessions of the tests above are plain: put the server back as it was.
+      writeFileSync(hba, hbaBefore);
+      await run(
+        [
+          'psql',
+          '-h',
+          SOCK,
+          '-p',
+          String(PORT),
+          '-U',
+          'postgres',
+          '-c',
+          'ALTER SYSTEM SET ssl = off',
+          '-c',
+          'SELECT pg_reload_conf()',
+        ],
+        {
+          allowFailure: true,
+        },
+      );
+    }
   });
 });

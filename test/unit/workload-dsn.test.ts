@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { UserError } from '../../src/util/errors.js';
-import { describeTarget, parseDsn, parseKeywords } from '../../src/workload/dsn.js';
+import { describeTarget, parseDsn, parseKeywords, refusedForTls } from '../../src/workload/dsn.js';
 
 const env = {};
 
@@ -80,6 +80,17 @@ test('sslmode: verify-full and verify-ca carry the CA file; the target text keep
   assert.deepEqual(parseDsn(describeTarget(t), { env }).ssl, t.ssl);
   assert.deepEqual(parseDsn('host=a sslmode=require', { env }).ssl, { mode: 'require', rootCert: undefined });
   assert.equal(parseDsn('host=a sslmode=prefer', { env }).ssl, undefined);
+  // prefer (also no sslmode, as in libpq) and allow negotiate; disable and the strict modes do not.
+  assert.equal(parseDsn('host=a sslmode=prefer', { env }).sslNegotiation, 'prefer');
+  assert.equal(parseDsn('host=a', { env }).sslNegotiation, 'prefer');
+  assert.equal(parseDsn('host=a sslmode=allow', { env }).sslNegotiation, 'allow');
+  assert.equal(parseDsn('host=a sslmode=disable', { env }).sslNegotiation, undefined);
+  assert.equal(parseDsn('host=a sslmode=require', { env }).sslNegotiation, undefined);
+  assert.match(describeTarget(parseDsn('host=a', { env })), / sslmode=prefer$/);
+  assert.equal(
+    parseDsn(describeTarget(parseDsn('host=a sslmode=allow', { env })), { env }).sslNegotiation,
+    'allow',
+  );
 });
 
 test('keyword parser handles spaces around = and escaped characters', () => {
@@ -91,4 +102,22 @@ test('keyword parser handles spaces around = and escaped characters', () => {
       ['application_name', 'a b'],
     ],
   );
+});
+
+test('sslmode=prefer/allow try the other way only when the server refused the first for its encryption', () => {
+  const noTls = new Error('The server does not support SSL connections');
+  const hbaTlsOnly = Object.assign(
+    new Error('no pg_hba.conf entry for host "10.0.0.9", user "app", database "postgres", no encryption'),
+    { code: '28000' },
+  );
+  const badPassword = Object.assign(new Error('password authentication failed for user "app"'), {
+    code: '28P01',
+  });
+  assert.equal(refusedForTls(noTls, true), true);
+  assert.equal(refusedForTls(hbaTlsOnly, false), true);
+  assert.equal(refusedForTls(hbaTlsOnly, true), false);
+  assert.equal(refusedForTls(noTls, false), false);
+  assert.equal(refusedForTls(badPassword, true), false);
+  assert.equal(refusedForTls(badPassword, false), false);
+  assert.equal(refusedForTls(new Error('connect ECONNREFUSED 10.0.0.9:5432'), true), false);
 });
