@@ -33,7 +33,7 @@ import {
 } from '../src/scenario/lab-run.js';
 import { sleep } from '../src/util/exec.js';
 import { ackedBy, ledgerTxs } from '../src/workload/ledger.js';
-import { spread } from './stats.js';
+import { keepLabOnFailure, spread } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -193,8 +193,7 @@ async function main() {
     multihost: multiHostDsn(lab),
   };
   const rows: Run[] = [];
-  let failed = false;
-  try {
+  await keepLabOnFailure(lab, async () => {
     await waitHealthyByApi(lab);
     const usage = await idleUsage(lab);
     for (let i = 1; i <= runs; i++) {
@@ -281,17 +280,7 @@ async function main() {
     console.log('idle resource use:');
     for (const u of usage) console.log(`  ${u}`);
     console.log(`final term ${finalArb?.record.term}`);
-  } catch (e) {
-    failed = true;
-    throw e;
-  } finally {
-    // A failed run keeps its lab and logs (in ${lab.dir}) for a person to look at.
-    if (failed)
-      process.stderr.write(
-        `lab "${values.prefix}" kept for inspection (${lab.dir}); remove it with: pgarbiter lab down --prefix ${values.prefix}\n`,
-      );
-    else await labDown(values.prefix);
-  }
+  });
 }
 
 main().catch((e) => {

@@ -13,7 +13,7 @@ import type { TimingProfile } from '../src/config.js';
 import { CLI_MAIN, labDown, labUp } from '../src/lab/index.js';
 import { procUsage, switchoverUnderWriter, waitHealthy } from '../src/scenario/lab-run.js';
 import { run, sleep } from '../src/util/exec.js';
-import { spreadText } from './stats.js';
+import { keepLabOnFailure, spreadText } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -61,8 +61,7 @@ async function main() {
     timing: values.timing as TimingProfile,
   });
   const out: string[] = [];
-  let failed = false;
-  try {
+  await keepLabOnFailure(lab, async () => {
     await waitHealthy(lab, 120_000);
     await sleep(5000); // past the start-up: module loading, first connections
     out.push(`light benchmark: timing=${values.timing}, lab ${lab.prefix} (${lab.subnet})`);
@@ -112,16 +111,7 @@ async function main() {
       );
     }
     console.log(out.join('\n'));
-  } catch (e) {
-    failed = true;
-    throw e;
-  } finally {
-    if (failed)
-      say(
-        `lab "${values.prefix}" kept for inspection (${lab.dir}); remove it with: pgarbiter lab down --prefix ${values.prefix}`,
-      );
-    else await labDown(values.prefix);
-  }
+  });
 }
 
 main().catch((e) => {

@@ -1,4 +1,5 @@
 // The one summary every benchmark prints of a sample: min, median and max.
+import { type Lab, labDown } from '../src/lab/index.js';
 
 export interface Spread {
   min: number;
@@ -18,4 +19,20 @@ export function spread(xs: readonly number[]): Spread | null {
 export function spreadText(xs: readonly number[], fmt: (x: number) => string): string {
   const s = spread(xs);
   return s ? `min ${fmt(s.min)}  median ${fmt(s.median)}  max ${fmt(s.max)}` : 'none';
+}
+
+/** Runs a benchmark's body on its lab: a clean run removes the lab, a failed one keeps it and its
+ *  logs for a person to look at, and says how to remove it. */
+export async function keepLabOnFailure<T>(lab: Lab, body: () => Promise<T>): Promise<T> {
+  let result: T;
+  try {
+    result = await body();
+  } catch (e) {
+    process.stderr.write(
+      `lab "${lab.prefix}" kept for inspection (${lab.dir}); remove it with: pgarbiter lab down --prefix ${lab.prefix}\n`,
+    );
+    throw e;
+  }
+  await labDown(lab.prefix);
+  return result;
 }

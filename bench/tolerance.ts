@@ -18,6 +18,7 @@ import type { HostName } from '../src/lab/topology.js';
 import { apiGetIn, arbiterView, startLabWriter, vipDsn, waitHealthyByApi } from '../src/scenario/lab-run.js';
 import { sleep } from '../src/util/exec.js';
 import { ledgerTxs } from '../src/workload/ledger.js';
+import { keepLabOnFailure } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -217,8 +218,7 @@ async function main() {
       sync: 'remote_apply',
       timing: profile,
     });
-    let failed = false;
-    try {
+    await keepLabOnFailure(lab, async () => {
       await waitHealthyByApi(lab, 180_000);
       const rows: Row[] = [];
       if (only.has('blips')) rows.push(...(await blipRows(lab)));
@@ -226,16 +226,7 @@ async function main() {
       if (only.has('freeze')) rows.push(...(await freezeRows(lab)));
       results.push({ profile, rows });
       printRows(profile, rows);
-    } catch (e) {
-      failed = true;
-      throw e;
-    } finally {
-      if (failed)
-        process.stderr.write(
-          `lab "${values.prefix}" kept for inspection (${lab.dir}); remove it with: pgarbiter lab down --prefix ${values.prefix}\n`,
-        );
-      else await labDown(values.prefix);
-    }
+    });
   }
   console.log(
     `\nblips and freezes: ${repeat} run(s) each, classified ${settleS} s after the fault ended (nothing / fence only / failover); ` +
