@@ -2,7 +2,7 @@
 
 import Table from 'cli-table3';
 import { type Command, Option } from 'commander';
-import { SYNC_MODES, type SyncCommit, type TimingProfile } from '../config.js';
+import { SYNC_MODES } from '../config.js';
 import {
   assertHost,
   assertMemberHost,
@@ -16,6 +16,7 @@ import {
   type IsolateMode,
   isolate,
   type Lab,
+  type LabSettings,
   labDown,
   labStatus,
   labUp,
@@ -89,54 +90,31 @@ export function registerLabCommands(program: Command): void {
     )
     .addOption(new Option('--no-postgres', 'network only (no PostgreSQL, no agents)').hideHelp())
     .option('--no-show', 'do not show stage 1 at the end')
-    .action(
-      async (
-        o: IdFlags & {
-          agents: boolean;
-          sync: SyncCommit;
-          timing: TimingProfile;
-          clientCerts: 'off' | 'required';
-          lease: 'on' | 'off';
-          postgres: boolean;
-          show: boolean;
+    .action(async (o: IdFlags & Required<LabSettings> & { show: boolean }) => {
+      const id = resolveIdentity(o);
+      const r = await interruptible(
+        {
+          next: 'remove the half-built lab',
+          done: `the half-built lab "${id.prefix}" was removed`,
+          leftover: `run \`pgarbiter lab down --prefix ${id.prefix}\` to remove what is left`,
+          undo: () => labDown(id.prefix, { say }),
         },
-      ) => {
-        const id = resolveIdentity(o);
-        const r = await interruptible(
-          {
-            next: 'remove the half-built lab',
-            done: `the half-built lab "${id.prefix}" was removed`,
-            leftover: `run \`pgarbiter lab down --prefix ${id.prefix}\` to remove what is left`,
-            undo: () => labDown(id.prefix, { say }),
-          },
-          (signal) =>
-            labUp({
-              ...id,
-              postgres: o.postgres,
-              agents: o.agents,
-              sync: o.sync,
-              timing: o.timing,
-              clientCerts: o.clientCerts,
-              lease: o.lease,
-              say,
-              signal,
-            }),
-        );
-        say(
-          pc.bold(
-            r.reused
-              ? `lab "${id.prefix}" is up (reused, ${r.seconds.toFixed(2)} s)`
-              : `lab up: "${id.prefix}" on ${r.lab.subnet} ready in ${r.seconds.toFixed(2)} s${r.rebuilt ? ' (rebuilt)' : ''}`,
-          ),
-        );
-        for (const h of Object.values(r.lab.hosts))
-          say(`  ${h.name.padEnd(8)} ${h.address.padEnd(15)} netns ${h.ns}`);
-        if (r.lab.postgres && o.show) {
-          say('');
-          say(formatStage1(await showStage1(r.lab)));
-        }
-      },
-    );
+        (signal) => labUp({ ...o, ...id, say, signal }),
+      );
+      say(
+        pc.bold(
+          r.reused
+            ? `lab "${id.prefix}" is up (reused, ${r.seconds.toFixed(2)} s)`
+            : `lab up: "${id.prefix}" on ${r.lab.subnet} ready in ${r.seconds.toFixed(2)} s${r.rebuilt ? ' (rebuilt)' : ''}`,
+        ),
+      );
+      for (const h of Object.values(r.lab.hosts))
+        say(`  ${h.name.padEnd(8)} ${h.address.padEnd(15)} netns ${h.ns}`);
+      if (r.lab.postgres && o.show) {
+        say('');
+        say(formatStage1(await showStage1(r.lab)));
+      }
+    });
 
   withId(lab.command('down'))
     .description('remove the lab: daemons, PostgreSQL, namespaces, its directory (also a half-built one)')

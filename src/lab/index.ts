@@ -13,6 +13,7 @@ export {
   type DaemonRecord,
   type Lab,
   type LabHost,
+  type LabSettings,
   loadLab,
   readLab,
   saveLab,

@@ -14,7 +14,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import type { SyncCommit, TimingProfile } from '../config.js';
 import { UserError } from '../util/errors.js';
 import { asUser, inNetns, type RunResult, run } from '../util/exec.js';
 import { osUserIds } from '../util/os-user.js';
@@ -35,6 +34,7 @@ import {
   configPath,
   type DaemonRecord,
   type Lab,
+  type LabSettings,
   labFile,
   newLab,
   readLab,
@@ -64,19 +64,11 @@ const quiet: Say = () => {};
 export type IsolateMode = 'link-down' | 'subnet';
 export const ISOLATE_MODES: readonly IsolateMode[] = ['link-down', 'subnet'];
 
-export interface LabUpOptions {
+/** Every setting may be left out: PostgreSQL and agents on, remote_apply, default timing, no
+ *  client certificates, the lease on. */
+export interface LabUpOptions extends Partial<LabSettings> {
   prefix: string;
   subnet: string;
-  /** Provision PostgreSQL with `pgarbiter init` (default true). */
-  postgres?: boolean;
-  /** Start the arbiter and the two agents (default true; needs postgres). */
-  agents?: boolean;
-  sync?: SyncCommit;
-  timing?: TimingProfile;
-  /** The APIs' mutual TLS (config tls.client_certs; default off). */
-  clientCerts?: 'off' | 'required';
-  /** The primary's kernel-side lease (config lease:; default on). */
-  lease?: 'on' | 'off';
   say?: Say;
   /** Checked between steps: an interrupted `lab up` stops at the next step (its caller undoes). */
   signal?: AbortSignal;

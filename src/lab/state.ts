@@ -55,7 +55,21 @@ export interface LabSecrets {
   appPassword: string;
 }
 
-export interface Lab {
+/** What `lab up` builds a lab with; lab.json keeps it. */
+export interface LabSettings {
+  /** PostgreSQL provisioned with `pgarbiter init`. */
+  postgres: boolean;
+  /** The arbiter and the two agents started (needs postgres). */
+  agents: boolean;
+  sync: SyncCommit;
+  timing: TimingProfile;
+  /** The APIs' mutual TLS (config tls.client_certs); absent: off. */
+  clientCerts?: 'off' | 'required';
+  /** The primary's kernel-side lease (config lease:); absent: on. */
+  lease?: 'on' | 'off';
+}
+
+export interface Lab extends LabSettings {
   version: 1;
   prefix: string;
   subnet: string;
@@ -65,10 +79,6 @@ export interface Lab {
   createdAt: string;
   /** Set last by `lab up`: a lab without it is half-built. */
   complete: boolean;
-  postgres: boolean;
-  agents: boolean;
-  sync: SyncCommit;
-  timing: TimingProfile;
   /** Read from the secret files by readLab; never written to lab.json. */
   secrets: LabSecrets;
   daemons: Record<string, DaemonRecord>;
@@ -77,10 +87,6 @@ export interface Lab {
   losses?: Partial<Record<HostName, number>>;
   /** One-way drops in the switch: frames from the first host to the second (`lab oneway`). */
   oneWay?: [HostName, HostName][];
-  /** The APIs' mutual TLS (config tls.client_certs); absent: off. */
-  clientCerts?: 'off' | 'required';
-  /** The primary's kernel-side lease (config lease:); absent: on. */
-  lease?: 'on' | 'off';
 }
 
 export const labFile = (dir: string) => join(dir, 'lab.json');
@@ -131,18 +137,7 @@ function readLabSecrets(dir: string): LabSecrets {
   };
 }
 
-export function newLab(
-  prefix: string,
-  subnet: string,
-  o: {
-    postgres: boolean;
-    agents: boolean;
-    sync: SyncCommit;
-    timing: TimingProfile;
-    clientCerts?: 'off' | 'required';
-    lease?: 'on' | 'off';
-  },
-): Lab {
+export function newLab(prefix: string, subnet: string, o: LabSettings): Lab {
   const dir = labDirOf(prefix);
   const hosts = Object.fromEntries(
     HOSTS.map((h) => [
