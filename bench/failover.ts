@@ -26,6 +26,7 @@ import {
   checkLabLedger,
   type LabWriter,
   multiHostDsn,
+  procUsage,
   startLabWriter,
   vipDsn,
   waitFor,
@@ -80,14 +81,6 @@ async function firstTrue(check: () => Promise<boolean>): Promise<number | null> 
   return null;
 }
 
-/** RSS (kB) and CPU seconds of a process, from /proc. */
-function procUsage(pid: number): { rssKb: number; cpuS: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return { rssKb, cpuS: (Number(f[11]) + Number(f[12])) / 100 };
-}
-
 async function idleUsage(lab: Lab): Promise<string[]> {
   const ds = Object.values(lab.daemons);
   const before = ds.map((d) => ({ name: d.name, ...procUsage(d.pid) }));
@@ -96,7 +89,7 @@ async function idleUsage(lab: Lab): Promise<string[]> {
   return ds.map((d, i) => {
     const u = procUsage(d.pid);
     const cpu = ((u.cpuS - before[i]!.cpuS) / seconds) * 100;
-    return `${d.name.padEnd(10)} RSS ${(u.rssKb / 1024).toFixed(1)} MB, CPU ${cpu.toFixed(1)} % of one core (idle, ${seconds} s)`;
+    return `${d.name.padEnd(10)} RSS ${(u.rssKb / 1024).toFixed(1)} MB (private ${(u.privateKb / 1024).toFixed(1)} MB), CPU ${cpu.toFixed(1)} % of one core (idle, ${seconds} s)`;
   });
 }
 

@@ -88,7 +88,7 @@ async function main() {
         const cpu = ((u.cpuS - before[i]!.cpuS) / idleSeconds) * 100;
         const child = ((u.childCpuS - before[i]!.childCpuS) / idleSeconds) * 100;
         out.push(
-          `  ${d.name.padEnd(10)} RSS ${(u.rssKb / 1024).toFixed(1).padStart(5)} MB   CPU ${cpu.toFixed(2).padStart(5)} % of a core` +
+          `  ${d.name.padEnd(10)} RSS ${(u.rssKb / 1024).toFixed(1).padStart(5)} MB (private ${(u.privateKb / 1024).toFixed(1).padStart(4)} MB)   CPU ${cpu.toFixed(2).padStart(5)} % of a core` +
             `   (+ ${child.toFixed(2)} % in the commands it ran)`,
         );
       });

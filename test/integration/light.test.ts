@@ -65,7 +65,7 @@ describe('light and quick', { skip: needsRoot, timeout: 300_000 }, () => {
       const cpu = ((u.cpuS - before[i]!.cpuS) / seconds) * 100;
       const children = ((u.childCpuS - before[i]!.childCpuS) / seconds) * 100;
       console.log(
-        `${d.name}: RSS ${(u.rssKb / 1024).toFixed(1)} MB, CPU ${cpu.toFixed(2)} %, children ${children.toFixed(2)} %`,
+        `${d.name}: RSS ${(u.rssKb / 1024).toFixed(1)} MB (private ${(u.privateKb / 1024).toFixed(1)} MB), CPU ${cpu.toFixed(2)} %, children ${children.toFixed(2)} %`,
       );
       assert.ok(u.rssKb < 100 * 1024, `${d.name}: RSS ${(u.rssKb / 1024).toFixed(1)} MB`);
       assert.ok(cpu < 10, `${d.name}: ${cpu.toFixed(2)} % of a core idle`);
