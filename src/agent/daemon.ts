@@ -12,6 +12,8 @@ import {
   agentOnReply,
   decideAgent,
   forcePromotion,
+  handoverSending,
+  handoverSettled,
   persistedOf,
   requestRejoin,
   requestSwitchover,
@@ -371,7 +373,15 @@ export class Agent {
         this.busy = 'switchover';
         await this.execute({ kind: 'fence', rule: a.rule, reason: `switchover to ${a.to}` });
         this.busy = 'switchover';
-        const ok = await handover(this.ctl, this.cfg, a.to, a.term, this.api, log);
+        const ok = await handover(this.ctl, this.cfg, a.to, a.term, this.api, log, {
+          lastSeq: () => this.state.handoverSeq,
+          sending: () => {
+            const next = handoverSending(this.state);
+            this.setState(next.state);
+            return next.seq;
+          },
+          settled: () => this.setState(handoverSettled(this.state)),
+        });
         if (ok) {
           // The next round adopts the handed-over record; let the new primary act now.
           await this.api.agentPost(hostOf(this.cfg, a.to), 'wake', 1000);

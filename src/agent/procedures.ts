@@ -150,6 +150,16 @@ async function countDiscarded(ctl: PgControl, primaryHost: string, log: Logger):
 }
 
 /** Primary side of a switchover. On success the arbiter names `to` primary of term+1. */
+/** The agent's record of its handover requests (AgentState.handoverSeq, handoverUnsettledTerm). */
+export interface HandoverTracker {
+  /** The number of the last handover request sent. */
+  lastSeq(): number;
+  /** A handover request is about to go out: its number, once the state saying so is on disk. */
+  sending(): number;
+  /** No handover sent so far can take effect any more (answered, or voided by a confirmation). */
+  settled(): void;
+}
+
 export async function handover(
   ctl: PgControl,
   cfg: Config,
@@ -157,15 +167,24 @@ export async function handover(
   term: number,
   api: ApiClient,
   log: Logger,
+  track: HandoverTracker,
 ): Promise<boolean> {
   const t0 = Date.now();
   // The standby loses our server while we stop: the arbiter must not grant it a failover in the
-  // meantime. A confirmation counts as contact, so no grant for failover_timeout from now.
-  const hold = (await api.arbiterPost('confirmPrimary', { node: cfg.node, term }, 1000)).body;
+  // meantime. A confirmation counts as contact, so no grant for failover_timeout from now. It also
+  // voids any earlier handover of ours still on its way.
+  const hold = (
+    await api.arbiterPost(
+      'confirmPrimary',
+      { node: cfg.node, term, voidHandoversUpTo: track.lastSeq() },
+      1000,
+    )
+  ).body;
   if (!hold.ok) {
     log.warn({ reason: hold.reason }, `switchover aborted before stopping: ${hold.reason}`);
     return false;
   }
+  track.settled();
   const budget = cfg.timing.failoverTimeoutMs - cfg.timing.probeIntervalMs - 500;
   // Clean shutdown: the shutdown checkpoint is streamed to the standby before the walsender ends.
   await timed(log, 'stop primary for switchover', () => ctl.stop('fast'));
@@ -194,7 +213,12 @@ export async function handover(
     );
     return false;
   }
-  const reply = (await api.arbiterPost('handover', { node: cfg.node, to, term }, 1000)).body;
+  const seq = track.sending();
+  const r = await api.arbiterPost('handover', { node: cfg.node, to, term, seq }, 1000);
+  // Unanswered, it may still arrive: until a confirmation voids it we unfence only through the
+  // arbiter (AgentState.handoverUnsettledTerm).
+  if (r.answered) track.settled();
+  const reply = r.body;
   if (!reply.ok) {
     log.warn({ reason: reply.reason }, `switchover aborted: arbiter refused: ${reply.reason}`);
     return false;

@@ -17,9 +17,11 @@ export const clusterRecordSchema = z
 /** POST bodies the arbiter accepts, by request kind (the core's ArbiterRequest without `kind`). */
 export const arbiterRequestSchemas = {
   promote: z.object({ node, term }).strict(),
-  confirmPrimary: z.object({ node, term }).strict(),
+  confirmPrimary: z
+    .object({ node, term, voidHandoversUpTo: z.number().int().nonnegative().optional() })
+    .strict(),
   setPromotable: z.object({ node, term, promotable: z.boolean() }).strict(),
-  handover: z.object({ node, to: node, term }).strict(),
+  handover: z.object({ node, to: node, term, seq: z.number().int().positive() }).strict(),
   maintenance: z.object({ enabled: z.boolean() }).strict(),
   forceFailover: z.object({ to: node }).strict(),
   adopt: z.object({ record: clusterRecordSchema }).strict(),

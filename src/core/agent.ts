@@ -40,6 +40,8 @@ export function initialAgentState(record: ClusterRecord, now: number): AgentStat
     syncStallSince: null,
     promotableAtLsn: null,
     notReceivingSince: null,
+    handoverSeq: 0,
+    handoverUnsettledTerm: null,
   };
 }
 
@@ -55,6 +57,8 @@ export function startingAgentState(saved: PersistedAgentState, now: number, timi
   return {
     ...initialAgentState(saved.record, now),
     promotionAskedInTerm: saved.promotionAskedInTerm,
+    handoverSeq: saved.handoverSeq ?? 0,
+    handoverUnsettledTerm: saved.handoverUnsettledTerm ?? null,
     lastArbiterOkAt: lost,
     lastPeerOkAt: lost,
     // Older than any lease: a restarted agent holds the lease only on a peer's fresh word.
@@ -64,7 +68,25 @@ export function startingAgentState(saved: PersistedAgentState, now: number, timi
 
 /** What survives a restart (written before any request that depends on it goes out). */
 export function persistedOf(state: AgentState): PersistedAgentState {
-  return { record: state.record, promotionAskedInTerm: state.promotionAskedInTerm };
+  return {
+    record: state.record,
+    promotionAskedInTerm: state.promotionAskedInTerm,
+    handoverSeq: state.handoverSeq,
+    handoverUnsettledTerm: state.handoverUnsettledTerm,
+  };
+}
+
+/** A switchover's handover request is about to go out: its number, and the state to persist
+ *  first (the request stays unsettled until an answer, or a confirmation that voids it). */
+export function handoverSending(state: AgentState): { state: AgentState; seq: number } {
+  const seq = state.handoverSeq + 1;
+  return { state: { ...state, handoverSeq: seq, handoverUnsettledTerm: state.record.term }, seq };
+}
+
+/** The arbiter answered the handover request (granted or refused), or a confirmation voided it:
+ *  it cannot take effect later. */
+export function handoverSettled(state: AgentState): AgentState {
+  return { ...state, handoverUnsettledTerm: null };
 }
 
 /** The lease while we may serve as primary: until the last moment a peer is known to have reached
@@ -138,6 +160,9 @@ export function decideAgent(prev: AgentState, obs: AgentObservation, s: AgentSet
   const rec = state.record;
   if (state.promotionAskedInTerm !== null && state.promotionAskedInTerm !== rec.term)
     state.promotionAskedInTerm = null;
+  // A handover of an older term is refused as stale wherever it arrives.
+  if (state.handoverUnsettledTerm !== null && state.handoverUnsettledTerm < rec.term)
+    state.handoverUnsettledTerm = null;
 
   if (rec.primary === s.me) {
     // Vouches, converted to our clock from the start of the round (an earlier estimate can only
@@ -253,7 +278,12 @@ function decidePrimary(
         kind: 'ask',
         rule: 'unfence-confirmed',
         why: 'unfence',
-        request: { kind: 'confirmPrimary', node: s.me, term: rec.term },
+        request: {
+          kind: 'confirmPrimary',
+          node: s.me,
+          term: rec.term,
+          voidHandoversUpTo: state.handoverSeq,
+        },
       });
       return done('fenced', 'unfence-confirmed');
     }
@@ -263,10 +293,12 @@ function decidePrimary(
     // persisted). So a vouch younger than fence_timeout means no grant can come before
     // vouch + failover_timeout, and fence-unreached fences us by vouch + fence_timeout +
     // probe_interval + fence_action_budget, which the timing rule puts earlier. It streaming from
-    // us means its data follows ours.
+    // us means its data follows ours. Not while a handover of ours may still reach the arbiter:
+    // that grant needs no request of the standby's.
     const sv = standbyVouch(obs, state, s);
     const streaming = obs.local.peerReplication?.state === 'streaming';
-    if (!obs.arbiter && sv !== null && now - sv < t.fenceTimeoutMs && streaming) {
+    const handoverInFlight = state.handoverUnsettledTerm === rec.term;
+    if (!obs.arbiter && sv !== null && now - sv < t.fenceTimeoutMs && streaming && !handoverInFlight) {
       actions.push(...holdLease(state, s), {
         kind: 'unfence',
         rule: 'unfence-vouched',
@@ -555,6 +587,9 @@ export function agentOnReply(
     case 'unfence':
       if (reply.ok && state.record.primary === s.me) {
         state.confirmedAt = now;
+        // The arbiter now refuses every handover we sent before this request.
+        if (req.kind === 'confirmPrimary' && req.voidHandoversUpTo >= state.handoverSeq)
+          state.handoverUnsettledTerm = null;
         actions.push(...holdLease(state, s), {
           kind: 'unfence',
           rule: 'reply-confirmed',

@@ -18,6 +18,10 @@ export interface ArbiterState {
    *  primary's PostgreSQL (from the start of the probe round), or confirmed its term. Not the
    *  start-up or after-pause assumption that lastPrimaryOkAt makes. */
   vouch: { node: string; at: number } | null;
+  /** Per node, the handover requests (by number) it has given up on: a confirmation of its term
+   *  voids every handover it sent before. Kept in memory only: a handover delayed in the network
+   *  travels on a connection to this process, which a restart of the arbiter closes. */
+  voidHandoversUpTo?: Record<string, number>;
 }
 
 export interface ArbiterSettings {
@@ -28,12 +32,14 @@ export interface ArbiterSettings {
 export type ArbiterRequest =
   /** The standby asks to be promoted: it has lost the primary for failover_timeout. */
   | { kind: 'promote'; node: string; term: number }
-  /** The primary asks to lift its fence: is it still primary of this term? */
-  | { kind: 'confirmPrimary'; node: string; term: number }
+  /** The primary asks to lift its fence: is it still primary of this term? Every handover it
+   *  sent up to `voidHandoversUpTo` is void from then on. */
+  | { kind: 'confirmPrimary'; node: string; term: number; voidHandoversUpTo?: number }
   /** The primary reports whether its standby may be promoted (before dropping sync: false). */
   | { kind: 'setPromotable'; node: string; term: number; promotable: boolean }
-  /** Planned switchover: the primary has stopped cleanly and the standby replayed everything. */
-  | { kind: 'handover'; node: string; to: string; term: number }
+  /** Planned switchover: the primary has stopped cleanly and the standby replayed everything.
+   *  `seq` numbers the primary's handover requests (see confirmPrimary). */
+  | { kind: 'handover'; node: string; to: string; term: number; seq: number }
   | { kind: 'maintenance'; enabled: boolean }
   /** A person forces a failover to `to` (the automatic path refused). */
   | { kind: 'forceFailover'; to: string }
@@ -62,7 +68,8 @@ export type RefusalCause =
   | 'arbiter_paused'
   | 'primary_reached'
   | 'arbiter_starting'
-  | 'unknown_nodes';
+  | 'unknown_nodes'
+  | 'stale_request';
 
 /** The kinds that start a new term. */
 export const NEW_TERM_EVENTS: readonly ArbiterEventKind[] = ['grant', 'handover', 'forced', 'adopt'];
@@ -186,10 +193,17 @@ export function arbiterHandle(
           'arbiter_starting',
           'the arbiter has just started: hearing from every agent before confirming a primary',
         );
-      // The primary is about to take clients again: count it as reached, so no grant can race it.
+      // The primary is about to take clients again: count it as reached, so no grant can race it,
+      // and no handover it sent before this request either.
+      const voided = Math.max(prev.voidHandoversUpTo?.[req.node] ?? 0, req.voidHandoversUpTo ?? 0);
       return accept(
         'confirm',
-        { ...prev, lastPrimaryOkAt: now, vouch: { node: req.node, at: now } },
+        {
+          ...prev,
+          lastPrimaryOkAt: now,
+          vouch: { node: req.node, at: now },
+          voidHandoversUpTo: { ...prev.voidHandoversUpTo, [req.node]: voided },
+        },
         `confirmed ${req.node} as primary of term ${rec.term}`,
         false,
       );
@@ -213,6 +227,12 @@ export function arbiterHandle(
         return refuse('stale_term', `stale term ${req.term}: current term is ${rec.term}`);
       if (req.to !== rec.standby)
         return refuse('not_of_record', `${req.to} is not the standby of record (${rec.standby})`);
+      const voided = prev.voidHandoversUpTo?.[req.node] ?? 0;
+      if (req.seq <= voided)
+        return refuse(
+          'stale_request',
+          `stale handover ${req.seq} of ${req.node}: it has been confirmed as primary since it sent it (void up to ${voided})`,
+        );
       return accept(
         'handover',
         nextTerm(prev, req.to, now),

@@ -87,6 +87,9 @@ export interface PersistedAgentState {
   /** See AgentState.promotionAskedInTerm: a grant may have been given to a request whose answer
    *  a crash lost, so a restarted standby must not vouch in that term either. */
   promotionAskedInTerm: number | null;
+  /** See AgentState.handoverSeq and handoverUnsettledTerm (absent in older files: 0 and null). */
+  handoverSeq?: number;
+  handoverUnsettledTerm?: number | null;
 }
 
 /** What the agent remembers between rounds. */
@@ -122,11 +125,20 @@ export interface AgentState {
   promotableAtLsn: string | null;
   /** Standby side: since when it has not been receiving WAL while the primary is reachable. */
   notReceivingSince: number | null;
+  /** Primary side: the number of the last switchover handover request sent (persisted). A
+   *  confirmation request names it, and the arbiter then refuses every handover up to it: a
+   *  handover whose sender gave up on it (no answer) can still arrive later (TCP retransmits it
+   *  after a cut heals) and must not hand over a term its sender serves again. */
+  handoverSeq: number;
+  /** Primary side: the term of a handover request sent whose answer never came (persisted). Until
+   *  the arbiter confirms us again (which voids it) or a newer term is known, we unfence only on
+   *  the arbiter's confirmation, not on the standby's vouch. */
+  handoverUnsettledTerm: number | null;
 }
 
 /** What an agent asks the arbiter (the reply goes to agentOnReply). */
 export type AgentRequest =
-  | { kind: 'confirmPrimary'; node: string; term: number }
+  | { kind: 'confirmPrimary'; node: string; term: number; voidHandoversUpTo: number }
   | { kind: 'promote'; node: string; term: number }
   | { kind: 'setPromotable'; node: string; term: number; promotable: boolean }
   | { kind: 'adopt'; record: ClusterRecord };

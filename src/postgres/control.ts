@@ -7,7 +7,15 @@ import { tlsMaterial } from '../tls/material.js';
 import { asUser, type RunResult, run } from '../util/exec.js';
 import { osUserIds } from '../util/os-user.js';
 import { type ConnOptions, queryOnce, sslConninfo } from './client.js';
-import { nodeSettings, PG_TLS_FILES, peerSsl, pgTlsDir, renderConf, renderHba } from './settings.js';
+import {
+  DEAD_PEER_LIBPQ,
+  nodeSettings,
+  PG_TLS_FILES,
+  peerSsl,
+  pgTlsDir,
+  renderConf,
+  renderHba,
+} from './settings.js';
 
 const CONF_FILE = 'pgarbiter.conf';
 
@@ -249,6 +257,7 @@ export class PgControl {
         this.peerConninfo(host, this.pg.replication_user, [
           `application_name=${this.cfg.node}`,
           'connect_timeout=5',
+          DEAD_PEER_LIBPQ,
         ]),
       ],
       timeoutS * 1000,
@@ -259,7 +268,11 @@ export class PgControl {
   /** pg_rewind from the new primary. Returns its output; throws on failure. */
   async rewind(sourceHost: string, timeoutS = 600): Promise<string> {
     this.installTls();
-    const src = this.peerConninfo(sourceHost, this.pg.admin_user, ['dbname=postgres', 'connect_timeout=5']);
+    const src = this.peerConninfo(sourceHost, this.pg.admin_user, [
+      'dbname=postgres',
+      'connect_timeout=5',
+      DEAD_PEER_LIBPQ,
+    ]);
     const r = await this.must(
       [this.bin('pg_rewind'), '-D', this.pg.data_dir, `--source-server=${src}`, '--progress'],
       timeoutS * 1000,

@@ -19,10 +19,16 @@ export function peerSsl(cfg: Pick<Config, 'postgres'>): PgSsl {
   return { mode: 'verify-full', rootCert: join(pgTlsDir(cfg), PG_TLS_FILES.ca) };
 }
 
+/** Conninfo options that notice a peer gone in seconds on an open connection: keepalives (a probe
+ *  of a connection the peer no longer has is answered by a reset) and tcp_user_timeout (data we
+ *  sent stays unacknowledged). Without them a connection whose far end vanished during a cut
+ *  waits for the kernel's two-hour keepalive: a soak saw pg_rewind hang that way. */
+export const DEAD_PEER_LIBPQ =
+  'keepalives=1 keepalives_idle=1 keepalives_interval=1 keepalives_count=3 tcp_user_timeout=4000';
+
 /** Conninfo options that bound how fast a dead peer is noticed by libpq and the walreceiver:
  *  the walreceiver ignores connect_timeout, only tcp_user_timeout and keepalives bound it. */
-export const FAST_LIBPQ =
-  'connect_timeout=2 keepalives=1 keepalives_idle=1 keepalives_interval=1 keepalives_count=3 tcp_user_timeout=4000';
+export const FAST_LIBPQ = `connect_timeout=2 ${DEAD_PEER_LIBPQ}`;
 
 export function slotName(node: string): string {
   return `pgarbiter_${node.replace(/-/g, '_')}`;

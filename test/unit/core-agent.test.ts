@@ -237,6 +237,8 @@ describe('decideAgent: bookkeeping', () => {
       syncStallSince: null,
       promotableAtLsn: null,
       notReceivingSince: null,
+      handoverSeq: 0,
+      handoverUnsettledTerm: null,
     });
   });
 
@@ -1386,7 +1388,11 @@ describe('vouching (what /health says) and the promotion request', () => {
     const st = { ...lost.state, primarySeen: { node: 'pg1', term: 1, at: 0 } };
     assert.equal(lost.rule, 'request-promotion');
     assert.equal(st.promotionAskedInTerm, 1);
-    assert.deepEqual(persistedOf(st), { record: rec(), promotionAskedInTerm: 1 }, 'persisted before asking');
+    assert.deepEqual(
+      persistedOf(st),
+      { record: rec(), promotionAskedInTerm: 1, handoverSeq: 0, handoverUnsettledTerm: null },
+      'persisted before asking',
+    );
     assert.equal(vouchOf(st, S, 3000), null);
     const ask = lost.actions.find((a) => a.kind === 'ask');
     assert.ok(ask && ask.kind === 'ask');
@@ -1440,7 +1446,7 @@ describe('replies to the primary', () => {
     kind: 'ask',
     rule: 'unfence-confirmed',
     why: 'unfence',
-    request: { kind: 'confirmPrimary', node: 'pg1', term: 1 },
+    request: { kind: 'confirmPrimary', node: 'pg1', term: 1, voidHandoversUpTo: 0 },
   } as const;
   const degrade = {
     kind: 'ask',

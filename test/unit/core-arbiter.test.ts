@@ -400,7 +400,7 @@ describe('arbiterHandle: setPromotable', () => {
 describe('arbiterHandle: handover (switchover)', () => {
   test('ok: term + 1, roles swapped, new standby not promotable, new primary counted as seen', () => {
     const prev = st({ term: 4 }, 0, 0);
-    const a = arbiterHandle(prev, { kind: 'handover', node: 'pg1', to: 'pg2', term: 4 }, 777, A);
+    const a = arbiterHandle(prev, { kind: 'handover', node: 'pg1', to: 'pg2', term: 4, seq: 1 }, 777, A);
     assert.equal(a.ok, true);
     assert.equal(a.changed, true);
     assert.deepEqual(
@@ -414,22 +414,22 @@ describe('arbiterHandle: handover (switchover)', () => {
   const refusals: { name: string; req: ArbiterRequest; reason: RegExp }[] = [
     {
       name: 'from the standby',
-      req: { kind: 'handover', node: 'pg2', to: 'pg1', term: 1 },
+      req: { kind: 'handover', node: 'pg2', to: 'pg1', term: 1, seq: 1 },
       reason: /^pg2 is not the primary of record \(pg1\)$/,
     },
     {
       name: 'a stale term',
-      req: { kind: 'handover', node: 'pg1', to: 'pg2', term: 0 },
+      req: { kind: 'handover', node: 'pg1', to: 'pg2', term: 0, seq: 1 },
       reason: /^stale term 0: current term is 1$/,
     },
     {
       name: 'to a node that is not the standby',
-      req: { kind: 'handover', node: 'pg1', to: 'pg3', term: 1 },
+      req: { kind: 'handover', node: 'pg1', to: 'pg3', term: 1, seq: 1 },
       reason: /^pg3 is not the standby of record \(pg2\)$/,
     },
     {
       name: 'to itself',
-      req: { kind: 'handover', node: 'pg1', to: 'pg1', term: 1 },
+      req: { kind: 'handover', node: 'pg1', to: 'pg1', term: 1, seq: 1 },
       reason: /^pg1 is not the standby of record \(pg2\)$/,
     },
   ];
@@ -443,9 +443,55 @@ describe('arbiterHandle: handover (switchover)', () => {
     });
   }
 
+  test('a handover sent before a confirmation of its sender is void (it arrived late: the sender gave up on it)', () => {
+    // pg1 sent handover 1, heard nothing, and asked to serve again: the confirmation voids 1.
+    const confirmed = arbiterHandle(
+      st(),
+      { kind: 'confirmPrimary', node: 'pg1', term: 1, voidHandoversUpTo: 1 },
+      4000,
+      A,
+    );
+    assert.equal(confirmed.ok, true);
+    const late = arbiterHandle(
+      confirmed.state,
+      { kind: 'handover', node: 'pg1', to: 'pg2', term: 1, seq: 1 },
+      4100,
+      A,
+    );
+    assert.deepEqual([late.ok, late.cause, late.changed], [false, 'stale_request', false]);
+    assert.match(late.reason, /^stale handover 1 of pg1: it has been confirmed as primary since it sent it/);
+    assert.equal(late.state.record.term, 1);
+    // A new switchover's handover (numbered after it) still goes through.
+    const next = arbiterHandle(
+      confirmed.state,
+      { kind: 'handover', node: 'pg1', to: 'pg2', term: 1, seq: 2 },
+      4200,
+      A,
+    );
+    assert.deepEqual([next.ok, next.state.record.term, next.state.record.primary], [true, 2, 'pg2']);
+    // A later confirmation naming fewer handovers does not lower what is void.
+    const lower = arbiterHandle(
+      confirmed.state,
+      { kind: 'confirmPrimary', node: 'pg1', term: 1, voidHandoversUpTo: 0 },
+      4300,
+      A,
+    );
+    assert.equal(lower.state.voidHandoversUpTo?.pg1, 1);
+    // Without a confirmation in between, handover 1 is taken (the normal switchover).
+    assert.equal(
+      arbiterHandle(st(), { kind: 'handover', node: 'pg1', to: 'pg2', term: 1, seq: 1 }, 10, A).ok,
+      true,
+    );
+  });
+
   test('a second handover with the old term is refused', () => {
-    const first = arbiterHandle(st(), { kind: 'handover', node: 'pg1', to: 'pg2', term: 1 }, 10, A);
-    const again = arbiterHandle(first.state, { kind: 'handover', node: 'pg1', to: 'pg2', term: 1 }, 11, A);
+    const first = arbiterHandle(st(), { kind: 'handover', node: 'pg1', to: 'pg2', term: 1, seq: 1 }, 10, A);
+    const again = arbiterHandle(
+      first.state,
+      { kind: 'handover', node: 'pg1', to: 'pg2', term: 1, seq: 1 },
+      11,
+      A,
+    );
     assert.equal(again.ok, false);
   });
 });
@@ -589,7 +635,7 @@ describe('arbiter answers carry a structured event kind; a confirmation is a vou
     assert.equal(c.event, 'confirm');
     assert.deepEqual(c.state.vouch, { node: 'pg1', at: 700 });
     assert.equal(
-      arbiterHandle(st(), { kind: 'handover', node: 'pg1', to: 'pg2', term: 1 }, 1, A).event,
+      arbiterHandle(st(), { kind: 'handover', node: 'pg1', to: 'pg2', term: 1, seq: 1 }, 1, A).event,
       'handover',
     );
     assert.equal(arbiterHandle(st(), { kind: 'forceFailover', to: 'pg2' }, 1, A).event, 'forced');

@@ -18,6 +18,8 @@ import { leaseDurationMs, TIMING_PROFILES } from '../../src/config.js';
 import {
   agentOnReply,
   decideAgent,
+  handoverSending,
+  handoverSettled,
   initialAgentState,
   NOT_RECEIVING_REJOIN_MS,
   persistedOf,
@@ -126,6 +128,11 @@ class Sim {
   /** The answer to the next granted promotion is lost, and the arbiter's host is cut from the
    *  standby right after (the grant happened; the standby does not know). */
   loseGrantAnswer = false;
+  /** The next handover request is held in the network this long: its sender hears nothing (it
+   *  gives up on the switchover), and the arbiter gets it afterwards (TCP retransmitted it once a
+   *  cut healed). */
+  delayNextHandoverMs: number | null = null;
+  private readonly lateRequests: { at: number; from: string; req: ArbiterRequest }[] = [];
   /** Links that drop each message with a probability (packet loss), from a seeded generator. */
   private readonly lossy = new Map<string, number>();
   private readonly lossRandom = prng(7);
@@ -438,6 +445,18 @@ class Sim {
     return { ok: a.ok, reason: a.reason, record: { ...this.record } };
   }
 
+  /** A request that was held in the network reaches the arbiter; its answer goes nowhere. */
+  private deliverLate(): void {
+    for (const r of this.lateRequests.filter((x) => x.at <= this.now)) {
+      this.lateRequests.splice(this.lateRequests.indexOf(r), 1);
+      if (this.arb.proc !== 'running') continue;
+      const a = arbiterHandle(this.arb.state, r.req, this.now, this.arbSettings);
+      this.log(`${r.from} -> arbiter ${r.req.kind} (late): ${a.ok ? 'ok' : 'refused'}: ${a.reason}`);
+      if (a.ok) this.arbiterChanged(a.state, r.req, r.from);
+      else this.arb = { ...this.arb, state: a.state };
+    }
+  }
+
   /** The arbiter's record changed: check the grant rules (invariant 3) before accepting it. */
   private arbiterChanged(next: ArbiterState, req: ArbiterRequest, who: string): void {
     const prev = this.arb.state;
@@ -524,11 +543,34 @@ class Sim {
         // confirmation), stop cleanly, wait for the standby to replay everything, hand over.
         const to = this.node(a.to);
         n.fenced = true;
-        if (!this.request(n, { kind: 'confirmPrimary', node: n.name, term: a.term })?.ok) return;
+        const hold: ArbiterRequest = {
+          kind: 'confirmPrimary',
+          node: n.name,
+          term: a.term,
+          voidHandoversUpTo: n.state.handoverSeq,
+        };
+        if (!this.request(n, hold)?.ok) return;
+        this.setState(n, handoverSettled(n.state));
         this.replicate();
         const replayed = this.streams(to, n) && to.pg.log.length === n.pg.log.length;
         n.pg.up = false;
-        if (replayed) this.request(n, { kind: 'handover', node: n.name, to: a.to, term: a.term });
+        if (!replayed) return;
+        const sending = handoverSending(n.state);
+        this.setState(n, sending.state);
+        const req: ArbiterRequest = {
+          kind: 'handover',
+          node: n.name,
+          to: a.to,
+          term: a.term,
+          seq: sending.seq,
+        };
+        if (this.delayNextHandoverMs !== null) {
+          this.lateRequests.push({ at: this.now + this.delayNextHandoverMs, from: n.name, req });
+          this.delayNextHandoverMs = null;
+          this.log(`${n.name} -> arbiter handover: held in the network`);
+          return;
+        }
+        if (this.request(n, req)) this.setState(n, handoverSettled(n.state));
         return;
       }
     }
@@ -648,6 +690,7 @@ class Sim {
     const primary = this.node(this.record.primary);
     if (this.writablePrimaryReachable(W, primary) && !this.lossy.has(this.key(W, primary.name)))
       this.primaryReachableAt = this.now;
+    this.deliverLate();
     if (this.arb.proc === 'running' && this.due(this.arb.offset)) this.arbiterRound();
     for (const n of Object.values(this.nodes)) {
       if (n.agent !== 'running' || !this.due(n.offset)) continue;
@@ -1407,6 +1450,46 @@ const SCENARIOS: Scenario[] = [
       assert.equal(sim.grants[0]?.kind, 'handover');
       sim.converges(HEAL_BOUND_MS);
       assert.equal(sim.node('pg1').pg.upstream, 'pg2');
+    },
+  },
+  {
+    name: 'a handover that arrives after its sender gave up is refused: the old primary serves on, no second primary',
+    run: (sim) => {
+      start(sim);
+      sim.delayNextHandoverMs = 3 * sim.timing.failoverTimeoutMs;
+      assert.equal(sim.requestSwitchover('pg1'), null);
+      // pg1 hears nothing, restarts its PostgreSQL fenced, and serves again once the arbiter
+      // confirms its term; then the held handover reaches the arbiter.
+      sim.run(4 * sim.timing.failoverTimeoutMs);
+      assert.ok(
+        sim.traceSince(0, /handover \(late\): refused: stale handover 1 of pg1/).length === 1,
+        sim.describe(),
+      );
+      assert.equal(sim.grants.length, 0);
+      assert.equal(sim.record.primary, 'pg1');
+      assert.equal(sim.node('pg1').state.handoverUnsettledTerm, null);
+      sim.converges(HEAL_BOUND_MS);
+      // A later switchover is numbered after it and goes through.
+      assert.equal(sim.requestSwitchover('pg1'), null);
+      sim.run(2 * sim.timing.probeIntervalMs);
+      assert.deepEqual([sim.record.term, sim.record.primary], [2, 'pg2']);
+    },
+  },
+  {
+    name: "after a handover left unanswered the old primary does not serve on its standby's vouch alone",
+    run: (sim) => {
+      start(sim);
+      sim.delayNextHandoverMs = 3 * sim.timing.failoverTimeoutMs;
+      assert.equal(sim.requestSwitchover('pg1'), null);
+      sim.run(sim.timing.probeIntervalMs);
+      assert.ok(sim.traceSince(0, /pg1 -> arbiter handover: held in the network/).length === 1);
+      sim.cutLink('pg1', W);
+      sim.run(2 * sim.timing.failoverTimeoutMs);
+      // The standby streams from it and vouches for it, but the handover may still arrive.
+      assert.equal(sim.node('pg1').fenced, true);
+      assert.equal(sim.node('pg1').state.handoverUnsettledTerm, 1);
+      sim.heal();
+      sim.converges(HEAL_BOUND_MS);
     },
   },
   {
