@@ -123,6 +123,8 @@ export class Agent {
     const primary = initialPrimary(cfg);
     this.state = startingAgentState(
       {
+        // Every field persistedOf wrote, so a new one cannot be dropped here.
+        ...saved,
         record: saved?.record ?? initialRecord(primary, otherNode(cfg, primary).name),
         promotionAskedInTerm: saved?.promotionAskedInTerm ?? null,
       },
@@ -376,7 +378,7 @@ export class Agent {
         const ok = await handover(this.ctl, this.cfg, a.to, a.term, this.api, log, {
           lastSeq: () => this.state.handoverSeq,
           sending: () => {
-            const next = handoverSending(this.state);
+            const next = handoverSending(this.state, Date.now());
             this.setState(next.state);
             return next.seq;
           },

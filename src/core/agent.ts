@@ -77,9 +77,11 @@ export function persistedOf(state: AgentState): PersistedAgentState {
 }
 
 /** A switchover's handover request is about to go out: its number, and the state to persist
- *  first (the request stays unsettled until an answer, or a confirmation that voids it). */
-export function handoverSending(state: AgentState): { state: AgentState; seq: number } {
-  const seq = state.handoverSeq + 1;
+ *  first (the request stays unsettled until an answer, or a confirmation that voids it). The
+ *  clock is only a floor: should the state file be lost, new numbers still pass the old ones the
+ *  arbiter has voided (a clock set back could only get handovers refused, never one taken). */
+export function handoverSending(state: AgentState, now: number): { state: AgentState; seq: number } {
+  const seq = Math.max(state.handoverSeq + 1, Math.floor(now));
   return { state: { ...state, handoverSeq: seq, handoverUnsettledTerm: state.record.term }, seq };
 }
 

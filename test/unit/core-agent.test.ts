@@ -8,6 +8,8 @@ import {
   agentOnReply,
   decideAgent,
   forcePromotion,
+  handoverSending,
+  handoverSettled,
   initialAgentState,
   NOT_RECEIVING_REJOIN_MS,
   persistedOf,
@@ -240,6 +242,21 @@ describe('decideAgent: bookkeeping', () => {
       handoverSeq: 0,
       handoverUnsettledTerm: null,
     });
+  });
+
+  test('handover numbers: persisted, kept across a restart, above the clock, settled by an answer', () => {
+    const st = initialAgentState(rec({ term: 3 }), 1000);
+    const first = handoverSending(st, 5000);
+    assert.equal(first.seq, 5000, 'the clock is the floor');
+    assert.deepEqual([first.state.handoverSeq, first.state.handoverUnsettledTerm], [5000, 3]);
+    assert.equal(handoverSending(first.state, 10).seq, 5001, 'then one more than the last');
+    const saved = JSON.parse(JSON.stringify(persistedOf(first.state)));
+    const restarted = startingAgentState(saved, 6000, P.timing);
+    assert.deepEqual([restarted.handoverSeq, restarted.handoverUnsettledTerm], [5000, 3]);
+    assert.equal(handoverSettled(restarted).handoverUnsettledTerm, null);
+    // An old state file without them starts at 0 and settled.
+    const old = startingAgentState({ record: rec(), promotionAskedInTerm: null }, 6000, P.timing);
+    assert.deepEqual([old.handoverSeq, old.handoverUnsettledTerm], [0, null]);
   });
 
   test('a freshly started primary agent that reaches neither peer fences on its first round', () => {
