@@ -253,7 +253,7 @@ describe('hardening', { skip: needsRoot, timeout: 900_000 }, () => {
     };
     assert.equal(await replay('/promote', { node: h0.standby, term: h0.term }), 409);
     assert.equal(await replay('/confirm-primary', { node: h0.primary, term: h0.term }), 409);
-    assert.equal(await replay('/handover', { node: h0.primary, to: h0.standby, term: h0.term }), 409);
+    assert.equal(await replay('/handover', { node: h0.primary, to: h0.standby, term: h0.term, seq: 1 }), 409);
     assert.equal(await replay('/set-promotable', { node: h0.primary, term: h0.term, promotable: true }), 409);
     const h2 = await waitHealthy(lab);
     assert.deepEqual(h2, h1, 'nothing changed');

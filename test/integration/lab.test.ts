@@ -275,12 +275,19 @@ describe('lab network', { skip }, () => {
 describe('lab with PostgreSQL', { skip }, () => {
   test('a killed `lab up` is cleaned up by `lab down`', async () => {
     await labDown(PREFIX); // a previous test that failed may have left its lab
-    // Killed during `pgarbiter init` (the network takes 0.1 s, init about 1-2 s).
-    const r = await run(selfArgv('lab', 'up', '--no-show', '--prefix', PREFIX, '--subnet', SUBNET), {
-      timeoutMs: 1500,
-      allowFailure: true,
-    });
-    assert.equal(r.code, 124, 'lab up was killed half-way');
+    // Killed with SIGKILL once its network exists, i.e. as `pgarbiter init` starts (init takes
+    // about 1-2 s). Waiting for the namespaces rather than a fixed time: on a loaded machine
+    // `lab up` took longer than 1.5 s to create any (CI, 2026-11-30).
+    const [cmd, ...args] = selfArgv('lab', 'up', '--no-show', '--prefix', PREFIX, '--subnet', SUBNET);
+    const child = spawn(cmd!, args, { stdio: 'ignore' });
+    const exited = new Promise<string | null>((resolve) => child.on('exit', (_c, sig) => resolve(sig)));
+    const end = Date.now() + 60_000;
+    for (let i = 0; i < 1200 && Date.now() < end; i++) {
+      if ((await ourNamespaces()).length === allNamespaces(PREFIX).length || child.exitCode !== null) break;
+      await sleep(50);
+    }
+    child.kill('SIGKILL');
+    assert.equal(await exited, 'SIGKILL', 'lab up was killed half-way');
     assert.ok((await ourNamespaces()).length > 0);
     await sleep(500); // the orphaned init may still start a postmaster
     await labDown(PREFIX);
