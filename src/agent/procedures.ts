@@ -149,7 +149,6 @@ async function countDiscarded(ctl: PgControl, primaryHost: string, log: Logger):
   }
 }
 
-/** Primary side of a switchover. On success the arbiter names `to` primary of term+1. */
 /** The agent's record of its handover requests (AgentState.handoverSeq, handoverUnsettledTerm). */
 export interface HandoverTracker {
   /** The number of the last handover request sent. */
@@ -160,6 +159,7 @@ export interface HandoverTracker {
   settled(): void;
 }
 
+/** Primary side of a switchover. On success the arbiter names `to` primary of term+1. */
 export async function handover(
   ctl: PgControl,
   cfg: Config,
