@@ -7,7 +7,6 @@
 //        [--mode link-down|subnet] [--reconnect-max 0.2]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { newTermTimeOf } from '../src/cluster/view.js';
 import type { SyncCommit, TimingProfile } from '../src/config.js';
 import {
@@ -34,24 +33,22 @@ import {
 } from '../src/scenario/lab-run.js';
 import { sleep } from '../src/util/exec.js';
 import { ackedBy, ledgerTxs } from '../src/workload/ledger.js';
+import { badArg, benchArgs } from './args.js';
 import { keepLabOnFailure, spread } from './stats.js';
 
-const { values } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '10' },
-    timing: { type: 'string', default: 'default' },
-    sync: { type: 'string', default: 'remote_apply' },
-    mode: { type: 'string', default: 'link-down' },
-    'reconnect-max': { type: 'string', default: '0.2' },
-    prefix: { type: 'string', default: process.env.PGARBITER_LAB_PREFIX ?? 'pgbf' },
-    subnet: { type: 'string', default: process.env.PGARBITER_LAB_SUBNET ?? '10.213.70.0/24' },
-  },
+const values = benchArgs(import.meta.url, {
+  runs: { type: 'string', default: '10' },
+  timing: { type: 'string', default: 'default' },
+  sync: { type: 'string', default: 'remote_apply' },
+  mode: { type: 'string', default: 'link-down' },
+  'reconnect-max': { type: 'string', default: '0.2' },
+  prefix: { type: 'string', default: process.env.PGARBITER_LAB_PREFIX ?? 'pgbf' },
+  subnet: { type: 'string', default: process.env.PGARBITER_LAB_SUBNET ?? '10.213.70.0/24' },
 });
 const runs = Number(values.runs);
 const reconnectMaxS = Number(values['reconnect-max']);
-if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs ${values.runs}: give a whole number >= 1`);
-if (!(reconnectMaxS >= 0.1))
-  throw new Error(`--reconnect-max ${values['reconnect-max']}: give seconds >= 0.1`);
+if (!Number.isInteger(runs) || runs < 1) badArg(`--runs ${values.runs}: give a whole number >= 1`);
+if (!(reconnectMaxS >= 0.1)) badArg(`--reconnect-max ${values['reconnect-max']}: give seconds >= 0.1`);
 
 const PATHS = ['haproxy', 'vip', 'multihost'] as const;
 type ClientPath = (typeof PATHS)[number];

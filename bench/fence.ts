@@ -9,7 +9,6 @@
 //                            [--sessions 4] [--prefix pgf] [--subnet 10.214.0.0/24]
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { loadConfig, TIMING_PROFILES, type TimingProfile } from '../src/config.js';
 import { FENCE_MECHANISMS, Fence, type FenceMechanism, type FenceResult } from '../src/fence/fence.js';
 import { TERMINATE_CLIENTS_SQL } from '../src/fence/terminate.js';
@@ -18,23 +17,30 @@ import type { HostName } from '../src/lab/topology.js';
 import { PgControl } from '../src/postgres/control.js';
 import { startLabWriter, waitHealthy } from '../src/scenario/lab-run.js';
 import { sleep } from '../src/util/exec.js';
+import { badArg, benchArgs } from './args.js';
 import { spreadText } from './stats.js';
 
-const { values } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '30' },
-    mechanism: { type: 'string', default: 'both' },
-    timing: { type: 'string', default: 'default' },
-    sessions: { type: 'string', default: '4' },
-    prefix: { type: 'string', default: 'pgf' },
-    subnet: { type: 'string', default: '10.214.0.0/24' },
-    // Internal: the loop that runs inside the primary's namespace.
-    inner: { type: 'boolean', default: false },
-    config: { type: 'string' },
-    budget: { type: 'string' },
-  },
+const values = benchArgs(import.meta.url, {
+  runs: { type: 'string', default: '30' },
+  mechanism: { type: 'string', default: 'both' },
+  timing: { type: 'string', default: 'default' },
+  sessions: { type: 'string', default: '4' },
+  prefix: { type: 'string', default: 'pgf' },
+  subnet: { type: 'string', default: '10.214.0.0/24' },
+  // Internal: the loop that runs inside the primary's namespace.
+  inner: { type: 'boolean', default: false },
+  config: { type: 'string' },
+  budget: { type: 'string' },
 });
 const runs = Number(values.runs);
+if (!Number.isInteger(runs) || runs < 1) badArg(`--runs ${values.runs}: a whole number >= 1`);
+if (values.mechanism !== 'both' && !(FENCE_MECHANISMS as readonly string[]).includes(values.mechanism))
+  badArg(`--mechanism ${values.mechanism}: both, ${FENCE_MECHANISMS.join(' or ')}`);
+if (values.timing !== 'default' && values.timing !== 'fast')
+  badArg(`--timing ${values.timing}: default or fast`);
+const sessions = Number(values.sessions);
+if (!Number.isInteger(sessions) || sessions < 1 || sessions > 64)
+  badArg(`--sessions ${values.sessions}: a whole number from 1 to 64`);
 
 interface Sample extends FenceResult {
   isFencedMs: number;
@@ -112,7 +118,7 @@ async function outer(): Promise<void> {
     await stopAgents(lab); // from here on only this benchmark touches the fence
     const w = startLabWriter(lab, {
       ledger: `${lab.dir}/client/bench-fence.jsonl`,
-      sessions: Number(values.sessions),
+      sessions,
       dsn: `host=${lab.hosts[p].address} port=5432 user=app dbname=postgres ${labSslConninfo(lab)}`,
     });
     try {

@@ -8,22 +8,20 @@
 //   node dist/bench/light.js [--status-runs 20] [--idle-seconds 60] [--switchovers 5] [--timing default|fast]
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { TimingProfile } from '../src/config.js';
 import { CLI_MAIN, labDown, labUp } from '../src/lab/index.js';
 import { procUsage, switchoverUnderWriter, waitHealthy } from '../src/scenario/lab-run.js';
 import { run, sleep } from '../src/util/exec.js';
+import { badArg, benchArgs } from './args.js';
 import { keepLabOnFailure, spreadText } from './stats.js';
 
-const { values } = parseArgs({
-  options: {
-    'status-runs': { type: 'string', default: '20' },
-    'idle-seconds': { type: 'string', default: '60' },
-    switchovers: { type: 'string', default: '5' },
-    timing: { type: 'string', default: 'default' },
-    prefix: { type: 'string', default: process.env.PGARBITER_LAB_PREFIX ?? 'pgbl' },
-    subnet: { type: 'string', default: process.env.PGARBITER_LAB_SUBNET ?? '10.213.71.0/24' },
-  },
+const values = benchArgs(import.meta.url, {
+  'status-runs': { type: 'string', default: '20' },
+  'idle-seconds': { type: 'string', default: '60' },
+  switchovers: { type: 'string', default: '5' },
+  timing: { type: 'string', default: 'default' },
+  prefix: { type: 'string', default: process.env.PGARBITER_LAB_PREFIX ?? 'pgbl' },
+  subnet: { type: 'string', default: process.env.PGARBITER_LAB_SUBNET ?? '10.213.71.0/24' },
 });
 const statusRuns = Number(values['status-runs']);
 const idleSeconds = Number(values['idle-seconds']);
@@ -33,8 +31,8 @@ for (const [flag, n, max] of [
   ['--idle-seconds', idleSeconds, 3600],
   ['--switchovers', switchovers, 50],
 ] as const)
-  if (!Number.isInteger(n) || n < 0 || n > max) throw new Error(`${flag}: a whole number from 0 to ${max}`);
-if (values.timing !== 'default' && values.timing !== 'fast') throw new Error('--timing: default or fast');
+  if (!Number.isInteger(n) || n < 0 || n > max) badArg(`${flag}: a whole number from 0 to ${max}`);
+if (values.timing !== 'default' && values.timing !== 'fast') badArg('--timing: default or fast');
 
 const say = (m: string) => process.stderr.write(`${m}\n`);
 const load = () =>

@@ -6,7 +6,6 @@
 //                             [--write-seconds 5] [--switchovers 3] [--save-logs DIR] [--no-checkpoint]
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { lsnAtLeast } from '../src/core/lsn.js';
 import {
   dataDir,
@@ -27,30 +26,28 @@ import {
 import type { HostName } from '../src/lab/topology.js';
 import { clusterView, switchoverUnderWriter, waitFor, waitHealthy } from '../src/scenario/lab-run.js';
 import { asUser, run } from '../src/util/exec.js';
+import { badArg, benchArgs } from './args.js';
 import { spreadText } from './stats.js';
 
-const { values } = parseArgs({
-  options: {
-    // Measured: scale 68 gives a 1.0 GB database (pgbench_accounts 0.87 GB + its key 0.14 GB).
-    scale: { type: 'string', default: '68' },
-    prefix: { type: 'string', default: process.env.PGARBITER_LAB_PREFIX ?? 'pgbr' },
-    subnet: { type: 'string', default: process.env.PGARBITER_LAB_SUBNET ?? '10.213.110.0/24' },
-    'write-seconds': { type: 'string', default: '5' },
-    switchovers: { type: 'string', default: '3' },
-    /** Skip the CHECKPOINT after the load (see README: pg_rewind then falls back). */
-    'no-checkpoint': { type: 'boolean', default: false },
-    /** Copy the agents', the arbiter's and PostgreSQL's logs here before the lab is torn down. */
-    'save-logs': { type: 'string' },
-  },
+const values = benchArgs(import.meta.url, {
+  // Measured: scale 68 gives a 1.0 GB database (pgbench_accounts 0.87 GB + its key 0.14 GB).
+  scale: { type: 'string', default: '68' },
+  prefix: { type: 'string', default: process.env.PGARBITER_LAB_PREFIX ?? 'pgbr' },
+  subnet: { type: 'string', default: process.env.PGARBITER_LAB_SUBNET ?? '10.213.110.0/24' },
+  'write-seconds': { type: 'string', default: '5' },
+  switchovers: { type: 'string', default: '3' },
+  /** Skip the CHECKPOINT after the load (see README: pg_rewind then falls back). */
+  'no-checkpoint': { type: 'boolean', default: false },
+  /** Copy the agents', the arbiter's and PostgreSQL's logs here before the lab is torn down. */
+  'save-logs': { type: 'string' },
 });
 const scale = Number(values.scale);
 const writeSeconds = Number(values['write-seconds']);
 const switchovers = Number(values.switchovers);
-if (!Number.isInteger(scale) || scale < 1 || scale > 80) throw new Error('--scale: 1..80 (80 is ~1.2 GB)');
+if (!Number.isInteger(scale) || scale < 1 || scale > 80) badArg('--scale: 1..80 (80 is ~1.2 GB)');
 if (!Number.isInteger(writeSeconds) || writeSeconds < 1 || writeSeconds > 60)
-  throw new Error('--write-seconds: 1..60');
-if (!Number.isInteger(switchovers) || switchovers < 1 || switchovers > 10)
-  throw new Error('--switchovers: 1..10');
+  badArg('--write-seconds: 1..60');
+if (!Number.isInteger(switchovers) || switchovers < 1 || switchovers > 10) badArg('--switchovers: 1..10');
 
 const PGBENCH = join(PG_BIN_DIR, 'pgbench');
 const t0 = Date.now();

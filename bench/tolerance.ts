@@ -9,7 +9,6 @@
 // Prints one table per profile. Every duration and repeat has a flag, for a quick shortened run.
 //   node dist/bench/tolerance.js [--timing default,fast] [--repeat 10] [--blips 0.25,0.5,...]
 //        [--losses 2,5,10,20] [--arbiter-losses 5,20] [--loss-duration 300] [--freezes 200,400,600,800]
-import { parseArgs } from 'node:util';
 import type { AgentStatus } from '../src/api/protocol.js';
 import type { TimingProfile } from '../src/config.js';
 import { TIMING_PROFILES } from '../src/config.js';
@@ -18,37 +17,34 @@ import type { HostName } from '../src/lab/topology.js';
 import { apiGetIn, arbiterView, startLabWriter, vipDsn, waitHealthyByApi } from '../src/scenario/lab-run.js';
 import { sleep } from '../src/util/exec.js';
 import { ledgerTxs } from '../src/workload/ledger.js';
+import { badArg, benchArgs } from './args.js';
 import { keepLabOnFailure } from './stats.js';
 
-const { values } = parseArgs({
-  options: {
-    timing: { type: 'string', default: 'default,fast' },
-    repeat: { type: 'string', default: '10' },
-    blips: { type: 'string', default: '0.25,0.5,0.75,1,1.5,2,3' },
-    losses: { type: 'string', default: '2,5,10,20' },
-    'arbiter-losses': { type: 'string', default: '5,20' },
-    'loss-duration': { type: 'string', default: '300' },
-    freezes: { type: 'string', default: '200,400,600,800' },
-    /** Seconds to watch after a blip or a freeze ends before it is classified. */
-    settle: { type: 'string', default: '4' },
-    only: { type: 'string', default: 'blips,loss,freeze' },
-    prefix: { type: 'string', default: process.env.PGARBITER_LAB_PREFIX ?? 'pgtol' },
-    subnet: { type: 'string', default: process.env.PGARBITER_LAB_SUBNET ?? '10.213.170.0/24' },
-  },
+const values = benchArgs(import.meta.url, {
+  timing: { type: 'string', default: 'default,fast' },
+  repeat: { type: 'string', default: '10' },
+  blips: { type: 'string', default: '0.25,0.5,0.75,1,1.5,2,3' },
+  losses: { type: 'string', default: '2,5,10,20' },
+  'arbiter-losses': { type: 'string', default: '5,20' },
+  'loss-duration': { type: 'string', default: '300' },
+  freezes: { type: 'string', default: '200,400,600,800' },
+  /** Seconds to watch after a blip or a freeze ends before it is classified. */
+  settle: { type: 'string', default: '4' },
+  only: { type: 'string', default: 'blips,loss,freeze' },
+  prefix: { type: 'string', default: process.env.PGARBITER_LAB_PREFIX ?? 'pgtol' },
+  subnet: { type: 'string', default: process.env.PGARBITER_LAB_SUBNET ?? '10.213.170.0/24' },
 });
 
 function list(flag: string, raw: string, ok: (n: number) => boolean): number[] {
   const xs = raw === '' ? [] : raw.split(',').map(Number);
-  if (xs.some((x) => !Number.isFinite(x) || !ok(x))) throw new Error(`--${flag} ${raw}: not a valid list`);
+  if (xs.some((x) => !Number.isFinite(x) || !ok(x))) badArg(`--${flag} ${raw}: not a valid list`);
   return xs;
 }
 const profiles = values.timing.split(',') as TimingProfile[];
 for (const p of profiles)
-  if (!(p in TIMING_PROFILES))
-    throw new Error(`--timing ${p}: use ${Object.keys(TIMING_PROFILES).join(', ')}`);
+  if (!(p in TIMING_PROFILES)) badArg(`--timing ${p}: use ${Object.keys(TIMING_PROFILES).join(', ')}`);
 const repeat = Number(values.repeat);
-if (!Number.isInteger(repeat) || repeat < 1)
-  throw new Error(`--repeat ${values.repeat}: a whole number >= 1`);
+if (!Number.isInteger(repeat) || repeat < 1) badArg(`--repeat ${values.repeat}: a whole number >= 1`);
 const blips = list('blips', values.blips, (x) => x > 0 && x <= 60);
 const losses = list('losses', values.losses, (x) => Number.isInteger(x) && x > 0 && x < 100);
 const arbiterLosses = list(
@@ -57,7 +53,7 @@ const arbiterLosses = list(
   (x) => Number.isInteger(x) && x > 0 && x < 100,
 );
 const lossS = Number(values['loss-duration']);
-if (!(lossS > 0)) throw new Error(`--loss-duration ${values['loss-duration']}: seconds > 0`);
+if (!(lossS > 0)) badArg(`--loss-duration ${values['loss-duration']}: seconds > 0`);
 const freezes = list('freezes', values.freezes, (x) => Number.isInteger(x) && x > 0 && x <= 60_000);
 const settleS = Number(values.settle);
 const only = new Set(values.only.split(','));

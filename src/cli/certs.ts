@@ -34,9 +34,10 @@ function caOf(o: { caCert?: string; caKey?: string }): CaPaths | undefined {
 export function registerCertsCommands(program: Command): void {
   const certs = program
     .command('certs')
+    .summary("make the cluster CA and each member's key and certificate")
     .description(
-      'The cluster CA and one key + certificate per member (CN = member name, SAN = its address),\n' +
-        'issued with openssl: the APIs (HTTPS) and PostgreSQL (ssl = on) use them. Keys are mode 0600.\n' +
+      'The cluster CA and one key + certificate per member (CN = member name, SAN = its address), ' +
+        'issued with openssl: the APIs (HTTPS) and PostgreSQL (ssl = on) use them. Keys are mode 0600. ' +
         `Default directory ${DEFAULT_TLS_DIR}: copy ca.crt and a member's NAME.crt + NAME.key to that member.`,
     );
 
@@ -54,7 +55,7 @@ export function registerCertsCommands(program: Command): void {
   certs
     .command('issue')
     .description(
-      'Issue, or renew, the certificate of one member: NAME.crt + NAME.key in DIR, signed by the CA.\n' +
+      'Issue, or renew, the certificate of one member: NAME.crt + NAME.key in DIR, signed by the CA. ' +
         'Renewal is the same command: a new key and certificate from the same CA; then restart the member.',
     )
     .argument('<name>', "the member name (the config's node: pg1, arbiter, ...)")
@@ -77,7 +78,7 @@ export function registerCertsCommands(program: Command): void {
   certs
     .command('cluster')
     .description(
-      'Everything a cluster needs from a config: the CA (unless DIR has one or you bring yours) and a\n' +
+      'Everything a cluster needs from a config: the CA (unless DIR has one or you bring yours) and a ' +
         'certificate for every member (both nodes and the arbiter) with the host of the config.',
     )
     .requiredOption('-c, --config <file>', 'a member config (YAML): its nodes and arbiter are used')

@@ -42,6 +42,7 @@ export function registerClusterCommands(program: Command): void {
   withCommon(
     program
       .command('status')
+      .summary('the cluster in one table (roles, terms, LSNs, lag, fences, reachability)')
       .description(
         'The cluster in one table: each node, its role, state, term/timeline, LSN, lag, fence, reachability.',
       ),
@@ -70,8 +71,9 @@ export function registerClusterCommands(program: Command): void {
   withCommon(
     program
       .command('history')
+      .summary("the cluster's events (grants, fences, promotions, rejoins) by time")
       .description(
-        "The cluster's events, merged by time: the arbiter's grants, refusals, handovers, maintenance, forced\n" +
+        "The cluster's events, merged by time: the arbiter's grants, refusals, handovers, maintenance, forced " +
           "failovers, adoptions, and each agent's fences, unfences, promotions and rejoins.",
       ),
   )
@@ -96,6 +98,7 @@ export function registerClusterCommands(program: Command): void {
   withCommon(
     program
       .command('switchover')
+      .summary('planned role swap: no acknowledged write lost, a short write pause')
       .description('Planned role swap: no acknowledged write lost, a short write pause.'),
   )
     .option('--to <node>', 'the node to become primary (default: the standby)')
@@ -116,8 +119,9 @@ export function registerClusterCommands(program: Command): void {
   withCommon(
     program
       .command('failover')
+      .summary('forced failover, for when the automatic path refuses')
       .description(
-        'Forced failover for when the automatic path refuses (standby not promotable, arbiter gone): through the\n' +
+        'Forced failover for when the automatic path refuses (standby not promotable, arbiter gone): through the ' +
           "arbiter when it answers, else through the node's agent (the arbiter adopts the new term when back).",
       ),
   )
@@ -165,6 +169,7 @@ export function registerClusterCommands(program: Command): void {
   withCommon(
     program
       .command('maintenance')
+      .summary('pause (on) or resume (off) automatic failover and restarts')
       .description(
         'Pause (on) or resume (off) automatic failover and PostgreSQL restarts (an isolated primary still fences); shown in status.',
       ),
@@ -185,6 +190,7 @@ export function registerClusterCommands(program: Command): void {
   withCommon(
     program
       .command('rejoin')
+      .summary('rewind a node and start it as standby of the current primary')
       .description('Rewind NODE and start it as standby of the current primary (rejoin: manual).'),
   )
     .argument('<node>')

@@ -29,15 +29,17 @@ export const COMMAND_GROUPS: { commands: readonly string[]; load: () => Promise<
   { commands: ['soak', 'soak-sample'], load: async () => (await import('./soak.js')).registerSoakCommand },
 ];
 
-/** The program with the commands of `command`'s group, or with every command. */
+/** The program with the commands of `command`'s group, with none for `--version`, or with every
+ *  command (help, an unknown command). */
 export async function buildProgram(command?: string): Promise<Command> {
   const program = new Command('pgarbiter')
     .description(
-      'PostgreSQL primary + hot standby with an arbiter: automatic failover, self-fencing and rejoin.\n' +
+      'PostgreSQL primary + hot standby with an arbiter: automatic failover, self-fencing and rejoin. ' +
         'Try it on a built-in lab of network namespaces: `pgarbiter demo`.',
     )
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)');
+  if (command === '--version' || command === '-V') return program;
   const own = COMMAND_GROUPS.filter((g) => command !== undefined && g.commands.includes(command));
   for (const g of own.length ? own : COMMAND_GROUPS) (await g.load())(program);
   return program;

@@ -15,6 +15,7 @@ import { osUserIds } from '../util/os-user.js';
 export function registerComposeCommands(program: Command): void {
   program
     .command('compose-config')
+    .summary("write the container deployment's configs, secrets and certificates")
     .description(
       "Write the container deployment's configs (pg-master, pg-slave, arbiter, the host's client.yaml, HAProxy) " +
         'with newly generated secrets, a CA and one TLS key and certificate per member into a directory that holds none; keep a complete one; refuse a partial one.',

@@ -13,8 +13,9 @@ export function registerDaemonCommands(program: Command): void {
   registerDaemonRunners(program);
   program
     .command('init')
+    .summary('bootstrap this database node (initdb on the primary, base backup on the standby)')
     .description(
-      'Bootstrap this database node: on the initial primary initdb + start + roles; on the other node\n' +
+      'Bootstrap this database node: on the initial primary initdb + start + roles; on the other node ' +
         'a base backup from the primary, then start as hot standby. Does nothing to a node that has data.',
     )
     .requiredOption('-c, --config <file>', 'node config (YAML)')
@@ -54,8 +55,9 @@ export function registerDaemonCommands(program: Command): void {
 export function registerDaemonRunners(program: Command): void {
   program
     .command('agent')
+    .summary('run the agent of a database node')
     .description(
-      'Run the agent of a database node (primary or standby): probes, fencing, promotion with the\n' +
+      'Run the agent of a database node (primary or standby): probes, fencing, promotion with the ' +
         "arbiter's grant, sync-replication fallback, rejoin. Logs JSON lines to stdout (and log_file).",
     )
     .requiredOption('-c, --config <file>', 'node config (YAML)')
@@ -67,6 +69,7 @@ export function registerDaemonRunners(program: Command): void {
     });
   program
     .command('arbiter')
+    .summary('run the arbiter')
     .description(
       'Run the arbiter: witness of the primary, keeper of the cluster record and its terms, grants promotions.',
     )

@@ -22,8 +22,9 @@ export function dashboardBanner(url: string, token: string): string {
 export function registerDashboardCommand(program: Command): void {
   program
     .command('dashboard')
+    .summary('a live web page of the cluster, with buttons for faults and operations')
     .description(
-      'a live page of the cluster: hosts and links, roles, a chart of committed writes with the faults\n' +
+      'a live page of the cluster: hosts and links, roles, a chart of committed writes with the faults ' +
         'and failovers marked, the events; buttons for the lab faults and the operations',
     )
     .option('--port <n>', 'TCP port', '8080')

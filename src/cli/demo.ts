@@ -14,9 +14,10 @@ import { dashboardBanner, parsePort } from './dashboard.js';
 export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
+    .summary('every stage of the lab assignment on a fresh lab, narrated, with the evidence')
     .description(
-      'Run every stage of the fault-tolerance lab on a fresh namespace lab, narrated, with the evidence:\n' +
-        '1 primary + hot standby, 2.1 client sessions, 2.2 the primary cut off, 2.3 logs + failover,\n' +
+      'Run every stage of the fault-tolerance lab on a fresh namespace lab, narrated, with the evidence: ' +
+        '1 primary + hot standby, 2.1 client sessions, 2.2 the primary cut off, 2.3 logs + failover, ' +
         '3 rejoin + switchover back; then a summary table, the data-loss accounting and a report.',
     )
     .option(

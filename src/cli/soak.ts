@@ -33,13 +33,14 @@ const PLAN_MS_PER_SCHEDULE = 15_000;
 export function registerSoakCommand(program: Command): void {
   program
     .command('soak')
+    .summary('random schedules of real faults on a lab, with a writer and a safety checker')
     .description(
-      'Random, reproducible schedules of real faults on a lab (isolation, partitions, one-way drops, packet loss,\n' +
-        'freezes, stops and kill -9 of PostgreSQL and of each daemon, an arbiter restart during a failover,\n' +
-        'switchover, maintenance, forced failover), alone and overlapping, with writers through HAProxy and\n' +
-        'libpq multi-host. A checker stops at the first violation: two unfenced writable primaries, a write\n' +
-        'acknowledged by a node after a newer term was granted, acknowledged rows lost under remote_apply,\n' +
-        'a term or timeline going down, no healthy cluster within the bound after the faults, a daemon gone.\n' +
+      'Random, reproducible schedules of real faults on a lab (isolation, partitions, one-way drops, packet loss, ' +
+        'freezes, stops and kill -9 of PostgreSQL and of each daemon, an arbiter restart during a failover, ' +
+        'switchover, maintenance, forced failover), alone and overlapping, with writers through HAProxy and ' +
+        'libpq multi-host. A checker stops at the first violation: two unfenced writable primaries, a write ' +
+        'acknowledged by a node after a newer term was granted, acknowledged rows lost under remote_apply, ' +
+        'a term or timeline going down, no healthy cluster within the bound after the faults, a daemon gone. ' +
         'The lab and logs are then kept, and `pgarbiter soak --replay FILE` runs that schedule again.',
     )
     .option('--schedules <n>', 'how many schedules (default 3; or use --duration)')

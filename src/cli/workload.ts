@@ -79,6 +79,7 @@ function formatSummary(s: WriterSummary): string {
 export function registerWorkloadCommands(program: Command): void {
   program
     .command('writer')
+    .summary('write from several sessions and record each outcome in a ledger')
     .description(
       'Write continuously from several client sessions (a customer and an order per transaction) and record every ' +
         'id with its outcome (ack / fail / unknown) in a ledger for `check`.',
@@ -170,6 +171,7 @@ export function registerWorkloadCommands(program: Command): void {
 
   program
     .command('check')
+    .summary("compare a writer's ledger with the primary: lost, unknown, torn")
     .description(
       'Compare a writer ledger with what the primary holds: lost (acknowledged but missing), unexpected (failed but ' +
         'present), unknown outcomes resolved, torn transactions, and the longest gap between acks. ' +
@@ -211,6 +213,7 @@ export function formatLossTable(rows: LossCellResult[]): string {
 export function registerTestLossCommand(program: Command): void {
   program
     .command('test-loss')
+    .summary("the original's data-loss tests on fresh labs, one table")
     .description(
       "The original cluster's data-loss tests, for real: per cell a fresh lab, the writer at full speed, the fault, " +
         'the failover where the fault calls for it, then the ledger checked against the primary. With no options: ' +

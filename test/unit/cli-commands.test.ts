@@ -12,12 +12,13 @@ test('each group of commands lists exactly the commands its file registers', asy
   }
 });
 
-test('a command gets its own group; no command, help or an unknown one gets every command', async () => {
+test('a command gets its own group; --version none; no command, help or an unknown one gets every command', async () => {
   const all = COMMAND_GROUPS.flatMap((g) => g.commands).sort();
   assert.deepEqual(
     (await buildProgram('status')).commands.map((c) => c.name()).sort(),
     [...COMMAND_GROUPS.find((g) => g.commands.includes('status'))!.commands].sort(),
   );
+  for (const arg of ['--version', '-V']) assert.equal((await buildProgram(arg)).commands.length, 0);
   for (const arg of [undefined, '--help', 'stauts'])
     assert.deepEqual((await buildProgram(arg)).commands.map((c) => c.name()).sort(), all);
 });
