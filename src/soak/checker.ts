@@ -154,7 +154,9 @@ export function termsFromArbiterLog(text: string): TermGrant[] {
         term: term as number,
         primary: j.record.primary,
         at,
-        forced: (j.msg ?? '').startsWith('forceFailover:'),
+        // Forced through the arbiter, or through an agent while the arbiter was away (which the
+        // arbiter adopts when it is back): both documented to risk loss.
+        forced: /^(forceFailover|adopt):/.test(j.msg ?? ''),
       });
   }
   return [...seen.values()];

@@ -163,19 +163,30 @@ test('terms from the arbiter log: the first line of each term, forced failovers 
     line('2026-01-01T00:00:05.000Z', 'promote: granted', 2, 'pg2'),
     line('2026-01-01T00:00:06.000Z', 'confirmPrimary: ok', 2, 'pg2'),
     line('2026-01-01T00:00:09.000Z', 'forceFailover: forced', 3, 'pg1'),
+    // A failover forced through an agent while the arbiter was away: the arbiter adopts its term.
+    line('2026-01-01T00:00:11.000Z', 'adopt: adopted term 4 (primary pg2) from an agent', 4, 'pg2'),
   ].join('\n');
   assert.deepEqual(termsFromArbiterLog(log), [
     { term: 1, primary: 'pg1', at: T0, forced: false },
     { term: 2, primary: 'pg2', at: T0 + 5000, forced: false },
     { term: 3, primary: 'pg1', at: T0 + 9000, forced: true },
+    { term: 4, primary: 'pg2', at: T0 + 11_000, forced: true },
   ]);
-  // A term only an agent showed (promoted through it while the arbiter was away) is added.
+  // A term only an agent showed is added; an agent's earlier sighting of an adopted term moves its
+  // time back and keeps it forced (the agent took it before the arbiter was back).
   const merged = mergeTerms(termsFromArbiterLog(log), [
-    { term: 4, primary: 'pg2', at: T0 + 12_000, forced: false },
+    { term: 4, primary: 'pg2', at: T0 + 10_000, forced: false },
+    { term: 5, primary: 'pg1', at: T0 + 12_000, forced: false },
   ]);
   assert.deepEqual(
-    merged.map((g) => g.term),
-    [1, 2, 3, 4],
+    merged.map((g) => [g.term, g.at - T0, g.forced]),
+    [
+      [1, 0, false],
+      [2, 5000, false],
+      [3, 9000, true],
+      [4, 10_000, true],
+      [5, 12_000, false],
+    ],
   );
 });
 
