@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { parseTimingSet, type TimingProfile, type TimingSet } from '../src/config.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -34,6 +35,16 @@ export function benchArgs<const O extends Options>(fileUrl: string, options: O) 
   }
   try {
     return parseArgs({ args, options, strict: true }).values;
+  } catch (e) {
+    return badArg((e as Error).message);
+  }
+}
+
+/** --timing-set over `profile` (see `pgarbiter lab up --help`); undefined when not given. */
+export function timingSetArg(raw: string | undefined, profile: TimingProfile): TimingSet | undefined {
+  if (raw === undefined) return undefined;
+  try {
+    return parseTimingSet(raw, profile);
   } catch (e) {
     return badArg((e as Error).message);
   }

@@ -4,7 +4,7 @@
 // routes to it / the VIP is on it) -> first acknowledged write on each path. Prints one table per
 // run, min/median/max per step, the acknowledged rows lost, and each daemon's idle RSS and CPU.
 //   node dist/bench/failover.js [--runs 10] [--timing default|fast] [--sync remote_apply]
-//        [--mode link-down|subnet] [--reconnect-max 0.2]
+//        [--mode link-down|subnet] [--reconnect-max 0.2] [--timing-set failover_timeout=2200,...]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { newTermTimeOf } from '../src/cluster/view.js';
@@ -33,12 +33,14 @@ import {
 } from '../src/scenario/lab-run.js';
 import { sleep } from '../src/util/exec.js';
 import { ackedBy, ledgerTxs } from '../src/workload/ledger.js';
-import { badArg, benchArgs } from './args.js';
+import { badArg, benchArgs, timingSetArg } from './args.js';
 import { keepLabOnFailure, spread } from './stats.js';
 
 const values = benchArgs(import.meta.url, {
   runs: { type: 'string', default: '10' },
   timing: { type: 'string', default: 'default' },
+  /** Timing fields over the profile, in ms (as `lab up --timing-set`). */
+  'timing-set': { type: 'string' },
   sync: { type: 'string', default: 'remote_apply' },
   mode: { type: 'string', default: 'link-down' },
   'reconnect-max': { type: 'string', default: '0.2' },
@@ -46,6 +48,7 @@ const values = benchArgs(import.meta.url, {
   subnet: { type: 'string', default: process.env.PGARBITER_LAB_SUBNET ?? '10.213.70.0/24' },
 });
 const runs = Number(values.runs);
+const timingSet = timingSetArg(values['timing-set'], values.timing as TimingProfile);
 const reconnectMaxS = Number(values['reconnect-max']);
 if (!Number.isInteger(runs) || runs < 1) badArg(`--runs ${values.runs}: give a whole number >= 1`);
 if (!(reconnectMaxS >= 0.1)) badArg(`--reconnect-max ${values['reconnect-max']}: give seconds >= 0.1`);
@@ -176,6 +179,7 @@ async function main() {
     subnet: values.subnet,
     sync: values.sync as SyncCommit,
     timing: values.timing as TimingProfile,
+    timingSet,
   });
   const dsns: Record<ClientPath, string> = {
     haproxy: haproxyDsn(lab, 'rw'),
@@ -257,7 +261,7 @@ async function main() {
     }
     const finalArb = await arbiterView(lab);
     console.log(
-      `\nfailover benchmark: ${runs} isolations (${values.mode}), timing=${values.timing}, synchronous_commit=${values.sync}`,
+      `\nfailover benchmark: ${runs} isolations (${values.mode}), timing=${values.timing}${timingSet ? ` with ${values['timing-set']}` : ''}, synchronous_commit=${values.sync}`,
     );
     console.log(
       `writers: 2 sessions per client path, connect_timeout 1 s, reconnect wait doubling from 0.1 s up to ${reconnectMaxS} s`,

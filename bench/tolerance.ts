@@ -9,19 +9,21 @@
 // Prints one table per profile. Every duration and repeat has a flag, for a quick shortened run.
 //   node dist/bench/tolerance.js [--timing default,fast] [--repeat 10] [--blips 0.25,0.5,...]
 //        [--losses 2,5,10,20] [--arbiter-losses 5,20] [--loss-duration 300] [--freezes 200,400,600,800]
+//        [--timing-set failover_timeout=2200,...] (timing fields over each profile, in ms)
 import type { AgentStatus } from '../src/api/protocol.js';
 import type { TimingProfile } from '../src/config.js';
-import { TIMING_PROFILES } from '../src/config.js';
+import { resolveTiming, TIMING_PROFILES } from '../src/config.js';
 import { freeze, heal, isolate, type Lab, labDown, labUp, setLoss, thaw } from '../src/lab/index.js';
 import type { HostName } from '../src/lab/topology.js';
 import { apiGetIn, arbiterView, startLabWriter, vipDsn, waitHealthyByApi } from '../src/scenario/lab-run.js';
 import { sleep } from '../src/util/exec.js';
 import { ledgerTxs } from '../src/workload/ledger.js';
-import { badArg, benchArgs } from './args.js';
+import { badArg, benchArgs, timingSetArg } from './args.js';
 import { keepLabOnFailure } from './stats.js';
 
 const values = benchArgs(import.meta.url, {
   timing: { type: 'string', default: 'default,fast' },
+  'timing-set': { type: 'string' },
   repeat: { type: 'string', default: '10' },
   blips: { type: 'string', default: '0.25,0.5,0.75,1,1.5,2,3' },
   losses: { type: 'string', default: '2,5,10,20' },
@@ -43,6 +45,7 @@ function list(flag: string, raw: string, ok: (n: number) => boolean): number[] {
 const profiles = values.timing.split(',') as TimingProfile[];
 for (const p of profiles)
   if (!(p in TIMING_PROFILES)) badArg(`--timing ${p}: use ${Object.keys(TIMING_PROFILES).join(', ')}`);
+const timingSets = new Map(profiles.map((p) => [p, timingSetArg(values['timing-set'], p)]));
 const repeat = Number(values.repeat);
 if (!Number.isInteger(repeat) || repeat < 1) badArg(`--repeat ${values.repeat}: a whole number >= 1`);
 const blips = list('blips', values.blips, (x) => x > 0 && x <= 60);
@@ -187,10 +190,10 @@ async function freezeRows(lab: Lab): Promise<Row[]> {
   return rows;
 }
 
-function printRows(profile: string, rows: Row[]): void {
-  const t = TIMING_PROFILES[profile as TimingProfile];
+function printRows(profile: TimingProfile, rows: Row[]): void {
+  const t = resolveTiming({ profile, ...timingSets.get(profile) });
   console.log(
-    `\ntiming=${profile} (probe_interval ${t.probe_interval} ms, fence_timeout ${t.fence_timeout} ms, failover_timeout ${t.failover_timeout} ms)`,
+    `\ntiming=${profile}${values['timing-set'] ? ` with ${values['timing-set']}` : ''} (probe_interval ${t.probeIntervalMs} ms, fence_timeout ${t.fenceTimeoutMs} ms, fence_action_budget ${t.fenceActionBudgetMs} ms, failover_timeout ${t.failoverTimeoutMs} ms)`,
   );
   console.log(
     `  ${'fault'.padEnd(38)} ${'nothing'.padStart(7)} ${'fence'.padStart(7)} ${'failover'.padStart(8)} ${'write errors'.padStart(12)}`,
@@ -213,6 +216,7 @@ async function main() {
       subnet: values.subnet,
       sync: 'remote_apply',
       timing: profile,
+      timingSet: timingSets.get(profile),
     });
     await keepLabOnFailure(lab, async () => {
       await waitHealthyByApi(lab, 180_000);

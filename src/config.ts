@@ -52,6 +52,29 @@ export const TIMING_PROFILES = {
 } as const;
 export type TimingProfile = keyof typeof TIMING_PROFILES;
 
+/** The timing fields a config (or `lab up --timing-set`) may set over its profile, in ms. */
+export type TimingField = keyof (typeof TIMING_PROFILES)['default'];
+export type TimingSet = Partial<Record<TimingField, number>>;
+
+/** "failover_timeout=2200,probe_interval=400" -> fields over `profile`, in ms; a UserError for an
+ *  unknown field, a bad number, or values that break the timing rule. */
+export function parseTimingSet(text: string, profile: TimingProfile): TimingSet {
+  const fields = Object.keys(TIMING_PROFILES.default) as TimingField[];
+  const set: TimingSet = {};
+  for (const item of text.split(',').filter((s) => s.trim() !== '')) {
+    const [k = '', v = ''] = item.split('=').map((s) => s.trim());
+    if (!(fields as string[]).includes(k))
+      throw new UserError(`--timing-set ${item}: "${k}" is not a timing field (${fields.join(', ')})`);
+    const ms = Number(v);
+    if (!Number.isInteger(ms) || ms <= 0 || ms > 600_000)
+      throw new UserError(`--timing-set ${item}: give whole milliseconds from 1 to 600000`);
+    set[k as TimingField] = ms;
+  }
+  const problem = timingRuleViolation(resolveTiming({ profile, ...set }));
+  if (problem) throw new UserError(`--timing-set ${text}: ${problem}`);
+  return set;
+}
+
 export const DEFAULT_TLS_DIR = '/etc/pgarbiter/tls';
 
 const name = z.string().regex(/^[a-z][a-z0-9_-]{0,30}$/, 'lowercase letters, digits, - and _ (max 31)');

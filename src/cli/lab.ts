@@ -2,7 +2,7 @@
 
 import Table from 'cli-table3';
 import { type Command, Option } from 'commander';
-import { SYNC_MODES } from '../config.js';
+import { parseTimingSet, SYNC_MODES } from '../config.js';
 import {
   assertHost,
   assertMemberHost,
@@ -78,6 +78,10 @@ export function registerLabCommands(program: Command): void {
         .choices(['default', 'fast'])
         .default('default'),
     )
+    .option(
+      '--timing-set <fields>',
+      'timing fields over the profile, in ms, e.g. failover_timeout=2200,probe_interval=400 (the timing rule is checked)',
+    )
     .addOption(
       new Option('--client-certs <mode>', 'mutual TLS on the APIs (config tls.client_certs)')
         .choices(['off', 'required'])
@@ -90,31 +94,36 @@ export function registerLabCommands(program: Command): void {
     )
     .addOption(new Option('--no-postgres', 'network only (no PostgreSQL, no agents)').hideHelp())
     .option('--no-show', 'do not show stage 1 at the end')
-    .action(async (o: IdFlags & Required<LabSettings> & { show: boolean }) => {
-      const id = resolveIdentity(o);
-      const r = await interruptible(
-        {
-          next: 'remove the half-built lab',
-          done: `the half-built lab "${id.prefix}" was removed`,
-          leftover: `run \`pgarbiter lab down --prefix ${id.prefix}\` to remove what is left`,
-          undo: () => labDown(id.prefix, { say }),
-        },
-        (signal) => labUp({ ...o, ...id, say, signal }),
-      );
-      say(
-        pc.bold(
-          r.reused
-            ? `lab "${id.prefix}" is up (reused, ${r.seconds.toFixed(2)} s)`
-            : `lab up: "${id.prefix}" on ${r.lab.subnet} ready in ${r.seconds.toFixed(2)} s${r.rebuilt ? ' (rebuilt)' : ''}`,
-        ),
-      );
-      for (const h of Object.values(r.lab.hosts))
-        say(`  ${h.name.padEnd(8)} ${h.address.padEnd(15)} netns ${h.ns}`);
-      if (r.lab.postgres && o.show) {
-        say('');
-        say(formatStage1(await showStage1(r.lab)));
-      }
-    });
+    .action(
+      async (
+        o: IdFlags & Omit<Required<LabSettings>, 'timingSet'> & { show: boolean; timingSet?: string },
+      ) => {
+        const id = resolveIdentity(o);
+        const timingSet = o.timingSet === undefined ? undefined : parseTimingSet(o.timingSet, o.timing);
+        const r = await interruptible(
+          {
+            next: 'remove the half-built lab',
+            done: `the half-built lab "${id.prefix}" was removed`,
+            leftover: `run \`pgarbiter lab down --prefix ${id.prefix}\` to remove what is left`,
+            undo: () => labDown(id.prefix, { say }),
+          },
+          (signal) => labUp({ ...o, ...id, timingSet, say, signal }),
+        );
+        say(
+          pc.bold(
+            r.reused
+              ? `lab "${id.prefix}" is up (reused, ${r.seconds.toFixed(2)} s)`
+              : `lab up: "${id.prefix}" on ${r.lab.subnet} ready in ${r.seconds.toFixed(2)} s${r.rebuilt ? ' (rebuilt)' : ''}`,
+          ),
+        );
+        for (const h of Object.values(r.lab.hosts))
+          say(`  ${h.name.padEnd(8)} ${h.address.padEnd(15)} netns ${h.ns}`);
+        if (r.lab.postgres && o.show) {
+          say('');
+          say(formatStage1(await showStage1(r.lab)));
+        }
+      },
+    );
 
   withId(lab.command('down'))
     .description('remove the lab: daemons, PostgreSQL, namespaces, its directory (also a half-built one)')

@@ -384,6 +384,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabUpResult> {
       };
       differs('client certificates', existing.clientCerts ?? 'off', opts.clientCerts ?? 'off');
       differs('lease', existing.lease ?? 'on', opts.lease ?? 'on');
+      differs('--timing-set', JSON.stringify(existing.timingSet ?? {}), JSON.stringify(opts.timingSet ?? {}));
       say(`lab "${prefix}" is already up (${existing.subnet}): reusing it`);
       return { lab: existing, reused: true, rebuilt: false, seconds: (performance.now() - t0) / 1000 };
     }
@@ -399,6 +400,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabUpResult> {
     agents: false,
     sync: opts.sync ?? 'remote_apply',
     timing: opts.timing ?? 'default',
+    ...(opts.timingSet && Object.keys(opts.timingSet).length > 0 ? { timingSet: opts.timingSet } : {}),
     clientCerts: opts.clientCerts ?? 'off',
     lease: opts.lease ?? 'on',
   });

@@ -48,7 +48,7 @@ export function labConfigDoc(lab: Lab, host: HostName): Record<string, unknown> 
       allowed_cidr: lab.subnet,
       synchronous_commit: lab.sync,
     },
-    timing: { profile: lab.timing },
+    timing: { profile: lab.timing, ...lab.timingSet },
     lease: lab.lease ?? 'on',
     vip: { address: `${vipAddress(lab.subnet)}/24`, interface: HOST_IFACE },
     state_dir: stateDir(lab, host),

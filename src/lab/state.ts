@@ -12,7 +12,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import type { SyncCommit, TimingProfile } from '../config.js';
+import type { SyncCommit, TimingProfile, TimingSet } from '../config.js';
 import { UserError } from '../util/errors.js';
 import {
   bridgePort,
@@ -63,6 +63,8 @@ export interface LabSettings {
   agents: boolean;
   sync: SyncCommit;
   timing: TimingProfile;
+  /** Timing fields set over the profile (lab up --timing-set); absent: the profile's own. */
+  timingSet?: TimingSet;
   /** The APIs' mutual TLS (config tls.client_certs); absent: off. */
   clientCerts?: 'off' | 'required';
   /** The primary's kernel-side lease (config lease:); absent: on. */

@@ -7,6 +7,7 @@ import { after, describe, test } from 'node:test';
 import {
   loadConfig,
   parseDuration,
+  parseTimingSet,
   resolveTiming,
   type TIMING_PROFILES,
   type Timing,
@@ -489,4 +490,25 @@ describe('vip', () => {
     refused(doc({ vip: { address: '10.1.0.10/24' } }), /vip\.interface/);
     refused(doc({ vip: { address: '10.1.0.10/24', interface: 'e 0' } }), /vip\.interface: an interface name/);
   });
+});
+
+test('--timing-set: fields over a profile in ms, checked against the timing rule', () => {
+  assert.deepEqual(
+    parseTimingSet('failover_timeout=2200, probe_interval=400,fence_action_budget=250', 'default'),
+    {
+      failover_timeout: 2200,
+      probe_interval: 400,
+      fence_action_budget: 250,
+    },
+  );
+  assert.deepEqual(parseTimingSet('', 'fast'), {});
+  // 1500 + 500 + 500 = 2500 ms is not below 2000 ms.
+  assert.throws(
+    () => parseTimingSet('failover_timeout=2000', 'default'),
+    (e: unknown) => {
+      return e instanceof UserError && /timing rule violated/.test(e.message) && !e.message.includes('\n');
+    },
+  );
+  for (const bad of ['failovr_timeout=2000', 'failover_timeout=2.5s', 'probe_interval=0', 'probe_interval'])
+    assert.throws(() => parseTimingSet(bad, 'default'), UserError, bad);
 });
