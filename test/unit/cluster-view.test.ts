@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AgentStatus } from '../../src/api/protocol.js';
-import { nodeState } from '../../src/cluster/view.js';
+import { followSwitchover, type SwitchoverProgress } from '../../src/cluster/switchover.js';
+import { type ClusterView, nodeState } from '../../src/cluster/view.js';
 
 function status(
   over: Partial<AgentStatus> = {},
@@ -54,4 +55,88 @@ test('status: the other states, in order of precedence', () => {
     nodeState(status({ role: 'standby', postgres: { ...standby, receiving: false } })),
     'not streaming',
   );
+});
+
+// `pgarbiter switchover` follows pg1 -> pg2 from term 1 by looking at the cluster.
+function look(pg1: AgentStatus | null, pg2: AgentStatus | null, term = 1, primary = 'pg1'): ClusterView {
+  const record = {
+    term,
+    primary,
+    standby: primary === 'pg1' ? 'pg2' : 'pg1',
+    standbyPromotable: true,
+    maintenance: false,
+  };
+  return {
+    arbiter: {
+      host: '10.0.0.3',
+      reachable: true,
+      state: {
+        node: 'arbiter',
+        role: 'arbiter',
+        record,
+        primaryReachable: true,
+        primaryLastSeenMsAgo: 0,
+        primaryVouchedMsAgo: 0,
+        agents: {},
+        events: [],
+      },
+    },
+    nodes: [
+      { name: 'pg1', host: '10.0.0.1', reachable: pg1 !== null, state: pg1 },
+      { name: 'pg2', host: '10.0.0.2', reachable: pg2 !== null, state: pg2 },
+    ],
+  };
+}
+const streaming = { up: true, inRecovery: true, receiving: true, timeline: 1, lsn: '0/3000000' };
+const writable = { up: true, inRecovery: false, receiving: false, timeline: 2, lsn: '0/3000100' };
+const stopped = { up: false, inRecovery: null, receiving: false, timeline: null, lsn: null };
+const standby2 = status({ node: 'pg2', role: 'standby', postgres: streaming });
+const follow = (views: ClusterView[]) =>
+  views
+    .reduce<SwitchoverProgress[]>(
+      (acc, v) => [
+        ...acc,
+        followSwitchover(acc.at(-1) ?? { stage: 'handover', sawFence: false }, v, 'pg1', 'pg2', 1),
+      ],
+      [],
+    )
+    .map((p) => p.stage);
+
+test('switchover followed: handed over, promoted, the old primary rejoined', () => {
+  const term2 = { term: 2, primary: 'pg2', standby: 'pg1', standbyPromotable: false, maintenance: false };
+  assert.deepEqual(
+    follow([
+      look(status(), standby2), // the agent has not begun yet
+      look(status({ fenced: true, busy: 'switchover' }), standby2),
+      look(status({ fenced: true, postgres: stopped }), standby2),
+      look(status({ fenced: true, postgres: stopped }), standby2, 2, 'pg2'),
+      look(
+        status({ fenced: true, postgres: stopped }),
+        status({ node: 'pg2', postgres: writable, term: 2, record: term2 }),
+        2,
+        'pg2',
+      ),
+      look(
+        status({ role: 'standby', postgres: streaming, term: 2, record: term2 }),
+        status({ node: 'pg2', postgres: writable, term: 2, record: term2 }),
+        2,
+        'pg2',
+      ),
+    ]),
+    ['handover', 'handover', 'handover', 'promote', 'rejoin', 'done'],
+  );
+});
+
+test('switchover followed: the old primary fenced, then serving again in the same term, is an abort', () => {
+  assert.deepEqual(
+    follow([
+      look(status({ fenced: true, busy: 'switchover' }), standby2),
+      look(status({ fenced: true, postgres: stopped }), standby2),
+      look(status({ fenced: true }), standby2), // restarted, still fenced
+      look(status(), standby2),
+    ]),
+    ['handover', 'handover', 'handover', 'aborted'],
+  );
+  // Writable and unfenced but never seen fenced: the agent has not begun, not an abort.
+  assert.deepEqual(follow([look(status(), standby2), look(status(), standby2)]), ['handover', 'handover']);
 });
