@@ -91,16 +91,14 @@ const streaming = { up: true, inRecovery: true, receiving: true, timeline: 1, ls
 const writable = { up: true, inRecovery: false, receiving: false, timeline: 2, lsn: '0/3000100' };
 const stopped = { up: false, inRecovery: null, receiving: false, timeline: null, lsn: null };
 const standby2 = status({ node: 'pg2', role: 'standby', postgres: streaming });
-const follow = (views: ClusterView[]) =>
-  views
-    .reduce<SwitchoverProgress[]>(
-      (acc, v) => [
-        ...acc,
-        followSwitchover(acc.at(-1) ?? { stage: 'handover', sawFence: false }, v, 'pg1', 'pg2', 1),
-      ],
-      [],
-    )
-    .map((p) => p.stage);
+/** The stage after each look, from the start of a switchover. */
+function follow(views: ClusterView[]): SwitchoverProgress['stage'][] {
+  let p: SwitchoverProgress = { stage: 'handover', sawFence: false };
+  return views.map((v) => {
+    p = followSwitchover(p, v, 'pg1', 'pg2', 1);
+    return p.stage;
+  });
+}
 
 test('switchover followed: handed over, promoted, the old primary rejoined', () => {
   const term2 = { term: 2, primary: 'pg2', standby: 'pg1', standbyPromotable: false, maintenance: false };
