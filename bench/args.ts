@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { parseTimingSet, type TimingProfile, type TimingSet } from '../src/config.js';
+import { parseTimingSet, TIMING_PROFILES, type TimingProfile, type TimingSet } from '../src/config.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -38,6 +38,12 @@ export function benchArgs<const O extends Options>(fileUrl: string, options: O) 
   } catch (e) {
     return badArg((e as Error).message);
   }
+}
+
+/** A --timing value: one of the profiles, or exit 2. */
+export function profileArg(raw: string): TimingProfile {
+  if (!(raw in TIMING_PROFILES)) badArg(`--timing ${raw}: use ${Object.keys(TIMING_PROFILES).join(' or ')}`);
+  return raw as TimingProfile;
 }
 
 /** --timing-set over `profile` (see `pgarbiter lab up --help`); undefined when not given. */

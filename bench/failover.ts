@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { newTermTimeOf } from '../src/cluster/view.js';
-import type { SyncCommit, TimingProfile } from '../src/config.js';
+import type { SyncCommit } from '../src/config.js';
 import {
   haproxyDsn,
   haproxyRoutesTo,
@@ -33,7 +33,7 @@ import {
 } from '../src/scenario/lab-run.js';
 import { sleep } from '../src/util/exec.js';
 import { ackedBy, ledgerTxs } from '../src/workload/ledger.js';
-import { badArg, benchArgs, timingSetArg } from './args.js';
+import { badArg, benchArgs, profileArg, timingSetArg } from './args.js';
 import { keepLabOnFailure, spread } from './stats.js';
 
 const values = benchArgs(import.meta.url, {
@@ -48,7 +48,8 @@ const values = benchArgs(import.meta.url, {
   subnet: { type: 'string', default: process.env.PGARBITER_LAB_SUBNET ?? '10.213.70.0/24' },
 });
 const runs = Number(values.runs);
-const timingSet = timingSetArg(values['timing-set'], values.timing as TimingProfile);
+const timing = profileArg(values.timing);
+const timingSet = timingSetArg(values['timing-set'], timing);
 const reconnectMaxS = Number(values['reconnect-max']);
 if (!Number.isInteger(runs) || runs < 1) badArg(`--runs ${values.runs}: give a whole number >= 1`);
 if (!(reconnectMaxS >= 0.1)) badArg(`--reconnect-max ${values['reconnect-max']}: give seconds >= 0.1`);
@@ -178,7 +179,7 @@ async function main() {
     prefix: values.prefix,
     subnet: values.subnet,
     sync: values.sync as SyncCommit,
-    timing: values.timing as TimingProfile,
+    timing,
     timingSet,
   });
   const dsns: Record<ClientPath, string> = {

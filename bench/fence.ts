@@ -9,7 +9,7 @@
 //                            [--sessions 4] [--prefix pgf] [--subnet 10.214.0.0/24]
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { loadConfig, TIMING_PROFILES, type TimingProfile } from '../src/config.js';
+import { loadConfig, TIMING_PROFILES } from '../src/config.js';
 import { FENCE_MECHANISMS, Fence, type FenceMechanism, type FenceResult } from '../src/fence/fence.js';
 import { TERMINATE_CLIENTS_SQL } from '../src/fence/terminate.js';
 import { configPath, hostArgv, labDown, labSslConninfo, labUp, stopAgents } from '../src/lab/index.js';
@@ -17,7 +17,7 @@ import type { HostName } from '../src/lab/topology.js';
 import { PgControl } from '../src/postgres/control.js';
 import { startLabWriter, waitHealthy } from '../src/scenario/lab-run.js';
 import { sleep } from '../src/util/exec.js';
-import { badArg, benchArgs } from './args.js';
+import { badArg, benchArgs, profileArg } from './args.js';
 import { spreadText } from './stats.js';
 
 const values = benchArgs(import.meta.url, {
@@ -36,8 +36,7 @@ const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1) badArg(`--runs ${values.runs}: a whole number >= 1`);
 if (values.mechanism !== 'both' && !(FENCE_MECHANISMS as readonly string[]).includes(values.mechanism))
   badArg(`--mechanism ${values.mechanism}: both, ${FENCE_MECHANISMS.join(' or ')}`);
-if (values.timing !== 'default' && values.timing !== 'fast')
-  badArg(`--timing ${values.timing}: default or fast`);
+const timing = profileArg(values.timing);
 const sessions = Number(values.sessions);
 if (!Number.isInteger(sessions) || sessions < 1 || sessions > 64)
   badArg(`--sessions ${values.sessions}: a whole number from 1 to 64`);
@@ -105,7 +104,6 @@ function runInner(argv: string[]): Promise<Sample[]> {
 }
 
 async function outer(): Promise<void> {
-  const timing = values.timing as TimingProfile;
   const budget = TIMING_PROFILES[timing].fence_action_budget;
   const mechanisms: FenceMechanism[] =
     values.mechanism === 'both' ? [...FENCE_MECHANISMS] : [values.mechanism as FenceMechanism];

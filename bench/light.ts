@@ -8,11 +8,10 @@
 //   node dist/bench/light.js [--status-runs 20] [--idle-seconds 60] [--switchovers 5] [--timing default|fast]
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import type { TimingProfile } from '../src/config.js';
 import { CLI_MAIN, labDown, labUp } from '../src/lab/index.js';
 import { procUsage, switchoverUnderWriter, waitHealthy } from '../src/scenario/lab-run.js';
 import { run, sleep } from '../src/util/exec.js';
-import { badArg, benchArgs } from './args.js';
+import { badArg, benchArgs, profileArg } from './args.js';
 import { keepLabOnFailure, spreadText } from './stats.js';
 
 const values = benchArgs(import.meta.url, {
@@ -32,7 +31,7 @@ for (const [flag, n, max] of [
   ['--switchovers', switchovers, 50],
 ] as const)
   if (!Number.isInteger(n) || n < 0 || n > max) badArg(`${flag}: a whole number from 0 to ${max}`);
-if (values.timing !== 'default' && values.timing !== 'fast') badArg('--timing: default or fast');
+const timing = profileArg(values.timing);
 
 const say = (m: string) => process.stderr.write(`${m}\n`);
 const load = () =>
@@ -56,7 +55,7 @@ async function main() {
   const { lab } = await labUp({
     prefix: values.prefix,
     subnet: values.subnet,
-    timing: values.timing as TimingProfile,
+    timing,
   });
   const out: string[] = [];
   await keepLabOnFailure(lab, async () => {

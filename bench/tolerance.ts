@@ -12,13 +12,13 @@
 //        [--timing-set failover_timeout=2200,...] (timing fields over each profile, in ms)
 import type { AgentStatus } from '../src/api/protocol.js';
 import type { TimingProfile } from '../src/config.js';
-import { resolveTiming, TIMING_PROFILES } from '../src/config.js';
+import { resolveTiming } from '../src/config.js';
 import { freeze, heal, isolate, type Lab, labDown, labUp, setLoss, thaw } from '../src/lab/index.js';
 import type { HostName } from '../src/lab/topology.js';
 import { apiGetIn, arbiterView, startLabWriter, vipDsn, waitHealthyByApi } from '../src/scenario/lab-run.js';
 import { sleep } from '../src/util/exec.js';
 import { ledgerTxs } from '../src/workload/ledger.js';
-import { badArg, benchArgs, timingSetArg } from './args.js';
+import { badArg, benchArgs, profileArg, timingSetArg } from './args.js';
 import { keepLabOnFailure } from './stats.js';
 
 const values = benchArgs(import.meta.url, {
@@ -42,9 +42,7 @@ function list(flag: string, raw: string, ok: (n: number) => boolean): number[] {
   if (xs.some((x) => !Number.isFinite(x) || !ok(x))) badArg(`--${flag} ${raw}: not a valid list`);
   return xs;
 }
-const profiles = values.timing.split(',') as TimingProfile[];
-for (const p of profiles)
-  if (!(p in TIMING_PROFILES)) badArg(`--timing ${p}: use ${Object.keys(TIMING_PROFILES).join(', ')}`);
+const profiles = values.timing.split(',').map(profileArg);
 const timingSets = new Map(profiles.map((p) => [p, timingSetArg(values['timing-set'], p)]));
 const repeat = Number(values.repeat);
 if (!Number.isInteger(repeat) || repeat < 1) badArg(`--repeat ${values.repeat}: a whole number >= 1`);

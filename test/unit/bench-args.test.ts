@@ -28,6 +28,7 @@ test('an unknown flag or a bad value is one line on stderr, exit 2, and no lab',
     ['tolerance', ['--losses', '5,abc'], /--losses 5,abc: not a valid list/],
     ['fence', ['--mechanism', 'pf'], /--mechanism pf/],
     ['light', ['--timing', 'slow'], /--timing/],
+    ['failover', ['--timing', 'slow'], /--timing slow: use default or fast/],
     ['rejoin', ['--scale', '500'], /--scale/],
   ];
   for (const [b, args, msg] of cases) {
