@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # chromium: the dashboard's browser test (playwright-core drives it; no browser is downloaded)
-packages=(postgresql-15 iproute2 iptables nftables haproxy iputils-arping openssl curl tcpdump chromium)
+packages=(postgresql-15 iproute2 iptables nftables haproxy iputils-arping python3-minimal openssl curl tcpdump chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

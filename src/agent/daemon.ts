@@ -5,7 +5,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient } from '../api/client.js';
-import type { AgentStatus } from '../api/protocol.js';
+import { type AgentStatus, MAX_VIP_CLIENTS } from '../api/protocol.js';
 import type { Config } from '../config.js';
 import { hostOf, leaseDurationMs, otherNode } from '../config.js';
 import {
@@ -74,6 +74,10 @@ export class Agent {
   /** The floating address (config `vip:`), held only while shouldHoldVip says so. */
   readonly vip: Vip | null;
   private vipHeld = false;
+  /** Our clients on the VIP while we hold it (relayed in /health), and the peer's as last heard:
+   *  the connections to tickle if we take the address over. */
+  private vipClients: string[] = [];
+  private peerVipClients: string[] = [];
   private state: AgentState;
   private readonly statePath: string;
   private readonly settings: AgentSettings;
@@ -157,12 +161,13 @@ export class Agent {
   }
 
   /** What /health says: our record and our vouch for the primary (computed by the core). */
-  health(): PeerHealth & { ok: true } {
+  health(): PeerHealth & { ok: true; vipClients?: string[] } {
     return {
       ok: true,
       node: this.cfg.node,
       record: this.state.record,
       vouch: vouchOf(this.state, this.settings, Date.now()),
+      ...(this.vipHeld && this.vipClients.length > 0 ? { vipClients: this.vipClients } : {}),
     };
   }
 
@@ -191,6 +196,8 @@ export class Agent {
           ),
     ]);
     this.lastLocal = local;
+    // A peer that answers and no longer lists VIP clients has none (it gave the address up).
+    if (peer && peer.node === this.peer) this.peerVipClients = peer.vipClients ?? [];
     // A primary without its standby connected makes sure the standby's slot exists (a promoted
     // node has none for its new standby).
     if (iAmPrimary && local.inRecovery === false && !local.peerReplication)
@@ -226,6 +233,10 @@ export class Agent {
       await this.releaseVip(`no longer the writable primary [${decision.rule}]`);
     await this.executeAll(decision.actions);
     await this.syncVip();
+    this.vipClients =
+      this.vip && this.vipHeld
+        ? (await this.vip.clients(this.cfg.postgres.port)).slice(0, MAX_VIP_CLIENTS)
+        : [];
     this.telemetry.round(this.status(), (performance.now() - t0) / 1000);
   }
 
@@ -412,11 +423,33 @@ export class Agent {
       return;
     }
     if (this.vipHeld) return;
-    await this.vip.acquire();
+    const added = await this.vip.acquire();
     this.vipHeld = true;
     this.log.warn(
       { vip: this.vip.vip.cidr },
       `VIP ${this.vip.vip.cidr} added on ${this.vip.vip.iface} (gratuitous ARP sent)`,
+    );
+    if (added) this.tickleOldClients();
+  }
+
+  /** Resets, through the tickle ACK, the connections the previous holder had on the VIP, so their
+   *  clients reconnect to us now rather than at their next TCP retransmission. Not awaited: it
+   *  takes under a second, and nothing else waits on it. */
+  private tickleOldClients(): void {
+    const vip = this.vip;
+    const clients = this.peerVipClients;
+    if (!vip || clients.length === 0) return;
+    vip.tickle(this.cfg.postgres.port, clients).then(
+      () =>
+        this.log.info(
+          { clients: clients.length },
+          `tickled ${clients.length} client connection(s) the previous VIP holder had`,
+        ),
+      (e) =>
+        this.log.warn(
+          { err: errorText(e) },
+          `cannot tickle the VIP's old clients (they reconnect at their next retransmission): ${errorText(e)}`,
+        ),
     );
   }
 

@@ -89,12 +89,21 @@ export type ArbiterStateBody = z.infer<typeof arbiterStateSchema>;
 
 export const vouchSchema = z.object({ primary: node, term, seenMsAgo: z.number().nonnegative() });
 
+/** The most VIP clients an agent relays to its peer (and the peer tickles). */
+export const MAX_VIP_CLIENTS = 1024;
+
 /** GET /health on an agent: what its peer needs each round (the core's PeerHealth). */
 export const agentHealthSchema = z.object({
   ok: z.literal(true),
   node,
   record: clusterRecordSchema,
   vouch: vouchSchema.nullable(),
+  /** The VIP holder's clients ("A.B.C.D:port"), so the peer can tickle them if it takes the VIP
+   *  over (src/vip/vip.ts). Absent on an agent without `vip:` or that does not hold it. */
+  vipClients: z
+    .array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$/))
+    .max(MAX_VIP_CLIENTS)
+    .optional(),
 });
 
 const rejoinResultSchema = z.object({

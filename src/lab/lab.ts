@@ -17,6 +17,7 @@ import { delimiter, join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { asUser, inNetns, type RunResult, run } from '../util/exec.js';
 import { osUserIds } from '../util/os-user.js';
+import { PYTHON } from '../vip/vip.js';
 import { daemonAlive, hostArgv, selfArgv, startDaemon, stopDaemon } from './daemon.js';
 import { startHaproxy } from './haproxy.js';
 import { dataDir, MEMBER_OS_USER, PG_BIN_DIR, socketDir, stateDir, writeLabConfigs } from './pgconf.js';
@@ -113,6 +114,12 @@ export function missingTools(postgres: boolean): { tool: string; pkg: string }[]
     ['arping', 'iputils-arping'],
   ];
   const missing = tools.filter(([t]) => !onPath(t)).map(([tool, pkg]) => ({ tool, pkg }));
+  // The VIP's tickle ACK (src/vip/vip.ts) runs Debian's python3 by its path.
+  try {
+    accessSync(PYTHON, constants.X_OK);
+  } catch {
+    missing.push({ tool: PYTHON, pkg: 'python3-minimal' });
+  }
   if (postgres) {
     for (const b of ['initdb', 'pg_ctl', 'pg_basebackup', 'pg_controldata', 'psql', 'postgres']) {
       try {

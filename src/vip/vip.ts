@@ -2,8 +2,14 @@
 // primary holds, the way vip-manager or keepalived serve Patroni users. Clients connect to it;
 // when it moves, a gratuitous ARP (iputils-arping, `arping -U`) points the segment at the new
 // holder, so a client's next packet on an old connection meets a host that resets it and the
-// client reconnects at once instead of waiting on a dead host.
+// client reconnects at once instead of waiting on a dead host. A client whose statement is in
+// flight sends nothing until TCP retransmits (0.2, 0.6, 1.4, 3 s after the cut), so the new holder
+// also "tickles" the connections the old primary had on the VIP (CTDB's tickle ACK): a bare ACK
+// from VIP:port makes the client answer with its own ACK, which meets the new holder's kernel, which
+// has no such connection and resets it.
 // Pure parts first (parsing, the subnet checks, who should hold it), then the `ip`/`arping` edge.
+import { readFile } from 'node:fs/promises';
+import { endianness } from 'node:os';
 import { UserError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 
@@ -103,6 +109,59 @@ export function arpingReplyMac(out: string): string | null {
   return /reply from [0-9.]+ \[([0-9A-Fa-f:]{17})\]/.exec(out)?.[1]?.toLowerCase() ?? null;
 }
 
+/** The remote ends ("A.B.C.D:port") of the established TCP connections to `ip`:`port`, from the
+ *  text of /proc/net/tcp (addresses in the host's byte order, as `littleEndian` says). */
+export function vipClientsFromProcNetTcp(
+  text: string,
+  ip: string,
+  port: number,
+  littleEndian: boolean,
+): string[] {
+  const hexIp = (h: string) => {
+    const b = [0, 2, 4, 6].map((i) => Number.parseInt(h.slice(i, i + 2), 16));
+    return (littleEndian ? b.reverse() : b).join('.');
+  };
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    // sl local rem st: state 01 is ESTABLISHED.
+    if (f.length < 4 || f[3] !== '01') continue;
+    const [lip = '', lport = ''] = f[1]!.split(':');
+    const [rip = '', rport = ''] = f[2]!.split(':');
+    if (lip.length !== 8 || rip.length !== 8) continue;
+    if (hexIp(lip) !== ip || Number.parseInt(lport, 16) !== port) continue;
+    out.push(`${hexIp(rip)}:${Number.parseInt(rport, 16)}`);
+  }
+  return out;
+}
+
+/** The tickle ACK sender, run by python3 (Node has no raw sockets). argv: VIP, port, then each
+ *  client as A.B.C.D:port. A raw TCP socket bound to the VIP (the kernel writes the IP header);
+ *  ACK with seq 0 and ack 0 is outside any window, so each client answers with its real numbers.
+ *  Three passes (0, 0.3 and 0.9 s): a client whose ARP entry still named the old holder, or that
+ *  rate-limits its answers (500 ms per connection), answers a later one. Needs CAP_NET_RAW. */
+/** Debian's interpreter by its path: a member's PATH may name another one it cannot read. */
+export const PYTHON = '/usr/bin/python3';
+
+export const TICKLE_PY = `
+import socket, struct, sys, time
+vip, vport = sys.argv[1], int(sys.argv[2])
+pairs = [(a, int(p)) for a, p in (x.rsplit(':', 1) for x in sys.argv[3:])]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+s.bind((vip, 0))
+def checksum(b):
+    t = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    t = (t >> 16) + (t & 0xffff)
+    return ~(t + (t >> 16)) & 0xffff
+for wait in (0, 0.3, 0.6):
+    time.sleep(wait)
+    for ip, port in pairs:
+        h = struct.pack('!HHIIBBHHH', vport, port, 0, 0, 5 << 4, 0x10, 1024, 0, 0)
+        pseudo = socket.inet_aton(vip) + socket.inet_aton(ip) + struct.pack('!BBH', 0, 6, len(h))
+        h = h[:16] + struct.pack('!H', checksum(pseudo + h)) + h[18:]
+        s.sendto(h, (ip, 0))
+`;
+
 // ---------------------------------------------------------------- the edge: ip and arping
 
 export function parseVip(spec: VipSpec): ParsedVip {
@@ -147,6 +206,23 @@ export class Vip {
     return r.code === 0;
   }
 
+  /** The clients connected to this host's VIP on `port` (empty when it does not hold it). */
+  async clients(port: number): Promise<string[]> {
+    const text = await readFile('/proc/net/tcp', 'utf8').catch(() => '');
+    return vipClientsFromProcNetTcp(text, this.vip.ip, port, endianness() === 'LE');
+  }
+
+  /** Sends the tickle ACKs from the VIP to each client (see TICKLE_PY); resolves when sent. */
+  async tickle(port: number, clients: string[]): Promise<void> {
+    if (clients.length === 0) return;
+    const r = await run([PYTHON, '-c', TICKLE_PY, this.vip.ip, String(port), ...clients], {
+      timeoutMs: 5000,
+      allowFailure: true,
+    });
+    if (r.code !== 0)
+      throw new Error(`python3 (tickle ACK) exited with ${r.code}: ${r.stderr.trim().split('\n').pop()}`);
+  }
+
   /** Removes the address if present. Returns whether it was held. */
   async release(): Promise<boolean> {
     const r = await run(['ip', 'addr', 'del', this.vip.cidr, 'dev', this.vip.iface], {
@@ -158,7 +234,7 @@ export class Vip {
     throw new Error(`ip addr del ${this.vip.cidr} dev ${this.vip.iface}: ${r.stderr.trim()}`);
   }
 
-  /** Start-up checks with one-line errors: arping installed, the interface and its subnet, and
+  /** Start-up checks with one-line errors: arping and python3 installed, the interface and its subnet, and
    *  the address not in use by a host that is not the peer (which may rightly hold it). */
   async check(peerHost: string): Promise<void> {
     const v = this.vip;
@@ -172,6 +248,14 @@ export class Vip {
     if (which instanceof Error || !/iputils/i.test(which.stdout + which.stderr))
       throw new UserError(
         'vip: arping from iputils not found (gratuitous ARP announces the address): apt-get install -y iputils-arping',
+      );
+    const py = await run([PYTHON, '-c', 'import socket, struct'], {
+      timeoutMs: 5000,
+      allowFailure: true,
+    }).catch((e: Error) => e);
+    if (py instanceof Error || py.code !== 0)
+      throw new UserError(
+        `vip: ${PYTHON} not found (it sends the tickle ACK that resets the old primary's clients): apt-get install -y python3-minimal`,
       );
     const addrs = await interfaceAddrs(v.iface);
     if (addrs === null)

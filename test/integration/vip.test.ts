@@ -2,14 +2,17 @@
 // failover and a switchover, never on a fenced node (sampled from inside its namespace all along),
 // a writer connected to the VIP reaching the primary, and bad addresses refused at start-up.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { newTermTimeOf } from '../../src/cluster/view.js';
 import { configPath, heal, isolate, type Lab, selfArgv, vipHolder } from '../../src/lab/index.js';
+import { clientPsqlCommand } from '../../src/lab/psql.js';
 import type { HostName } from '../../src/lab/topology.js';
 import {
+  apiGetIn,
   arbiterView,
   checkLabLedger,
   cliIn,
@@ -64,6 +67,23 @@ function watchFencedHolder(host: HostName) {
   };
 }
 
+/** psql on the client host, on the VIP, in `select pg_sleep(600)`: ends only if its connection does. */
+function spawnVipSleeper() {
+  const { argv, env } = clientPsqlCommand(lab, { conninfo: vipDsn(lab) }, ['-Atc', 'select pg_sleep(600)']);
+  const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const done = new Promise<{ code: number | null; stderr: string }>((resolve) =>
+    child.on('exit', (code) => resolve({ code, stderr })),
+  );
+  const kill = () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  };
+  return { done, kill };
+}
+
 describe('floating VIP', { skip: needsRoot, timeout: 600_000 }, () => {
   useLab(LAB, {
     sync: 'remote_apply',
@@ -98,12 +118,21 @@ describe('floating VIP', { skip: needsRoot, timeout: 600_000 }, () => {
     );
   });
 
-  test('failover: the isolated primary drops the VIP before it fences and never holds it again; the new primary takes it', async () => {
+  test('failover: the isolated primary drops the VIP before it fences and never holds it again; the new primary takes it', async (t) => {
     const h0 = await waitHealthyByApi(lab);
     const oldP = h0.primary as HostName;
     const newP = h0.standby as HostName;
     const w = startLabWriter(lab, { ledger: `${lab.dir}/client/vip-failover.jsonl`, dsn: vipDsn(lab) });
     await w.writing();
+    // A session on the VIP whose statement is in flight at the cut: its client sends nothing more
+    // (TCP had acknowledged the statement), so only the new holder's tickle ACK can end it.
+    const sleeper = spawnVipSleeper();
+    t.after(sleeper.kill);
+    await waitFor('the primary relays its VIP clients to the standby', 15_000, async () => {
+      const r = await apiGetIn<{ vipClients?: string[] }>(lab, oldP, '/health');
+      return r?.body.vipClients?.some((c) => c.startsWith(`${lab.hosts.client.address}:`)) ? true : undefined;
+    });
+    await sleep(1500); // a round or more of the standby's, to hear it
     const watch = watchFencedHolder(oldP);
     await isolate(lab, oldP, 'link-down');
     await waitFor(
@@ -115,6 +144,17 @@ describe('floating VIP', { skip: needsRoot, timeout: 600_000 }, () => {
     assert.equal(await vipHolder(lab, oldP), false, "no VIP in the fenced node's namespace");
     await waitFor('the VIP on the new primary', 30_000, async () =>
       (await holders()).join() === newP ? true : undefined,
+    );
+    const movedAt = Date.now();
+    const ended = await Promise.race([sleeper.done, sleep(15_000).then(() => null)]);
+    sleeper.kill();
+    assert.ok(
+      ended,
+      'the session in flight on the VIP was reset within 15 s of the move (without the tickle it waits for TCP keepalive, hours)',
+    );
+    assert.match(ended.stderr, /closed the connection|reset|terminat/i, ended.stderr);
+    process.stderr.write(
+      `vip: the in-flight session ended ${Date.now() - movedAt} ms after the move was seen\n`,
     );
     const arb = await arbiterView(lab);
     assert.ok(arb, 'the arbiter answers');
