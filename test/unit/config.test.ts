@@ -105,10 +105,10 @@ describe('the timing rule: fence_timeout + probe_interval + fence_action_budget 
   test('probe_timeout above probe_interval is a violation; equal is allowed', () => {
     const t = timingFrom('default');
     assert.equal(
-      timingRuleViolation({ ...t, probeTimeoutMs: 501 }),
-      'probe_timeout (501 ms) must not exceed probe_interval (500 ms)',
+      timingRuleViolation({ ...t, probeTimeoutMs: t.probeIntervalMs + 1 }),
+      `probe_timeout (${t.probeIntervalMs + 1} ms) must not exceed probe_interval (${t.probeIntervalMs} ms)`,
     );
-    assert.equal(timingRuleViolation({ ...t, probeTimeoutMs: 500 }), null);
+    assert.equal(timingRuleViolation({ ...t, probeTimeoutMs: t.probeIntervalMs }), null);
   });
 });
 
@@ -272,9 +272,9 @@ describe('validateConfig', () => {
     },
     {
       name: 'timing rule broken by an override',
-      doc: doc({ timing: { failover_timeout: '2.5s' } }),
+      doc: doc({ timing: { failover_timeout: '2.15s' } }),
       message:
-        /timing rule violated: .*\(1500 \+ 500 \+ 500 = 2500 ms: .*lease's duration\) must be less than failover_timeout \(2500 ms\)/,
+        /timing rule violated: .*\(1500 \+ 400 \+ 250 = 2150 ms: .*lease's duration\) must be less than failover_timeout \(2150 ms\)/,
     },
     {
       name: 'lease neither on nor off',

@@ -203,6 +203,9 @@ function noteText(d: Decision): string {
     .join(' | ');
 }
 
+/** The first round of a run every `interval` ms from 0 that is at or after `ms`. */
+const firstRoundAtOrAfter = (ms: number, interval: number) => Math.ceil(ms / interval) * interval;
+
 /** Runs rounds every probe interval from `from` to `to` (inclusive), feeding each decision's state
  *  into the next. Returns every decision with its time. */
 function rounds(
@@ -385,7 +388,7 @@ describe('decideAgent: primary', () => {
     test(`[${profile}] isolated from t=0, rounds every probe_interval: fences at the first round >= fence_timeout`, () => {
       const rs = rounds(s, state({}, 0, 0), t.probeIntervalMs, 3 * t.fenceTimeoutMs, isolated);
       const firstFence = rs.find((r) => kinds(r.d).includes('fence'));
-      assert.equal(firstFence?.now, t.fenceTimeoutMs);
+      assert.equal(firstFence?.now, firstRoundAtOrAfter(t.fenceTimeoutMs, t.probeIntervalMs));
       for (const r of rs) {
         if (r.now < t.fenceTimeoutMs) assert.equal(r.d.phase, 'primary', `at ${r.now}`);
         else assert.equal(r.d.phase, 'fenced-isolated', `at ${r.now}`);
@@ -768,7 +771,11 @@ describe('decideAgent: primary', () => {
           pObs(now, { local: stalled }),
         );
         const first = rs.find((r) => kinds(r.d).includes('degradeSync'));
-        assert.equal(first?.now, t.probeIntervalMs + t.syncStallTimeoutMs);
+        // The stall is first seen at the round at probe_interval.
+        assert.equal(
+          first?.now,
+          firstRoundAtOrAfter(t.probeIntervalMs + t.syncStallTimeoutMs, t.probeIntervalMs),
+        );
       });
     }
 

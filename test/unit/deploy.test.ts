@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig, TIMING_PROFILES } from '../../src/config.js';
 
 test('deploy/pgarbiter.example.yaml is a valid config with the default timing and its secrets in files', () => {
   const file = fileURLToPath(new URL('../../../deploy/pgarbiter.example.yaml', import.meta.url));
@@ -24,7 +24,7 @@ test('deploy/pgarbiter.example.yaml is a valid config with the default timing an
     assert.equal(cfg.secret, 'secret-0123456789abcdef');
     assert.equal(cfg.postgres.admin_password, 'admin_password-0123456789abcdef');
     assert.equal(cfg.postgres.synchronous_commit, 'remote_apply');
-    assert.equal(cfg.timing.failoverTimeoutMs, 3000);
+    assert.equal(cfg.timing.failoverTimeoutMs, TIMING_PROFILES.default.failover_timeout);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
