@@ -39,7 +39,7 @@ import { keepLabOnFailure, spread } from './stats.js';
 const values = benchArgs(import.meta.url, {
   runs: { type: 'string', default: '10' },
   timing: { type: 'string', default: 'default' },
-  /** Timing fields over the profile, in ms (as `lab up --timing-set`). */
+  /** Timing fields over the profile, durations, a bare number in ms (as `lab up --timing-set`). */
   'timing-set': { type: 'string' },
   sync: { type: 'string', default: 'remote_apply' },
   mode: { type: 'string', default: 'link-down' },

@@ -9,7 +9,7 @@
 // Prints one table per profile. Every duration and repeat has a flag, for a quick shortened run.
 //   node dist/bench/tolerance.js [--timing default,fast] [--repeat 10] [--blips 0.25,0.5,...]
 //        [--losses 2,5,10,20] [--arbiter-losses 5,20] [--loss-duration 300] [--freezes 200,400,600,800]
-//        [--timing-set failover_timeout=2200,...] (timing fields over each profile, in ms)
+//        [--timing-set failover_timeout=2200,...] (timing fields over each profile; a bare number is ms)
 import type { AgentStatus } from '../src/api/protocol.js';
 import type { TimingProfile } from '../src/config.js';
 import { resolveTiming } from '../src/config.js';

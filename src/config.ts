@@ -58,7 +58,8 @@ export type TimingProfile = keyof typeof TIMING_PROFILES;
 export type TimingField = keyof (typeof TIMING_PROFILES)['default'];
 export type TimingSet = Partial<Record<TimingField, number>>;
 
-/** "failover_timeout=2200,probe_interval=400" -> fields over `profile`, in ms; a UserError for an
+/** "failover_timeout=2.2s,probe_interval=400" -> fields over `profile`, in ms (a bare number is ms,
+ *  as in a config's `timing:`); a UserError for an
  *  unknown field, a bad number, or values that break the timing rule. */
 export function parseTimingSet(text: string, profile: TimingProfile): TimingSet {
   const fields = Object.keys(TIMING_PROFILES.default) as TimingField[];
@@ -67,9 +68,12 @@ export function parseTimingSet(text: string, profile: TimingProfile): TimingSet 
     const [k = '', v = ''] = item.split('=').map((s) => s.trim());
     if (!(fields as string[]).includes(k))
       throw new UserError(`--timing-set ${item}: "${k}" is not a timing field (${fields.join(', ')})`);
-    const ms = Number(v);
-    if (!Number.isInteger(ms) || ms <= 0 || ms > 600_000)
-      throw new UserError(`--timing-set ${item}: give whole milliseconds from 1 to 600000`);
+    let ms = Number.NaN;
+    try {
+      ms = parseDuration(v);
+    } catch {}
+    if (!(ms > 0 && ms <= 600_000))
+      throw new UserError(`--timing-set ${item}: give a duration from 1 ms to 10 min (2200 or 2200ms, 2.2s)`);
     set[k as TimingField] = ms;
   }
   const problem = timingRuleViolation(resolveTiming({ profile, ...set }));

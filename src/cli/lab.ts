@@ -80,7 +80,7 @@ export function registerLabCommands(program: Command): void {
     )
     .option(
       '--timing-set <fields>',
-      'timing fields over the profile, in ms, e.g. failover_timeout=2200,probe_interval=400 (the timing rule is checked)',
+      'timing fields over the profile, e.g. failover_timeout=2.5s,probe_interval=450 (a bare number is ms; the timing rule is checked)',
     )
     .addOption(
       new Option('--client-certs <mode>', 'mutual TLS on the APIs (config tls.client_certs)')

@@ -492,7 +492,7 @@ describe('vip', () => {
   });
 });
 
-test('--timing-set: fields over a profile in ms, checked against the timing rule', () => {
+test('--timing-set: fields over a profile (durations as in a config), checked against the timing rule', () => {
   assert.deepEqual(
     parseTimingSet('failover_timeout=2200, probe_interval=400,fence_action_budget=250', 'default'),
     {
@@ -501,14 +501,24 @@ test('--timing-set: fields over a profile in ms, checked against the timing rule
       fence_action_budget: 250,
     },
   );
+  assert.deepEqual(parseTimingSet('failover_timeout=2.5s,probe_interval=450ms', 'default'), {
+    failover_timeout: 2500,
+    probe_interval: 450,
+  });
   assert.deepEqual(parseTimingSet('', 'fast'), {});
-  // 1500 + 500 + 500 = 2500 ms is not below 2000 ms.
+  // 1500 + 400 + 250 = 2150 ms is not below 2000 ms.
   assert.throws(
     () => parseTimingSet('failover_timeout=2000', 'default'),
     (e: unknown) => {
       return e instanceof UserError && /timing rule violated/.test(e.message) && !e.message.includes('\n');
     },
   );
-  for (const bad of ['failovr_timeout=2000', 'failover_timeout=2.5s', 'probe_interval=0', 'probe_interval'])
+  for (const bad of [
+    'failovr_timeout=2000',
+    'failover_timeout=2.5h',
+    'failover_timeout=11m',
+    'probe_interval=0',
+    'probe_interval',
+  ])
     assert.throws(() => parseTimingSet(bad, 'default'), UserError, bad);
 });
