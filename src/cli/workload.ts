@@ -101,6 +101,10 @@ export function registerWorkloadCommands(program: Command): void {
       'longest wait between reconnect attempts (the wait doubles from 0.1 s up to this)',
       '1',
     )
+    .option(
+      '--setup-wait <seconds>',
+      'wait this long for a writable server before giving up (default 0: fail at once, e.g. mid-failover)',
+    )
     .option('--progress', 'print progress once a second on stderr even when it is not a terminal')
     .option('--json', 'print the summary as JSON')
     .action(async (o) => {
@@ -127,6 +131,7 @@ export function registerWorkloadCommands(program: Command): void {
         queryTimeoutMs: (positive('--query-timeout', o.queryTimeout) ?? 5) * 1000,
         commitTimeoutMs: (positive('--commit-timeout', o.commitTimeout) ?? 10) * 1000,
         backoffMaxMs: Math.max(100, (positive('--reconnect-max', o.reconnectMax) ?? 1) * 1000),
+        setupWaitMs: (positive('--setup-wait', o.setupWait, { allowZero: true }) ?? 0) * 1000,
         onEvent,
       });
       process.stderr.write(

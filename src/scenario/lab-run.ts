@@ -88,6 +88,8 @@ export interface WriterOptions {
   commitTimeoutS?: number;
   /** Longest wait between reconnect attempts (writer --reconnect-max; default 1 s). */
   reconnectMaxS?: number;
+  /** How long the setup waits for a writable server (writer --setup-wait; default 0). */
+  setupWaitS?: number;
 }
 
 export function startLabWriter(lab: Lab, opts: WriterOptions): LabWriter {
@@ -117,6 +119,7 @@ export function startWriterProcess(
   if (opts.durationS) args.push('--duration', String(opts.durationS));
   if (opts.rate) args.push('--rate', String(opts.rate));
   if (opts.reconnectMaxS) args.push('--reconnect-max', String(opts.reconnectMaxS));
+  if (opts.setupWaitS) args.push('--setup-wait', String(opts.setupWaitS));
   const argv = wrap(selfArgv(...args));
   const proc = spawn(argv[0]!, argv.slice(1), {
     cwd: '/tmp',

@@ -16,7 +16,14 @@ import '../postgres/pg-runtime.js';
 import pg from 'pg';
 import { closeClient, errorText } from '../postgres/client.js';
 import { UserError } from '../util/errors.js';
-import { type ConnTarget, connectTarget, describeTarget, parseDsn, type SessionInfo } from './dsn.js';
+import {
+  type ConnTarget,
+  connectTarget,
+  describeTarget,
+  NoSuitableServerError,
+  parseDsn,
+  type SessionInfo,
+} from './dsn.js';
 import { encodeId, MAX_RUN, MAX_SEQ, MAX_SESSIONS, runIdRange } from './ids.js';
 import { LEDGER_FORMAT, LEDGER_VERSION, type LedgerHeader, LedgerWriter, type Outcome } from './ledger.js';
 import { ensureWriterSchema } from './schema.js';
@@ -45,6 +52,8 @@ export interface WriterOptions {
   /** Reconnect backoff bounds. */
   backoffMinMs?: number;
   backoffMaxMs?: number;
+  /** How long the setup waits for a writable server (default 0: fail at once). */
+  setupWaitMs?: number;
   applicationName?: string;
   onEvent?: (e: WriterEvent) => void;
 }
@@ -188,11 +197,29 @@ export async function startWriter(opts: WriterOptions): Promise<WriterHandle> {
   let setup: pg.Client;
   let info: SessionInfo;
   try {
-    ({ client: setup, info } = await connectTarget(target, {
-      password,
-      queryTimeoutMs: commitTimeoutMs,
-      applicationName: `${appName}-setup`,
-    }));
+    // A cluster in a failover has no writable server for a few seconds: --setup-wait waits for
+    // one (bounded); without it the writer fails at once.
+    const setupDeadline = Date.now() + (opts.setupWaitMs ?? 0);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        ({ client: setup, info } = await connectTarget(target, {
+          password,
+          queryTimeoutMs: commitTimeoutMs,
+          applicationName: `${appName}-setup`,
+        }));
+        break;
+      } catch (e) {
+        if (!(e instanceof NoSuitableServerError) || Date.now() + 500 > setupDeadline || attempt >= 1000)
+          throw e;
+        opts.onEvent?.({
+          t: Date.now(),
+          session: 0,
+          kind: 'connect-failed',
+          detail: `setup, retrying: ${errorText(e)}`,
+        });
+        await delay(500);
+      }
+    }
   } catch (e) {
     discardLedger();
     throw e;

@@ -16,7 +16,7 @@ import { asUser, run, sleep } from '../../src/util/exec.js';
 import { checkLedger } from '../../src/workload/checker.js';
 import { connectTarget, parseDsn } from '../../src/workload/dsn.js';
 import { ledgerTxs, parseLedger, readLedger } from '../../src/workload/ledger.js';
-import { startWriter } from '../../src/workload/writer.js';
+import { startWriter, type WriterEvent } from '../../src/workload/writer.js';
 import { isRoot, labIdentity, testPort } from './fixture.js';
 
 // Named after the lab prefix (PGARBITER_LAB_PREFIX when set) and on a port of its own, so two
@@ -322,6 +322,20 @@ describe('writer and check against PostgreSQL 15', {
       (e: unknown) => e instanceof UserError && /no read-write server .*127\.0\.0\.1:1/.test(e.message),
     );
     assert.ok(Date.now() - t0 < 3000);
+    // With --setup-wait it retries, says so, and gives up with the same error after the wait.
+    const retries: WriterEvent[] = [];
+    const t1 = Date.now();
+    await assert.rejects(
+      startWriter({
+        target: 'host=127.0.0.1 port=1 user=postgres',
+        ledgerPath: ledgerPath('x'),
+        setupWaitMs: 1600,
+        onEvent: (e) => retries.push(e),
+      }),
+      (e: unknown) => e instanceof UserError && /no read-write server .*127\.0\.0\.1:1/.test(e.message),
+    );
+    assert.ok(Date.now() - t1 >= 1000, 'it waited');
+    assert.ok(retries.length >= 2 && retries.every((e) => /^setup, retrying: /.test(e.detail ?? '')));
 
     // Silent: a listener that never answers; bounded by the connect timeout.
     const silent = createServer(() => {});
