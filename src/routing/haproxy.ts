@@ -237,6 +237,8 @@ export interface HaproxyServerState {
   status: string;
   /** Current sessions. */
   sessions: number;
+  /** Sessions since HAProxy started. */
+  totalSessions: number;
 }
 
 /** Parses the CSV of `show stat` (pure). Keeps server rows only. */
@@ -244,7 +246,7 @@ export function parseShowStat(csv: string): HaproxyServerState[] {
   const lines = csv.split('\n').filter((l) => l.trim() !== '');
   const head = lines[0]?.replace(/^#\s*/, '').split(',') ?? [];
   const col = (n: string) => head.indexOf(n);
-  const [px, sv, st, sc] = [col('pxname'), col('svname'), col('status'), col('scur')];
+  const [px, sv, st, sc, stot] = [col('pxname'), col('svname'), col('status'), col('scur'), col('stot')];
   if (px < 0 || sv < 0 || st < 0) throw new Error(`unexpected "show stat" output: ${lines[0] ?? '(empty)'}`);
   return lines
     .slice(1)
@@ -255,6 +257,7 @@ export function parseShowStat(csv: string): HaproxyServerState[] {
       server: f[sv] ?? '',
       status: f[st] ?? '',
       sessions: Number(f[sc] ?? 0) || 0,
+      totalSessions: Number(f[stot] ?? 0) || 0,
     }));
 }
 
