@@ -1,11 +1,13 @@
 // Commands a person runs against a cluster: status, switchover, failover --force, maintenance,
-// rejoin. With --config they talk to the members named there; without it, to the lab (they run
-// themselves again inside the lab's client host, since only code inside the lab reaches it).
+// rejoin. With --config they talk to the members named there; without it, to the lab: `status`
+// from this process through the lab's API sockets when they are live, the others (and `status`
+// without them) by running themselves again inside the lab's client host, since only code inside
+// the lab reaches its addresses.
 import type { Command } from 'commander';
 import type { ClusterMembers, SocketOf } from '../api/client.js';
 import type { Config } from '../config.js';
-// Only what the lab's re-run needs is loaded up front: the commands' own modules (config and
-// protocol validation, the HTTP client, tables) are imported by their actions, inside the lab.
+// Only what the lab's re-run and the sockets need is loaded up front: the commands' own modules
+// (config and protocol validation, the HTTP client, tables) are imported by their actions.
 import { labApiSockets, labClusterMembers } from '../lab/api-access.js';
 import { hostArgv, selfArgv } from '../lab/daemon.js';
 import { configPath, loadLab } from '../lab/state.js';
@@ -45,9 +47,9 @@ async function clusterConfig(opts: Common): Promise<Config | null> {
   return null;
 }
 
-function withCommon(cmd: Command): Command {
+function withCommon(cmd: Command, labWay = 'run from its client host'): Command {
   return cmd
-    .option('-c, --config <file>', 'cluster config (YAML); default: the lab, run from its client host')
+    .option('-c, --config <file>', `cluster config (YAML); default: the lab, ${labWay}`)
     .option('--prefix <prefix>', 'lab name prefix (default: $PGARBITER_LAB_PREFIX or pga)');
 }
 
@@ -59,6 +61,7 @@ export function registerClusterCommands(program: Command): void {
       .description(
         'The cluster in one table: each node, its role, state, term/timeline, LSN, lag, fence, reachability.',
       ),
+    'through its API sockets (<lab dir>/api/*.sock; else run from its client host)',
   )
     .option('--json', 'machine-readable output')
     .option('-w, --watch <seconds>', 'refresh every N seconds (Ctrl-C to stop)')
