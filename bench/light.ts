@@ -1,6 +1,6 @@
 // bench/light: is pgarbiter light and quick? On a real lab (timing profile `default` unless told):
-//   1. `pgarbiter status` as a person runs it (from the machine, re-run inside the lab's client
-//      host): wall time of N runs, median and max;
+//   1. `pgarbiter status` as a person runs it (from the machine: one process reaching the members
+//      through the lab's API sockets): wall time of N runs, median and max;
 //   2. each daemon idle (agents, arbiter; HAProxy for scale): RSS (VmRSS) and CPU (utime + stime)
 //      over a window, and the CPU of the processes it ran meanwhile (cutime + cstime);
 //   3. the switchover write pause under a 4-session writer through HAProxy, N switchovers.
@@ -68,7 +68,7 @@ async function main() {
       const loadBefore = load();
       const latencies = await statusLatencies(lab.prefix, statusRuns);
       out.push(
-        `pgarbiter status (${statusRuns} runs, from the machine into the lab's client host): ` +
+        `pgarbiter status (${statusRuns} runs, from the machine through the lab's API sockets): ` +
           `${spreadText(latencies, sec)}   [load average ${loadBefore} -> ${load()}]`,
       );
     }

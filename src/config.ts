@@ -4,7 +4,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { UserError } from './util/errors.js';
+import { looseModeError, READABLE_BY_OTHERS, UserError } from './util/errors.js';
 import { vipConfigProblem } from './vip/vip.js';
 
 /** "500ms", "3s", "1.5s", "2m" or a number of milliseconds. */
@@ -226,17 +226,6 @@ export const SECRET_FIELDS = [
   { path: 'postgres.admin_password', file: 'postgres.admin_password_file' },
   { path: 'postgres.replication_password', file: 'postgres.replication_password_file' },
 ] as const;
-
-/** Mode bits that let anyone but the owner read a file holding secrets. */
-export const READABLE_BY_OTHERS = 0o077;
-
-/** The fix for a file holding secrets that others can read, in one line. */
-export function looseModeError(file: string, mode: number, what: string): UserError {
-  const octal = (mode & 0o777).toString(8).padStart(3, '0');
-  return new UserError(
-    `${file} ${what} and is readable by group or other users (mode ${octal}): run \`chmod 600 ${file}\``,
-  );
-}
 
 /**
  * Reads a secret from a file: refused when group or others can read it; one trailing newline

@@ -32,13 +32,21 @@ export interface PostResult<T> {
   body: T;
 }
 
-type Members = Pick<Config, 'api_port' | 'secret' | 'arbiter' | 'nodes' | 'tls'>;
+/** What a client of the members needs of a config. */
+export type ClusterMembers = Pick<Config, 'api_port' | 'secret' | 'arbiter' | 'nodes' | 'tls'>;
+
+/** A unix socket that forwards to a member's API (by the host the config names), or undefined to
+ *  connect to the host itself. The lab's (lab/api-sockets.ts) let the CLI reach it from outside. */
+export type SocketOf = (host: string) => string | undefined;
 
 export class ApiClient {
   /** Read at construction: a missing CA or key is a clear error at start, not a silent null. */
   private readonly tls: TlsMaterial;
 
-  constructor(private readonly cfg: Members) {
+  constructor(
+    private readonly cfg: ClusterMembers,
+    private readonly socketOf: SocketOf = () => undefined,
+  ) {
     this.tls = tlsMaterial(cfg.tls);
   }
 
@@ -48,7 +56,11 @@ export class ApiClient {
 
   private async get<T>(host: string, path: string, schema: z.ZodType<T>, timeoutMs: number, okOnly = true) {
     try {
-      const r = await callJson(this.url(host, path), { timeoutMs, tls: this.tls });
+      const r = await callJson(this.url(host, path), {
+        timeoutMs,
+        tls: this.tls,
+        socketPath: this.socketOf(host),
+      });
       if (okOnly && r.status !== 200) return null;
       const p = schema.safeParse(r.body);
       return p.success ? { status: r.status, body: p.data } : null;
@@ -76,6 +88,7 @@ export class ApiClient {
         secret: this.cfg.secret,
         timeoutMs,
         tls: this.tls,
+        socketPath: this.socketOf(host),
       });
       const p = schema.safeParse(r.body);
       if (p.success) return { answered: true, status: r.status, body: p.data };

@@ -1,10 +1,14 @@
 // Commands a person runs against a cluster: status, switchover, failover --force, maintenance,
-// rejoin. With --config they talk to the members named there; without it, to the lab (they run
-// themselves again inside the lab's client host, since only code inside the lab reaches it).
+// rejoin. With --config they talk to the members named there; without it, to the lab: `status`
+// from this process through the lab's API sockets when they are live, the others (and `status`
+// without them) by running themselves again inside the lab's client host, since only code inside
+// the lab reaches its addresses.
 import type { Command } from 'commander';
+import type { ClusterMembers, SocketOf } from '../api/client.js';
 import type { Config } from '../config.js';
-// Only what the lab's re-run needs is loaded up front: the commands' own modules (config and
-// protocol validation, the HTTP client, tables) are imported by their actions, inside the lab.
+// Only what the lab's re-run and the sockets need is loaded up front: the commands' own modules
+// (config and protocol validation, the HTTP client, tables) are imported by their actions.
+import { labApiSockets, labClusterMembers } from '../lab/api-access.js';
 import { hostArgv, selfArgv } from '../lab/daemon.js';
 import { configPath, loadLab } from '../lab/state.js';
 import { color as pc } from '../util/color.js';
@@ -15,6 +19,17 @@ interface Common {
   config?: string;
   prefix?: string;
   json?: boolean;
+}
+
+/** The lab reached from this process: its members (lab.json's, as the client host's config names
+ *  them) through their API sockets (lab/api-access.ts). Null with --config, or when the lab has no
+ *  live sockets (HAProxy down, a lab built before them): the caller then re-runs inside the lab. */
+function labThroughSockets(opts: Common): { members: ClusterMembers; socketOf: SocketOf } | null {
+  if (opts.config) return null;
+  const lab = loadLab(opts.prefix);
+  const sockets = labApiSockets(lab);
+  if (!sockets) return null;
+  return { members: labClusterMembers(lab), socketOf: (host) => sockets.get(host) };
 }
 
 /** The cluster config, or null after re-running this command inside the lab's client host. */
@@ -32,9 +47,9 @@ async function clusterConfig(opts: Common): Promise<Config | null> {
   return null;
 }
 
-function withCommon(cmd: Command): Command {
+function withCommon(cmd: Command, labWay = 'run from its client host'): Command {
   return cmd
-    .option('-c, --config <file>', 'cluster config (YAML); default: the lab, run from its client host')
+    .option('-c, --config <file>', `cluster config (YAML); default: the lab, ${labWay}`)
     .option('--prefix <prefix>', 'lab name prefix (default: $PGARBITER_LAB_PREFIX or pga)');
 }
 
@@ -46,6 +61,7 @@ export function registerClusterCommands(program: Command): void {
       .description(
         'The cluster in one table: each node, its role, state, term/timeline, LSN, lag, fence, reachability.',
       ),
+    'through its API sockets (<lab dir>/api/*.sock; else run from its client host)',
   )
     .option('--json', 'machine-readable output')
     .option('-w, --watch <seconds>', 'refresh every N seconds (Ctrl-C to stop)')
@@ -53,14 +69,20 @@ export function registerClusterCommands(program: Command): void {
       const watch = opts.watch ? Number(opts.watch) : 0;
       if (opts.watch && !(watch > 0))
         throw new UserError(`--watch needs a positive number of seconds, not "${opts.watch}"`);
-      const cfg = await clusterConfig(opts);
+      const direct = labThroughSockets(opts);
+      const cfg = direct?.members ?? (await clusterConfig(opts));
       if (!cfg) return;
       const [{ fetchClusterView }, { renderStatus }] = await Promise.all([
         import('../cluster/view.js'),
         import('../cluster/status.js'),
       ]);
       for (let i = 0; i < (watch ? 100_000 : 1); i++) {
-        const view = await fetchClusterView(cfg);
+        // The lab's HAProxy went away while watching: carry on from inside the lab.
+        if (direct && i > 0 && !labApiSockets(loadLab(opts.prefix))) {
+          await clusterConfig(opts);
+          return;
+        }
+        const view = await fetchClusterView(cfg, undefined, direct?.socketOf);
         if (opts.json) process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
         else process.stdout.write(`${watch ? '\x1b[2J\x1b[H' : ''}${renderStatus(view)}\n`);
         if (!view.arbiter.reachable && view.nodes.every((n) => !n.reachable)) process.exitCode = 1;

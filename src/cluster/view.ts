@@ -1,8 +1,7 @@
 // Reading the cluster as a whole: the arbiter's record and each agent's own state, fetched over
 // HTTP with deadlines. Used by `status`, `switchover`, the demo and the tests.
-import { ApiClient } from '../api/client.js';
+import { ApiClient, type ClusterMembers, type SocketOf } from '../api/client.js';
 import type { AgentStatus, ArbiterStateBody } from '../api/protocol.js';
-import type { Config } from '../config.js';
 import { NEW_TERM_EVENTS } from '../core/arbiter.js';
 import type { ClusterRecord } from '../core/types.js';
 
@@ -14,8 +13,13 @@ export interface ClusterView {
   nodes: { name: string; host: string; reachable: boolean; state: AgentStatus | null }[];
 }
 
-export async function fetchClusterView(cfg: Config, timeoutMs = 1500): Promise<ClusterView> {
-  const api = new ApiClient(cfg);
+/** `socketOf` routes a member's calls through a forwarding unix socket (the lab's, from outside it). */
+export async function fetchClusterView(
+  cfg: ClusterMembers,
+  timeoutMs = 1500,
+  socketOf?: SocketOf,
+): Promise<ClusterView> {
+  const api = new ApiClient(cfg, socketOf);
   const [arb, ...nodes] = await Promise.all([
     api.arbiterState(timeoutMs),
     ...cfg.nodes.map((n) => api.agentState(n.host, timeoutMs)),

@@ -2,7 +2,7 @@
 // stats socket in the client host's directory), configured by routing/haproxy.ts with both
 // database hosts as servers. `lab up` starts it; clients on the client host reach the primary
 // through its read-write port.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   HAPROXY_RO_PORT,
@@ -14,13 +14,12 @@ import {
   renderHaproxyConfig,
   validateHaproxyConfig,
 } from '../routing/haproxy.js';
+import { apiSocketDir, apiSocketPath, HAPROXY_DAEMON } from './api-access.js';
 import { daemonAlive, startDaemon, stopDaemon } from './daemon.js';
-import { PG_PORT } from './pgconf.js';
+import { labSslConninfo, PG_PORT } from './pgconf.js';
 import type { DaemonRecord, Lab } from './state.js';
-import { labCaFile, labCertFile, labKeyFile, labSslConninfo, labTlsDir } from './tls.js';
-import { PG_HOSTS } from './topology.js';
-
-export const HAPROXY_DAEMON = 'haproxy';
+import { LAB_API_PORT, labCaFile, labCertFile, labKeyFile, labTlsDir } from './tls.js';
+import { MEMBER_HOSTS, PG_HOSTS } from './topology.js';
 
 export const haproxyConfigPath = (lab: Lab) => join(lab.hosts.client.dir, 'haproxy.cfg');
 export const haproxyLogPath = (lab: Lab) => join(lab.hosts.client.dir, 'haproxy.log');
@@ -28,7 +27,9 @@ export const haproxySocketPath = (lab: Lab) => join(lab.hosts.client.dir, 'hapro
 
 export const haproxyCheckPemPath = (lab: Lab) => join(labTlsDir(lab), 'haproxy-client.pem');
 
-/** The lab's haproxy.cfg: both database hosts, Patroni-style checks on their agents over HTTPS. */
+/** The lab's haproxy.cfg: both database hosts, Patroni-style checks on their agents over HTTPS;
+ *  and each member's API forwarded from a unix socket in the lab's directory (`pgarbiter status`
+ *  from the machine connects there: a file crosses network namespaces). */
 export function labHaproxyConfig(lab: Lab): string {
   return renderHaproxyConfig({
     servers: PG_HOSTS.map((h) => ({ name: h, address: lab.hosts[h].address })),
@@ -36,6 +37,12 @@ export function labHaproxyConfig(lab: Lab): string {
     statsSocket: haproxySocketPath(lab),
     checkCaFile: labCaFile(lab),
     checkCertFile: lab.clientCerts === 'required' ? haproxyCheckPemPath(lab) : undefined,
+    unixForwards: MEMBER_HOSTS.map((h) => ({
+      name: `api-${h}`,
+      socket: apiSocketPath(lab, h),
+      address: lab.hosts[h].address,
+      port: LAB_API_PORT,
+    })),
   });
 }
 
@@ -52,6 +59,7 @@ export async function startHaproxy(lab: Lab): Promise<DaemonRecord> {
   if (running && daemonAlive(running) && current === text) return running;
   if (running) await stopHaproxy(lab);
   writeFileSync(file, text, { mode: 0o644 });
+  mkdirSync(apiSocketDir(lab), { recursive: true, mode: 0o700 });
   if (lab.clientCerts === 'required') {
     // HAProxy wants certificate and key in one PEM: the client host's.
     const pem =

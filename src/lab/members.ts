@@ -6,10 +6,8 @@ import { daemonAlive, stopDaemon } from './daemon.js';
 import { postmasterPid, startAgent, stopPostgres } from './lab.js';
 import { childrenOf, pidAlive, signal, waitGone } from './proc.js';
 import type { Lab } from './state.js';
-import type { HostName, PG_HOSTS } from './topology.js';
+import type { HostName, MemberHost, PG_HOSTS } from './topology.js';
 
-/** A host that runs a member of the cluster: a database host or the arbiter. */
-export type MemberHost = (typeof PG_HOSTS)[number] | 'arbiter';
 /** What to stop on a database host: both (what `docker compose stop` did), or one of them. */
 export type MemberPart = 'both' | 'postgres' | 'agent';
 

@@ -3,9 +3,10 @@ import { chmodSync, chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { validateConfig } from '../config.js';
-import { type ConnOptions, sslConninfo } from '../postgres/client.js';
+import { type ConnOptions, type PgSsl, sslConninfo } from '../postgres/client.js';
+import { labClusterMembers, labTlsConfig } from './api-access.js';
 import { configPath, type Lab, secretFile } from './state.js';
-import { labCaFile, labCertFile, labKeyFile, labSsl } from './tls.js';
+import { labCaFile, labSsl } from './tls.js';
 import { HOST_IFACE, type HostName, vipAddress } from './topology.js';
 
 export const PG_PORT = 5432;
@@ -26,14 +27,12 @@ export const stateDir = (lab: Lab, host: HostName) => join(lab.hosts[host].dir, 
 /** The config document for one host (`node` = the member it runs as). */
 export function labConfigDoc(lab: Lab, host: HostName): Record<string, unknown> {
   const member = host === 'client' ? 'arbiter' : host;
+  const members = labClusterMembers(lab);
   return {
     node: member,
     secret_file: secretFile(lab, 'secret'),
-    nodes: [
-      { name: 'pg1', host: lab.hosts.pg1.address },
-      { name: 'pg2', host: lab.hosts.pg2.address },
-    ],
-    arbiter: { name: 'arbiter', host: lab.hosts.arbiter.address },
+    nodes: members.nodes,
+    arbiter: members.arbiter,
     initial_primary: 'pg1',
     postgres: {
       port: PG_PORT,
@@ -52,12 +51,7 @@ export function labConfigDoc(lab: Lab, host: HostName): Record<string, unknown> 
     lease: lab.lease ?? 'on',
     vip: { address: `${vipAddress(lab.subnet)}/24`, interface: HOST_IFACE },
     state_dir: stateDir(lab, host),
-    tls: {
-      ca_file: labCaFile(lab),
-      cert_file: labCertFile(lab, member === 'arbiter' ? 'arbiter' : host),
-      key_file: labKeyFile(lab, member === 'arbiter' ? 'arbiter' : host),
-      client_certs: lab.clientCerts ?? 'off',
-    },
+    tls: labTlsConfig(lab, member),
   };
 }
 
@@ -95,6 +89,10 @@ export function appConn(lab: Lab, host: HostName, applicationName = 'lab-client'
 export function adminConn(lab: Lab, host: HostName, applicationName = 'lab-admin'): ConnOptions {
   return { ...appConn(lab, host, applicationName), user: ADMIN_USER, password: lab.secrets.adminPassword };
 }
+
+/** libpq keywords for a lab client's TLS (psql, the writer): the lab's CA. */
+export const labSslConninfo = (lab: Lab, mode: PgSsl['mode'] = 'verify-full') =>
+  sslConninfo({ mode, rootCert: labCaFile(lab) }).join(' ');
 
 /** A libpq conninfo for psql (password not included: pass it as PGPASSWORD). */
 export function psqlConninfo(o: ConnOptions): string {

@@ -2,7 +2,7 @@
 // member, SAN = its lab address) and one for the client host (HAProxy's checks and curl when the
 // APIs demand client certificates). Every client in the lab verifies against this CA.
 import { join } from 'node:path';
-import { type PgSsl, sslConninfo } from '../postgres/client.js';
+import type { PgSsl } from '../postgres/client.js';
 import { CA_CERT, certFile, createCa, issueMemberCert, keyFile } from '../tls/certs.js';
 import { apiUrl } from '../tls/material.js';
 import type { Lab } from './state.js';
@@ -32,10 +32,6 @@ export async function createLabCerts(lab: Lab): Promise<void> {
 
 /** How lab clients reach a database host's PostgreSQL: TLS, verify-full against the lab's CA. */
 export const labSsl = (lab: Lab): PgSsl => ({ mode: 'verify-full', rootCert: labCaFile(lab) });
-
-/** libpq keywords for a lab client's TLS (psql, the writer): the lab's CA. */
-export const labSslConninfo = (lab: Lab, mode: PgSsl['mode'] = 'verify-full') =>
-  sslConninfo({ mode, rootCert: labCaFile(lab) }).join(' ');
 
 /**
  * curl argv (to run inside `from`) that GETs `path` of the API of `target` (port 8008) over HTTPS,

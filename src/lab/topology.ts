@@ -4,6 +4,9 @@ import { UserError } from '../util/errors.js';
 export const HOSTS = ['pg1', 'pg2', 'arbiter', 'client'] as const;
 export type HostName = (typeof HOSTS)[number];
 export const PG_HOSTS = ['pg1', 'pg2'] as const satisfies readonly HostName[];
+/** The hosts that run a member (an agent or the arbiter), each with its API. */
+export const MEMBER_HOSTS = ['pg1', 'pg2', 'arbiter'] as const satisfies readonly HostName[];
+export type MemberHost = (typeof MEMBER_HOSTS)[number];
 
 /** Last octet of each host's address in the lab's /24. */
 export const HOST_OCTET: Record<HostName, number> = { pg1: 11, pg2: 12, arbiter: 13, client: 100 };

@@ -61,6 +61,17 @@ export interface HaproxyConfigOptions {
   connectTimeout?: string;
   checkTimeout?: string;
   maxconnPerServer?: number;
+  /** TCP forwarders, each from a unix socket to one address:port, bytes passed as they are (a TLS
+   *  client through one still verifies the real server end to end). The lab uses them so a CLI
+   *  outside its network namespaces reaches the members' APIs. */
+  unixForwards?: UnixForward[];
+}
+
+export interface UnixForward {
+  name: string;
+  socket: string;
+  address: string;
+  port: number;
 }
 
 const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -115,6 +126,12 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
   if (!pathOk(o.checkCaFile)) throw new UserError(`haproxy config: bad CA file path "${o.checkCaFile}"`);
   if (o.checkCertFile !== undefined && !pathOk(o.checkCertFile))
     throw new UserError(`haproxy config: bad certificate file path "${o.checkCertFile}"`);
+  for (const f of o.unixForwards ?? []) {
+    if (!NAME_RE.test(f.name)) throw new UserError(`haproxy config: bad forwarder name "${f.name}"`);
+    if (!pathOk(f.socket)) throw new UserError(`haproxy config: bad forwarder socket path "${f.socket}"`);
+    if (!ADDR_RE.test(f.address)) throw new UserError(`haproxy config: bad forwarder address "${f.address}"`);
+    checkPort(`forwarder ${f.name} port`, f.port);
+  }
   const checkTls = `check-ssl verify required ca-file ${o.checkCaFile}${o.checkCertFile ? ` crt ${o.checkCertFile}` : ''}`;
 
   const listen = (name: string, port: number, path: string, comment: string) => [
@@ -171,6 +188,14 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
       `read-write (port ${rwPort}): at most one server passes /primary`,
     ),
     ...listen('replicas', roPort, '/replica', `read-only (port ${roPort}): streaming standbys`),
+    ...(o.unixForwards ?? []).flatMap((f) => [
+      `# ${f.socket} -> ${f.address}:${f.port}, bytes as they are (TLS end to end); errors logged only`,
+      `listen ${f.name}`,
+      `    bind ${f.socket} mode 600`,
+      '    option dontlog-normal',
+      `    server ${f.name} ${f.address}:${f.port}`,
+      '',
+    ]),
   ].join('\n');
 }
 
@@ -212,6 +237,8 @@ export interface HaproxyServerState {
   status: string;
   /** Current sessions. */
   sessions: number;
+  /** Sessions since HAProxy started. */
+  totalSessions: number;
 }
 
 /** Parses the CSV of `show stat` (pure). Keeps server rows only. */
@@ -219,7 +246,7 @@ export function parseShowStat(csv: string): HaproxyServerState[] {
   const lines = csv.split('\n').filter((l) => l.trim() !== '');
   const head = lines[0]?.replace(/^#\s*/, '').split(',') ?? [];
   const col = (n: string) => head.indexOf(n);
-  const [px, sv, st, sc] = [col('pxname'), col('svname'), col('status'), col('scur')];
+  const [px, sv, st, sc, stot] = [col('pxname'), col('svname'), col('status'), col('scur'), col('stot')];
   if (px < 0 || sv < 0 || st < 0) throw new Error(`unexpected "show stat" output: ${lines[0] ?? '(empty)'}`);
   return lines
     .slice(1)
@@ -230,6 +257,7 @@ export function parseShowStat(csv: string): HaproxyServerState[] {
       server: f[sv] ?? '',
       status: f[st] ?? '',
       sessions: Number(f[sc] ?? 0) || 0,
+      totalSessions: Number(f[stot] ?? 0) || 0,
     }));
 }
 

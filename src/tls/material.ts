@@ -2,8 +2,8 @@
 // what to do when one is missing. The one place that knows the API scheme (https) and how a peer
 // is verified: against the cluster CA, by the name or address it was called by.
 import { readFileSync, statSync } from 'node:fs';
-import { looseModeError, READABLE_BY_OTHERS, type TlsConfig } from '../config.js';
-import { UserError } from '../util/errors.js';
+import type { TlsConfig } from '../config.js';
+import { looseModeError, READABLE_BY_OTHERS, UserError } from '../util/errors.js';
 import { fileVersion } from '../util/file-version.js';
 import type { TlsMaterial } from '../util/http.js';
 

@@ -243,11 +243,20 @@ export interface CallResult<T> {
  * at once, where fetch's pending connect to a silent host lingers ~10 s and keeps a CLI alive.
  * The peer's certificate must be signed by the cluster CA and name the host called. Connections
  * are kept between calls (poolOf); one the peer closed meanwhile (it restarted) is retried once on
- * a new connection, so a restart does not look like an unreachable peer.
+ * a new connection, so a restart does not look like an unreachable peer. With `socketPath` the
+ * connection goes to that unix socket (a forwarder to the host of `url`, such as the lab's), and
+ * the certificate is still verified against the host of `url`: TLS runs end to end through it.
  */
 export function callJson<T = unknown>(
   url: string,
-  opts: { method?: 'GET' | 'POST'; body?: unknown; secret?: string; timeoutMs: number; tls: TlsMaterial },
+  opts: {
+    method?: 'GET' | 'POST';
+    body?: unknown;
+    secret?: string;
+    timeoutMs: number;
+    tls: TlsMaterial;
+    socketPath?: string;
+  },
 ): Promise<CallResult<T>> {
   if (!url.startsWith('https://')) throw new Error(`refusing a call to ${url}: the APIs speak HTTPS only`);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
@@ -259,6 +268,7 @@ export function callJson<T = unknown>(
     headers,
     agent: poolOf(opts.tls),
     rejectUnauthorized: true,
+    ...(opts.socketPath ? { socketPath: opts.socketPath } : {}),
   };
   const deadline = Date.now() + opts.timeoutMs;
   return new Promise((resolve, reject) => {

@@ -1,16 +1,21 @@
 // TLS everywhere on a real lab with mutual TLS on the APIs (client_certs: required): curl without
 // the CA fails, without a client certificate is refused, with both succeeds; plain HTTP gets a
-// clear 400; PostgreSQL refuses plain connections and encrypts replication; and a capture of the
-// switch's traffic during a failover and rejoin holds no secret in clear text.
+// clear 400; `status` from the machine keeps TLS end to end through the lab's API sockets;
+// PostgreSQL refuses plain connections and encrypts replication; and a capture of the switch's
+// traffic during a failover and rejoin holds no secret in clear text.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import type { Lab } from '../../src/lab/index.js';
+import { ApiClient } from '../../src/api/client.js';
+import type { ClusterView } from '../../src/cluster/view.js';
+import { apiSocketPath, labClusterMembers } from '../../src/lab/api-access.js';
+import type { Lab, MemberHost } from '../../src/lab/index.js';
 import {
   adminConn,
   BRIDGE,
+  CLI_MAIN,
   hostArgv,
   LAB_API_PORT,
   labApiCurl,
@@ -18,8 +23,9 @@ import {
   psqlConninfo,
 } from '../../src/lab/index.js';
 import { clusterView, healthy, waitFor } from '../../src/scenario/lab-run.js';
-import { apiUrl } from '../../src/tls/material.js';
+import { apiUrl, tlsMaterial } from '../../src/tls/material.js';
 import { run, sleep } from '../../src/util/exec.js';
+import { callJson } from '../../src/util/http.js';
 import { labCli as labCliIn, labIdentity, needsRoot, useLab } from './fixture.js';
 
 const LAB = labIdentity({ prefix: 'pgtls', subnet: '10.213.150.0/24' });
@@ -72,6 +78,28 @@ describe('TLS on the APIs and in PostgreSQL', { skip: needsRoot, timeout: 600_00
       url,
     ]);
     assert.notEqual(other.code, 0, 'the CA itself is no client certificate');
+  });
+
+  test("status from the machine: TLS end to end through the lab's sockets, each member verified by its address", async () => {
+    // Mutual TLS through HAProxy's forwarders: the table, every member reachable.
+    const st = await run([process.execPath, CLI_MAIN, 'status', '--json', '--prefix', lab.prefix], {
+      timeoutMs: 60_000,
+    });
+    const view = JSON.parse(st.stdout) as ClusterView;
+    assert.ok(view.arbiter.reachable && view.nodes.every((n) => n.reachable), st.stdout);
+    // The socket only carries bytes: a member reached through another's socket presents the other's
+    // certificate, which does not name the address called, and is refused.
+    const members = labClusterMembers(lab);
+    const call = (socket: MemberHost) =>
+      callJson(apiUrl(lab.hosts.arbiter.address, LAB_API_PORT, '/state'), {
+        timeoutMs: 5000,
+        tls: tlsMaterial(members.tls),
+        socketPath: apiSocketPath(lab, socket),
+      });
+    assert.equal((await call('arbiter')).status, 200);
+    await assert.rejects(call('pg1'), { code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
+    const wrong = new ApiClient(members, () => apiSocketPath(lab, 'pg1'));
+    assert.equal(await wrong.arbiterState(5000), null, 'a member behind the wrong socket is not believed');
   });
 
   test('API: plain HTTP gets a clear 400 naming https, at once', async () => {

@@ -61,6 +61,19 @@ test('Patroni-style read-write and read-only listeners', () => {
   );
 });
 
+test('a unix socket forwarder passes bytes through to one address (TLS end to end), unchecked', () => {
+  const unixForwards = [
+    { name: 'api-arbiter', socket: '/tmp/lab/api/arbiter.sock', address: '10.213.0.13', port: 8008 },
+  ];
+  const cfg = renderHaproxyConfig({ servers, checkCaFile, unixForwards });
+  const fwd = section(cfg, 'api-arbiter');
+  assert.ok(fwd.includes('bind /tmp/lab/api/arbiter.sock mode 600'), 'only its owner (root) may connect');
+  assert.ok(fwd.includes('server api-arbiter 10.213.0.13:8008'));
+  // Bytes as they are: the defaults' tcp mode, no TLS of HAProxy's own, no health check.
+  assert.ok(!fwd.some((l) => /^mode http|ssl|check/.test(l)), fwd.join(' | '));
+  assert.doesNotMatch(renderHaproxyConfig({ servers, checkCaFile }), /api-arbiter/);
+});
+
 test('ports, timing and bind are configurable; the output is deterministic', () => {
   const o = {
     servers,
@@ -103,6 +116,21 @@ test('bad input is refused with a clear error', () => {
     ['is not an HAProxy duration', { servers, checkCaFile, checkInterval: 'soon' }],
     ['fall and rise', { servers, checkCaFile, fall: 0 }],
     ['bad stats socket', { servers, checkCaFile, statsSocket: 'relative.sock' }],
+    ...(
+      [
+        ['bad forwarder name', { name: 'a b' }],
+        ['bad forwarder socket path', { socket: 'api.sock' }],
+        ['bad forwarder address', { address: '10.0.0.1\n  bind *:1' }],
+        ['is not a port', { port: 0 }],
+      ] as const
+    ).map(([msg, over]): [string, Parameters<typeof renderHaproxyConfig>[0]] => [
+      msg,
+      {
+        servers,
+        checkCaFile,
+        unixForwards: [{ name: 'api-x', socket: '/tmp/x.sock', address: '10.0.0.1', port: 8008, ...over }],
+      },
+    ]),
   ];
   for (const [msg, o] of bad)
     assert.throws(
@@ -123,7 +151,15 @@ test('haproxy -c accepts the rendered config and refuses a broken one', {
     const pem = join(dir, 'client.pem');
     writeFileSync(pem, readFileSync(client.cert, 'utf8') + readFileSync(client.key, 'utf8'));
     const good = join(dir, 'good.cfg');
-    const o = { servers, checkCaFile: ca.cert, checkCertFile: pem, statsSocket: join(dir, 'haproxy.sock') };
+    const o = {
+      servers,
+      checkCaFile: ca.cert,
+      checkCertFile: pem,
+      statsSocket: join(dir, 'haproxy.sock'),
+      unixForwards: [
+        { name: 'api-pg1', socket: join(dir, 'api-pg1.sock'), address: '10.213.0.11', port: 8008 },
+      ],
+    };
     writeFileSync(good, renderHaproxyConfig(o));
     await validateHaproxyConfig(good);
     const broken = join(dir, 'broken.cfg');
@@ -158,9 +194,9 @@ test('parseShowStat keeps the server rows', () => {
     '',
   ].join('\n');
   assert.deepEqual(parseShowStat(csv), [
-    { proxy: 'primary', server: 'pg1', status: 'UP', sessions: 3 },
-    { proxy: 'primary', server: 'pg2', status: 'DOWN', sessions: 0 },
-    { proxy: 'replicas', server: 'pg2', status: 'UP 1/2', sessions: 0 },
+    { proxy: 'primary', server: 'pg1', status: 'UP', sessions: 3, totalSessions: 10 },
+    { proxy: 'primary', server: 'pg2', status: 'DOWN', sessions: 0, totalSessions: 0 },
+    { proxy: 'replicas', server: 'pg2', status: 'UP 1/2', sessions: 0, totalSessions: 0 },
   ]);
   assert.throws(() => parseShowStat('garbage'), /unexpected "show stat" output/);
 });
