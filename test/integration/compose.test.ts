@@ -375,6 +375,17 @@ describe('compose deployment', { skip, timeout: 1_500_000 }, () => {
       assert.deepEqual(await holders(), [standbyBefore], 'the rejoined node does not hold the VIP');
       const afterRejoin = await onVip();
       assert.equal(afterRejoin.stdout.trim(), `${standbyBefore}|f`, afterRejoin.stderr);
+      // This host sits on the network's bridge: it reaches the VIP too (README "Containers").
+      const fromHost = await run(
+        [
+          '/usr/lib/postgresql/15/bin/psql',
+          `host=${vip} port=5432 user=app dbname=postgres sslmode=verify-full sslrootcert=${ca} connect_timeout=5`,
+          '-XAtc',
+          "SELECT current_setting('cluster_name'), pg_is_in_recovery()",
+        ],
+        { allowFailure: true, timeoutMs: 15_000, env: { ...process.env, PGPASSWORD: appPassword } },
+      );
+      assert.equal(fromHost.stdout.trim(), `${standbyBefore}|f`, fromHost.stderr);
       process.stderr.write(
         `compose VIP: on ${standbyBefore} ${movedMs} ms after \`stop ${primaryBefore}\`, reached through it at ${reachedMs} ms\n`,
       );
