@@ -9,12 +9,14 @@ ARG BASE_IMAGE=debian:12
 FROM ${BASE_IMAGE}
 # No cluster of Debian's own: pgarbiter creates the data directory itself (pgarbiter init). The
 # state directory belongs to postgres, so a new named volume mounted there does too: the members run
-# as postgres (see deploy/container/entrypoint.sh and docker-compose.yml).
+# as postgres (see deploy/container/entrypoint.sh and docker-compose.yml). iputils-arping and
+# python3-minimal: the floating VIP's gratuitous ARP and tickle ACK (src/vip/vip.ts).
 RUN mkdir -p /etc/postgresql-common \
  && echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf \
  && apt-get update -q \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       postgresql-15 iptables nftables iproute2 haproxy procps openssl \
+      iputils-arping python3-minimal \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /var/lib/pgarbiter && chown postgres:postgres /var/lib/pgarbiter
 COPY .container/node /usr/local/bin/node

@@ -18,7 +18,7 @@ export function registerComposeCommands(program: Command): void {
     .summary("write the container deployment's configs, secrets and certificates")
     .description(
       "Write the container deployment's configs (pg-master, pg-slave, arbiter, the host's client.yaml, HAProxy) " +
-        'with newly generated secrets, a CA and one TLS key and certificate per member into a directory that holds none; keep a complete one; refuse a partial one.',
+        "with newly generated secrets, the floating VIP (NET.10 on eth0, named in the database nodes' certificates), a CA and one TLS key and certificate per member into a directory that holds none; keep a complete one; refuse a partial one.",
     )
     .requiredOption('--dir <dir>', 'the deployment directory')
     .option('--net <a.b.c>', 'first three octets of the compose network (a /24)', COMPOSE_DEFAULT_NET)

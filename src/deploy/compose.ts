@@ -21,6 +21,11 @@ export const COMPOSE_MEMBERS = {
 } as const;
 export type ComposeMember = keyof typeof COMPOSE_MEMBERS;
 export const COMPOSE_HAPROXY_OCTET = 20;
+/** The floating VIP's last octet (config `vip:`): inside the /24 but outside docker-compose.yml's
+ *  `ip_range` (the only part Docker's IPAM hands out), so no container is ever given it. */
+export const COMPOSE_VIP_OCTET = 10;
+/** The database containers' interface on the compose network (their only one). */
+export const COMPOSE_VIP_INTERFACE = 'eth0';
 export const COMPOSE_DB_NODES = ['pg-master', 'pg-slave'] as const;
 /** docker-compose.yml's default for PGARBITER_COMPOSE_NET: the network is NET.0/24. */
 export const COMPOSE_DEFAULT_NET = '10.214.0';
@@ -59,8 +64,14 @@ export function validateNet(net: string): string {
   return net;
 }
 
-export function composeAddress(net: string, who: ComposeMember | 'haproxy'): string {
-  return `${validateNet(net)}.${who === 'haproxy' ? COMPOSE_HAPROXY_OCTET : COMPOSE_MEMBERS[who].octet}`;
+export function composeAddress(net: string, who: ComposeMember | 'haproxy' | 'vip'): string {
+  const octet =
+    who === 'haproxy'
+      ? COMPOSE_HAPROXY_OCTET
+      : who === 'vip'
+        ? COMPOSE_VIP_OCTET
+        : COMPOSE_MEMBERS[who].octet;
+  return `${validateNet(net)}.${octet}`;
 }
 
 export interface ComposeSecrets {
@@ -104,6 +115,8 @@ export function composeConfigDoc(
       allowed_cidr: `${s.net}.0/24`,
       synchronous_commit: s.sync,
     },
+    // One cluster config, as in the lab: the agents hold it, the others ignore it.
+    vip: { address: `${composeAddress(s.net, 'vip')}/24`, interface: COMPOSE_VIP_INTERFACE },
     state_dir: CONTAINER_STATE_DIR,
     tls: { ca_file: COMPOSE_CA_FILE },
   };
@@ -145,7 +158,8 @@ export interface MemberOwner {
 
 /**
  * Writes a new deployment into `dir` when it holds none: configs, secrets, a CA and one key and
- * certificate per member (CN = service name, SAN = its address and name). The CA's key is deleted
+ * certificate per member (CN = service name, SAN = its address and name, and the VIP for the
+ * database nodes). The CA's key is deleted
  * once the members' certificates are signed, so no container ever holds it; a new deployment
  * (down -v, remove the directory) makes a new CA. Keeps a complete deployment as it is (its
  * secrets are the deployment's); refuses a partial one, changing nothing.
@@ -168,7 +182,11 @@ export async function writeComposeDeployment(
   const tlsDir = join(dir, TLS_DIR);
   rmSync(tlsDir, { recursive: true, force: true }); // only ever a partial one of a crashed run
   await createCa(tlsDir, { cn: 'pgarbiter compose CA' });
-  for (const m of MEMBERS) await issueMemberCert(tlsDir, m, [composeAddress(s.net, m), m]);
+  // A database node's certificate also names the VIP, so a client on it can use verify-full.
+  for (const m of MEMBERS) {
+    const vip = (COMPOSE_DB_NODES as readonly string[]).includes(m) ? [composeAddress(s.net, 'vip')] : [];
+    await issueMemberCert(tlsDir, m, [composeAddress(s.net, m), m, ...vip]);
+  }
   rmSync(join(tlsDir, CA_KEY));
   // Members read their own config and key; HAProxy and the host read the CA and haproxy.cfg.
   chmodSync(dir, 0o711);

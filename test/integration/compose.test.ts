@@ -5,8 +5,10 @@
 // `docker compose kill pg-master` and `docker network disconnect` of the primary (then reconnect:
 // it must rejoin by pg_rewind), each with synchronous_commit off and remote_apply. What must hold:
 // remote_apply loses no acknowledged row in any cell, stopping the standby loses none in either
-// mode, every cell got acknowledgements, the old primary rejoins. And bad input: one line, nothing
-// changed. Everything the test created is removed (docker compose down -v), even after a failure.
+// mode, every cell got acknowledgements, the old primary rejoins. The floating VIP: on the
+// primary's container only, moved by `docker compose stop` of the primary, reached through it from
+// another container of the network. And bad input: one line, nothing changed. Everything the test
+// created is removed (docker compose down -v), even after a failure.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
@@ -16,6 +18,7 @@ import { after, before, describe, test } from 'node:test';
 import {
   COMPOSE_CA_FILE,
   COMPOSE_DB_NODES,
+  composeAddress,
   DEPLOYMENT_FILES,
   writeComposeDeployment,
 } from '../../src/deploy/compose.js';
@@ -26,6 +29,7 @@ import {
   composeTestRwPort,
   DEFAULT_BASE_IMAGE,
 } from '../../src/scenario/compose-target.js';
+import { waitFor } from '../../src/scenario/lab-run.js';
 import type { LossMatrixResult } from '../../src/scenario/test-loss.js';
 import { run } from '../../src/util/exec.js';
 import { isRoot } from './fixture.js';
@@ -223,7 +227,7 @@ describe('compose deployment', { skip, timeout: 1_500_000 }, () => {
     assert.deepEqual(await leftovers(BAD_PROJECT), []);
   });
 
-  test('TLS by default and members without root: curl, plain HTTP, pg_stat_ssl, uids and capabilities', async () => {
+  test('TLS by default, members without root, the VIP: curl, plain HTTP, pg_stat_ssl, uids and capabilities, the VIP across a failover', async () => {
     const target = composeTarget({ project: PROJECT, net: NET });
     try {
       await target.up('remote_apply');
@@ -258,8 +262,9 @@ describe('compose deployment', { skip, timeout: 1_500_000 }, () => {
         },
       );
       assert.match(ssl.stdout.trim(), /^t\|TLSv1\.[23]$/);
-      // Every process of a member: the agent as postgres with CAP_NET_ADMIN only (0x1000),
-      // PostgreSQL, the arbiter and HAProxy without root and without any capability.
+      // Every process of a member: the agent as postgres with CAP_NET_ADMIN and CAP_NET_RAW only
+      // (0x1000 | 0x2000: the config has `vip:`), PostgreSQL, the arbiter and HAProxy without root
+      // and without any capability.
       const env = { PGARBITER_COMPOSE_NET: NET, PGARBITER_COMPOSE_DIR: target.configDir };
       const procs = async (service: string) => {
         const r = await docker(
@@ -287,7 +292,7 @@ describe('compose deployment', { skip, timeout: 1_500_000 }, () => {
       const agent = master.filter(([comm]) => comm === 'node');
       assert.equal(agent.length, 1, JSON.stringify(master));
       assert.notEqual(agent[0]?.[1], '0', 'the agent is not root');
-      assert.equal(agent[0]?.[2], '0000000000001000', 'the agent has CAP_NET_ADMIN only');
+      assert.equal(agent[0]?.[2], '0000000000003000', 'the agent has CAP_NET_ADMIN and CAP_NET_RAW only');
       const postgres = master.filter(([comm]) => comm === 'postgres');
       assert.ok(postgres.length > 3, JSON.stringify(master));
       for (const [, uid, cap] of postgres)
@@ -300,6 +305,90 @@ describe('compose deployment', { skip, timeout: 1_500_000 }, () => {
         for (const [comm, uid, cap] of ps)
           assert.ok(uid !== '0' && /^0+$/.test(cap), `${service}: ${comm} uid ${uid} caps ${cap}`);
       }
+
+      // The floating VIP, as the containers see it: on the primary's eth0 only, and a client in
+      // another container of the network (the arbiter's, it has psql) reaches the primary on it
+      // with verify-full (the database nodes' certificates name the VIP).
+      const vip = composeAddress(NET, 'vip');
+      const holders = async () => {
+        const out: string[] = [];
+        for (const n of COMPOSE_DB_NODES) {
+          const r = await docker(
+            ['compose', '-p', PROJECT, 'exec', '-T', n, 'ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0'],
+            env,
+            30_000,
+          );
+          if (r.code === 0 && r.stdout.includes(` ${vip}/24 `)) out.push(n);
+        }
+        return out;
+      };
+      const appPassword = readFileSync(join(target.configDir, 'app.password'), 'utf8').trim();
+      const onVip = () =>
+        docker(
+          [
+            'compose',
+            '-p',
+            PROJECT,
+            'exec',
+            '-T',
+            '-e',
+            `PGPASSWORD=${appPassword}`,
+            'arbiter',
+            '/usr/lib/postgresql/15/bin/psql',
+            `host=${vip} port=5432 user=app dbname=postgres sslmode=verify-full sslrootcert=/etc/pgarbiter/${COMPOSE_CA_FILE} connect_timeout=3`,
+            '-XAtc',
+            "SELECT current_setting('cluster_name'), pg_is_in_recovery()",
+          ],
+          env,
+          30_000,
+        );
+      const primaryBefore = await waitFor('the primary holding the VIP', 30_000, async () => {
+        const h = await holders();
+        return h.length === 1 ? h[0] : undefined;
+      });
+      const standbyBefore = COMPOSE_DB_NODES.find((n) => n !== primaryBefore)!;
+      const viaVip = await onVip();
+      assert.equal(viaVip.stdout.trim(), `${primaryBefore}|f`, `through the VIP: ${viaVip.stderr}`);
+      // The failover: the primary's container stopped; the standby takes the VIP.
+      assert.equal((await docker(['compose', '-p', PROJECT, 'stop', primaryBefore], env, 60_000)).code, 0);
+      const stoppedAt = Date.now();
+      await waitFor(`the VIP on ${standbyBefore}`, 60_000, async () =>
+        (await holders()).join() === standbyBefore ? true : undefined,
+      );
+      const movedMs = Date.now() - stoppedAt;
+      // A new connection on the same address from the same client reaches the new primary
+      // (the gratuitous ARP has to point the client's neighbour entry at the new holder).
+      const reached = await waitFor(
+        `a client on the VIP reaching ${standbyBefore}`,
+        20_000,
+        async () => {
+          const r = await onVip();
+          return r.code === 0 ? r.stdout.trim() : undefined;
+        },
+        250,
+      );
+      assert.equal(reached, `${standbyBefore}|f`, 'the VIP leads to the new, writable primary');
+      const reachedMs = Date.now() - stoppedAt;
+      // The old primary started again rejoins as a standby and does not take the VIP back.
+      assert.equal((await docker(['compose', '-p', PROJECT, 'start', primaryBefore], env, 60_000)).code, 0);
+      await target.healthy(120_000);
+      assert.deepEqual(await holders(), [standbyBefore], 'the rejoined node does not hold the VIP');
+      const afterRejoin = await onVip();
+      assert.equal(afterRejoin.stdout.trim(), `${standbyBefore}|f`, afterRejoin.stderr);
+      // This host sits on the network's bridge: it reaches the VIP too (README "Containers").
+      const fromHost = await run(
+        [
+          '/usr/lib/postgresql/15/bin/psql',
+          `host=${vip} port=5432 user=app dbname=postgres sslmode=verify-full sslrootcert=${ca} connect_timeout=5`,
+          '-XAtc',
+          "SELECT current_setting('cluster_name'), pg_is_in_recovery()",
+        ],
+        { allowFailure: true, timeoutMs: 15_000, env: { ...process.env, PGPASSWORD: appPassword } },
+      );
+      assert.equal(fromHost.stdout.trim(), `${standbyBefore}|f`, fromHost.stderr);
+      process.stderr.write(
+        `compose VIP: on ${standbyBefore} ${movedMs} ms after \`stop ${primaryBefore}\`, reached through it at ${reachedMs} ms\n`,
+      );
     } finally {
       await target.down();
     }

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, u
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { parse } from 'yaml';
 import { hostOf, loadConfig } from '../../src/config.js';
 import {
   composeAddress,
@@ -18,6 +19,7 @@ import {
   writeComposeDeployment,
 } from '../../src/deploy/compose.js';
 import { UserError } from '../../src/util/errors.js';
+import { inSubnet } from '../../src/vip/vip.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgarbiter-compose-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -50,6 +52,10 @@ describe('compose deployment configs', () => {
       assert.ok(cert.verify(new X509Certificate(readFileSync(cfg.tls.ca_file)).publicKey));
       assert.equal(cert.checkIP(hostOf(cfg, m)), hostOf(cfg, m));
       assert.equal(cert.checkHost(m), m);
+      // The floating VIP on the container's interface; the database nodes' certificates name it
+      // (a client on the VIP verifies the server), the arbiter's does not.
+      assert.deepEqual(cfg.vip, { address: '10.214.7.10/24', interface: 'eth0' });
+      assert.equal(cert.checkIP('10.214.7.10'), m === 'arbiter' ? undefined : '10.214.7.10');
     }
     assert.ok(!existsSync(join(d, 'tls/ca.key')), "the CA's key is not left in the deployment");
     assert.equal(loadConfig(join(d, 'client.yaml')).node, 'arbiter');
@@ -92,6 +98,30 @@ describe('compose deployment configs', () => {
     );
     assert.ok(!existsSync(join(d, 'pg-slave.yaml')) && !existsSync(join(d, 'app.password')));
     assert.throws(() => readAppPassword(d), /cannot read .*app\.password/);
+  });
+
+  test("docker-compose.yml: Docker's IPAM hands out neither the VIP nor a member's address", () => {
+    const file = readFileSync(new URL('../../../docker-compose.yml', import.meta.url), 'utf8');
+    const net = '10.214.0';
+    const doc = parse(file.replace(/\$\{PGARBITER_COMPOSE_NET:-[\d.]+\}/g, net)) as {
+      services: Record<string, { networks?: { db?: { ipv4_address?: string } } }>;
+      networks: { db: { ipam: { config: { subnet: string; ip_range: string }[] } } };
+    };
+    const [ipam] = doc.networks.db.ipam.config;
+    const cidr = (c: string) => [c.split('/')[0] as string, Number(c.split('/')[1])] as const;
+    const [subnet, subnetLen] = cidr(ipam?.subnet ?? '');
+    const [range, rangeLen] = cidr(ipam?.ip_range ?? '');
+    assert.equal(`${subnet}/${subnetLen}`, `${net}.0/24`);
+    assert.ok(inSubnet(range, subnet, subnetLen) && rangeLen > subnetLen, 'ip_range inside the subnet');
+    const fixed = Object.values(doc.services).flatMap((s) => s.networks?.db?.ipv4_address ?? []);
+    assert.deepEqual(
+      fixed.sort(),
+      ['pg-master', 'pg-slave', 'arbiter', 'haproxy'].map((m) => composeAddress(net, m as 'haproxy')).sort(),
+    );
+    for (const ip of [...fixed, composeAddress(net, 'vip')]) {
+      assert.ok(inSubnet(ip, subnet, subnetLen), `${ip} in the subnet`);
+      assert.ok(!inSubnet(ip, range, rangeLen), `${ip} outside ip_range ${range}/${rangeLen}`);
+    }
   });
 
   test('the network is three octets of a /24', () => {
