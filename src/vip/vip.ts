@@ -243,7 +243,7 @@ export class Vip {
     // even execute it (EPERM), which is not the same fix as a missing package.
     if (which instanceof Error && /EPERM|EACCES|not permitted/i.test(which.message))
       throw new UserError(
-        'vip: arping cannot run without CAP_NET_RAW (the gratuitous ARP): give the agent CAP_NET_RAW too (systemd AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW)',
+        'vip: arping cannot run without CAP_NET_RAW (the gratuitous ARP): give the agent CAP_NET_RAW too (systemd AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW, compose cap_add: [NET_RAW])',
       );
     if (which instanceof Error || !/iputils/i.test(which.stdout + which.stderr))
       throw new UserError(
