@@ -100,6 +100,7 @@ export async function probeLocal(
          FROM (SELECT 1) one
          LEFT JOIN pg_stat_replication r ON r.application_name = $1`,
       [peer],
+      'pgarbiter_probe_local',
     );
     const row = rows[0]!;
     const lag = row.lag === null ? null : Number(row.lag);

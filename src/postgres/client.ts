@@ -139,10 +139,13 @@ export class KeptClient {
 
   constructor(private readonly maxAgeMs = KEPT_CONNECTION_MAX_AGE_MS) {}
 
+  /** `name`: a prepared statement, parsed and planned by the server once per connection rather
+   *  than at every call (a probe's query every round). */
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
     o: ConnOptions,
     sql: string,
     params: unknown[] = [],
+    name?: string,
   ): Promise<R[]> {
     // The deadlines are the client's (makeClient): other deadlines, another connection.
     const key = JSON.stringify([o.host, o.port, o.user, o.database, o.connectTimeoutMs, o.queryTimeoutMs]);
@@ -169,7 +172,8 @@ export class KeptClient {
       }
     }
     try {
-      return (await c.query<R>(sql, params)).rows;
+      return (await c.query<R>(name ? { name, text: sql, values: params } : { text: sql, values: params }))
+        .rows;
     } catch (e) {
       // After a timeout the query may still be on the wire: end() then destroys the socket.
       this.close();

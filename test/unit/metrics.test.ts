@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import type { AgentStatus } from '../../src/api/protocol.js';
 import { AgentMetrics } from '../../src/metrics/agent.js';
 import { ArbiterMetrics } from '../../src/metrics/arbiter.js';
-import { timed } from '../../src/metrics/common.js';
+import { EVENT_LOOP_SAMPLE_MS, timed } from '../../src/metrics/common.js';
 
 /** Parses Prometheus' text format: `name{labels}` -> value (labels as printed, sorted as is). */
 function parse(text: string): Map<string, number> {
@@ -147,6 +147,17 @@ test('each process has its own registry: two instances do not share series; proc
   assert.ok(!(await b.text()).includes('pgarbiter_promotions_total{'));
   assert.ok((await b.text()).includes('process_cpu_seconds_total'));
   assert.ok(!(await a.text()).includes('process_cpu_seconds_total'));
+});
+
+test('the event-loop lag metric, sampled every EVENT_LOOP_SAMPLE_MS instead of 10 ms, still shows a stall', async () => {
+  const m = new AgentMetrics({ processMetrics: true });
+  await m.text(); // the lag histogram restarts at each collection
+  await new Promise((r) => setTimeout(r, 2 * EVENT_LOOP_SAMPLE_MS));
+  const until = performance.now() + 3 * EVENT_LOOP_SAMPLE_MS;
+  while (performance.now() < until); // the loop stalls for 300 ms
+  await new Promise((r) => setTimeout(r, 2 * EVENT_LOOP_SAMPLE_MS));
+  const max = value(parse(await m.text()), 'nodejs_eventloop_lag_max_seconds');
+  assert.ok(max >= (2 * EVENT_LOOP_SAMPLE_MS) / 1000, `lag max ${max} s after a 300 ms stall`);
 });
 
 test('arbiter: rounds and answers; refusals labelled by request and a bounded cause', async () => {
