@@ -30,8 +30,9 @@ export function agentRoutes(agent: Agent): Route[] {
     {
       method: 'GET',
       path: AGENT_PATHS.primary,
-      handler: () => {
-        const s = agent.status();
+      // Held while a promotion is under way or expected (Agent.primaryCheckStatus).
+      handler: async () => {
+        const s = await agent.primaryCheckStatus();
         return { status: isWritablePrimary(s) ? 200 : 503, body: s };
       },
     },
@@ -80,7 +81,9 @@ export function agentRoutes(agent: Agent): Route[] {
       method: 'POST',
       path: AGENT_PATHS.wake,
       auth: true,
+      // Sent by the peer's agent as it hands over to us (a switchover).
       handler: () => {
+        agent.expectPromotion();
         agent.wakeUp();
         return { status: 200, body: { ok: true, reason: 'next round now' } };
       },

@@ -46,7 +46,7 @@ import { sleep } from '../util/exec.js';
 import { serve } from '../util/http.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { parseVip, shouldHoldVip, Vip } from '../vip/vip.js';
-import { agentRoutes } from './api.js';
+import { agentRoutes, isWritablePrimary } from './api.js';
 import { type LocalObservation, probeLocal, SyncWaitClock } from './probes.js';
 import { ensureSlot, handover, promoteLocal, rejoin, setSyncNames } from './procedures.js';
 import { AgentTelemetry } from './telemetry.js';
@@ -59,6 +59,14 @@ export type { AgentStatus };
  *  from this: while fenced, or unsure, the state is read every round. An off fence is trusted
  *  because only this agent puts it in place (and reads it at start). */
 export const FENCE_OFF_RECHECK_MS = 5000;
+
+/** How long a /primary check may be held for a promotion under way (primaryCheckStatus): under
+ *  HAProxy's `timeout check` (1 s as src/routing/haproxy.ts renders it), so a held check ends
+ *  with an answer, not a timeout. */
+export const PRIMARY_CHECK_HOLD_MS = 800;
+/** After POST /wake (the peer hands over to us), how long a promotion counts as expected: the
+ *  handover's stop, replay and arbiter steps take well under this on a healthy pair. */
+export const PROMOTION_EXPECTED_MS = 2000;
 
 export class Agent {
   readonly ctl: PgControl;
@@ -90,6 +98,10 @@ export class Agent {
   private readonly fences = { count: 0, lastMs: null as number | null, overruns: 0 };
   private lastRejoin: AgentStatus['lastRejoin'] = null;
   private wake: (() => void) | null = null;
+  /** Until when a promotion is expected (POST /wake: the peer is handing over to us). */
+  private promotionExpectedUntil = 0;
+  /** Held /primary checks, told when the status may have changed (statusChanged). */
+  private readonly statusWaiters = new Set<() => void>();
   private stopping = false;
   /** The connections of the probes of every round: the local server, the primary's. */
   private readonly localPg = new KeptClient();
@@ -253,6 +265,7 @@ export class Agent {
         return false;
       } finally {
         this.busy = null;
+        this.statusChanged();
       }
     }
     return true;
@@ -342,10 +355,11 @@ export class Agent {
       case 'promote':
         this.busy = 'promoting';
         log.warn({ rule: a.rule, term: a.term }, `promoting for term ${a.term} [${a.rule}]`);
-        await promoteLocal(this.ctl, this.peer, log);
+        await promoteLocal(this.ctl, log);
         this.telemetry.promote(a.rule, a.term);
         // /primary (HAProxy's check) answers from the last observation: take a fresh one of the
-        // local server now, so clients are routed here as soon as it is writable, not a round later.
+        // local server now, so clients are routed here as soon as it is writable, not a round later
+        // (a check held by primaryCheckStatus gets its 200 at once).
         this.lastLocal = await probeLocal(
           this.ctl,
           this.localPg,
@@ -353,7 +367,11 @@ export class Agent {
           Math.max(this.cfg.timing.probeTimeoutMs, 1000),
           this.syncWaits,
         );
+        this.busy = null;
+        this.promotionExpectedUntil = 0;
+        this.statusChanged();
         await this.syncVip();
+        await ensureSlot(this.ctl, this.peer);
         return;
       case 'setSync':
         if (a.on) await ensureSlot(this.ctl, this.peer);
@@ -382,6 +400,9 @@ export class Agent {
         return;
       }
       case 'handover': {
+        // Not awaited: the standby holds HAProxy's /primary checks from now on, so the one in
+        // flight when it becomes writable answers 200 at once (Agent.primaryCheckStatus).
+        void this.api.agentPost(hostOf(this.cfg, a.to), 'wake', 1000);
         await this.releaseVip(`switchover to ${a.to}`);
         this.busy = 'switchover';
         await this.execute({ kind: 'fence', rule: a.rule, reason: `switchover to ${a.to}` });
@@ -562,6 +583,46 @@ export class Agent {
   }
 
   /** Runs the next round now instead of at the end of probe_interval. */
+  /** POST /wake: the peer is handing over to us. A promotion is expected: /primary checks are
+   *  held for it (primaryCheckStatus). */
+  expectPromotion(): void {
+    this.promotionExpectedUntil = Date.now() + PROMOTION_EXPECTED_MS;
+  }
+
+  /** The status a /primary check answers from. While a promotion is under way or expected, an
+   *  answer that would be 503 is held until the status changes (at most PRIMARY_CHECK_HOLD_MS):
+   *  HAProxy checks a server it has down only every `downinter`, so the check in flight when this
+   *  node becomes writable marks it up at once instead of up to that long later. The answer is
+   *  always computed from the status when it goes out, and a held check only delays HAProxy's
+   *  next one: no check is added. */
+  async primaryCheckStatus(): Promise<AgentStatus> {
+    const end = Date.now() + PRIMARY_CHECK_HOLD_MS;
+    let s = this.status();
+    while (!isWritablePrimary(s) && this.promotionUnderWay() && Date.now() < end) {
+      const until = this.busy === 'promoting' ? end : Math.min(end, this.promotionExpectedUntil);
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          this.statusWaiters.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.max(0, until - Date.now()));
+        this.statusWaiters.add(done);
+      });
+      s = this.status();
+    }
+    return s;
+  }
+
+  private promotionUnderWay(): boolean {
+    return this.busy === 'promoting' || Date.now() < this.promotionExpectedUntil;
+  }
+
+  /** Wakes the held /primary checks to look again. */
+  private statusChanged(): void {
+    for (const done of [...this.statusWaiters]) done();
+  }
+
   wakeUp(): void {
     this.wake?.();
   }

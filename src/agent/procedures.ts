@@ -20,16 +20,16 @@ async function timed<T>(log: Logger, step: string, fn: () => Promise<T>): Promis
 }
 
 /** Promote the local standby: sync names cleared first (a promoted standby inherits them and every
- *  write would hang), pg_ctl promote, and a replication slot for the peer. Nothing here waits
- *  for a CHECKPOINT: the new primary is writable, and routed to, the moment pg_ctl returns. The
- *  CHECKPOINT that pg_rewind needs (the new timeline in the control file) is run by the old
- *  primary's rejoin on this node, right before it rewinds. */
-export async function promoteLocal(ctl: PgControl, peer: string, log: Logger): Promise<void> {
+ *  write would hang), then pg_ctl promote. Nothing here waits for a CHECKPOINT: the new primary is
+ *  writable, and routed to, the moment the promotion ends. The CHECKPOINT that pg_rewind needs
+ *  (the new timeline in the control file) is run by the old primary's rejoin on this node, right
+ *  before it rewinds. The peer's replication slot is the caller's next step (ensureSlot), once
+ *  HAProxy can route here: the peer needs it only when it streams again, a second later. */
+export async function promoteLocal(ctl: PgControl, log: Logger): Promise<void> {
   const t0 = Date.now();
   await ctl.query("ALTER SYSTEM SET synchronous_standby_names = ''");
   await ctl.query('SELECT pg_reload_conf()');
   await timed(log, 'pg_ctl promote', () => ctl.promote());
-  await ensureSlot(ctl, peer);
   log.warn({ ms: Date.now() - t0 }, `promoted to primary in ${Date.now() - t0} ms`);
 }
 

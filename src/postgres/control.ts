@@ -4,7 +4,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writ
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { tlsMaterial } from '../tls/material.js';
-import { asUser, type RunResult, run } from '../util/exec.js';
+import { asUser, type RunResult, run, sleep } from '../util/exec.js';
 import { osUserIds } from '../util/os-user.js';
 import { type ConnOptions, queryOnce, sslConninfo } from './client.js';
 import {
@@ -208,21 +208,45 @@ export class PgControl {
     );
   }
 
+  /** Stops the server and returns once its postmaster is gone. We wait ourselves (`pg_ctl -W`,
+   *  then a 10 ms look at /proc) rather than with `pg_ctl -w`, which looks every 100 ms: a
+   *  switchover's write pause includes this wait (bench/README.md, bench/light). */
   async stop(mode: 'fast' | 'immediate' = 'fast', timeoutS = 30): Promise<void> {
     if (!(await this.isRunning())) return;
     const r = await this.runAsPg(
-      [this.bin('pg_ctl'), '-D', this.pg.data_dir, '-m', mode, '-w', '-t', String(timeoutS), 'stop'],
+      [this.bin('pg_ctl'), '-D', this.pg.data_dir, '-m', mode, '-W', 'stop'],
       (timeoutS + 5) * 1000,
     );
-    if (r.code !== 0 && mode === 'fast') await this.stop('immediate', 10);
-    else if (r.code !== 0) throw new Error(`pg_ctl stop failed: ${r.stderr.trim()}`);
+    const gone =
+      r.code === 0 && (await this.waitFor(async () => !(await this.isRunning()), timeoutS * 1000, 10));
+    if (gone) return;
+    if (mode === 'fast') await this.stop('immediate', 10);
+    else
+      throw new Error(
+        `pg_ctl stop failed: ${r.code === 0 ? `still running after ${timeoutS} s` : r.stderr.trim()}`,
+      );
   }
 
+  /** Promotes the standby and returns once the control file says "in production" (what
+   *  `pg_ctl promote -w` waits for, looked at every 20 ms here instead of its 100 ms). */
   async promote(timeoutS = 30): Promise<void> {
-    await this.must(
-      [this.bin('pg_ctl'), '-D', this.pg.data_dir, '-w', '-t', String(timeoutS), 'promote'],
-      (timeoutS + 5) * 1000,
+    await this.must([this.bin('pg_ctl'), '-D', this.pg.data_dir, '-W', 'promote'], 15_000);
+    const done = await this.waitFor(
+      async () => (await this.controlData()).state === 'in production',
+      timeoutS * 1000,
+      20,
     );
+    if (!done) throw new Error(`pg_ctl promote: the server did not leave recovery within ${timeoutS} s`);
+  }
+
+  /** Polls `check` every `everyMs` until it holds (true) or `timeoutMs` has passed (false). */
+  private async waitFor(check: () => Promise<boolean>, timeoutMs: number, everyMs: number): Promise<boolean> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      if (await check()) return true;
+      if (Date.now() >= end) return false;
+      await sleep(everyMs);
+    }
   }
 
   async controlData(): Promise<ControlData> {

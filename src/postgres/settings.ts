@@ -108,7 +108,9 @@ export function nodeSettings(cfg: Config, standbyOf?: string): Record<string, st
     wal_sender_timeout: quoteConf('5s'),
     wal_receiver_timeout: quoteConf('5s'),
     wal_receiver_status_interval: quoteConf('1s'),
-    wal_retrieve_retry_interval: quoteConf('1s'),
+    // A promote request that meets the startup process between two tries of the WAL sources
+    // waits out the rest of this interval (measured: about 1 s in 2 of 13 switchovers at 1s).
+    wal_retrieve_retry_interval: quoteConf('200ms'),
     tcp_keepalives_idle: '2',
     tcp_keepalives_interval: '1',
     tcp_keepalives_count: '3',

@@ -141,7 +141,11 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
     '    balance roundrobin',
     `    option httpchk GET ${path}`,
     '    http-check expect status 200',
-    `    default-server inter ${inter} fastinter ${fastinter} downinter ${downinter} fall ${fall} rise ${rise} on-marked-down shutdown-sessions`,
+    // A retry goes to another server, at once: with `observe layer4` a refused connection (a
+    // fenced or stopped old primary) marks its server down, and the retry finds the server that
+    // is up, or none; without this it waits HAProxy's 1 s turn-around on the refusing server.
+    '    option redispatch 1',
+    `    default-server inter ${inter} fastinter ${fastinter} downinter ${downinter} fall ${fall} rise ${rise} on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down`,
     ...o.servers.map(
       (s) =>
         `    server ${s.name} ${s.address}:${pgPort} maxconn ${maxconn} check port ${apiPort} ${checkTls}`,

@@ -32,12 +32,15 @@ test('Patroni-style read-write and read-only listeners', () => {
   assert.ok(rw.includes('bind *:5000'));
   assert.ok(rw.includes('option httpchk GET /primary'));
   assert.ok(rw.includes('http-check expect status 200'));
-  // A down server (the promoted standby) is checked every 200 ms, a changing one every 100 ms.
+  // A down server (the promoted standby) is checked every 200 ms, a changing one every 100 ms; a
+  // refused connection (a fenced old primary) marks its server down at once, and the retry goes
+  // to another server instead of waiting on the refusing one.
   assert.ok(
     rw.includes(
-      'default-server inter 500ms fastinter 100ms downinter 200ms fall 2 rise 1 on-marked-down shutdown-sessions',
+      'default-server inter 500ms fastinter 100ms downinter 200ms fall 2 rise 1 on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down',
     ),
   );
+  assert.ok(rw.includes('option redispatch 1'));
   assert.ok(rw.includes(`server pg1 10.213.0.11:5432 maxconn 100 check port 8008 ${TLS_CHECK}`));
   assert.ok(rw.includes(`server pg2 10.213.0.12:5432 maxconn 100 check port 8008 ${TLS_CHECK}`));
   const ro = section(cfg, 'replicas');
@@ -98,7 +101,7 @@ test('ports, timing and bind are configurable; the output is deterministic', () 
   );
   assert.ok(
     section(cfg, 'primary').includes(
-      'default-server inter 1s fastinter 50ms downinter 300ms fall 3 rise 2 on-marked-down shutdown-sessions',
+      'default-server inter 1s fastinter 50ms downinter 300ms fall 3 rise 2 on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down',
     ),
   );
 });
