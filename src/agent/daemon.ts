@@ -355,7 +355,7 @@ export class Agent {
       case 'promote':
         this.busy = 'promoting';
         log.warn({ rule: a.rule, term: a.term }, `promoting for term ${a.term} [${a.rule}]`);
-        await promoteLocal(this.ctl, log);
+        await promoteLocal(this.ctl, (sql) => this.localQuery(sql), log);
         this.telemetry.promote(a.rule, a.term);
         // /primary (HAProxy's check) answers from the last observation: take a fresh one of the
         // local server now, so clients are routed here as soon as it is writable, not a round later
@@ -583,6 +583,12 @@ export class Agent {
   }
 
   /** Runs the next round now instead of at the end of probe_interval. */
+  /** SQL on the local server over the probes' kept connection (same options: the same connection). */
+  private localQuery(sql: string): Promise<unknown> {
+    const ms = Math.max(this.cfg.timing.probeTimeoutMs, 1000);
+    return this.localPg.query({ ...this.ctl.local(ms), connectTimeoutMs: ms }, sql);
+  }
+
   /** POST /wake: the peer is handing over to us. A promotion is expected: /primary checks are
    *  held for it (primaryCheckStatus). */
   expectPromotion(): void {

@@ -23,12 +23,17 @@ async function timed<T>(log: Logger, step: string, fn: () => Promise<T>): Promis
  *  write would hang), then pg_ctl promote. Nothing here waits for a CHECKPOINT: the new primary is
  *  writable, and routed to, the moment the promotion ends. The CHECKPOINT that pg_rewind needs
  *  (the new timeline in the control file) is run by the old primary's rejoin on this node, right
- *  before it rewinds. The peer's replication slot is the caller's next step (ensureSlot), once
+ *  before it rewinds. `query` runs SQL on the local server (the agent's kept connection: a new one
+ *  is a TLS and SCRAM exchange, tens of ms on the critical path). The peer's replication slot is the caller's next step (ensureSlot), once
  *  HAProxy can route here: the peer needs it only when it streams again, a second later. */
-export async function promoteLocal(ctl: PgControl, log: Logger): Promise<void> {
+export async function promoteLocal(
+  ctl: PgControl,
+  query: (sql: string) => Promise<unknown>,
+  log: Logger,
+): Promise<void> {
   const t0 = Date.now();
-  await ctl.query("ALTER SYSTEM SET synchronous_standby_names = ''");
-  await ctl.query('SELECT pg_reload_conf()');
+  await query("ALTER SYSTEM SET synchronous_standby_names = ''");
+  await query('SELECT pg_reload_conf()');
   await timed(log, 'pg_ctl promote', () => ctl.promote());
   log.warn({ ms: Date.now() - t0 }, `promoted to primary in ${Date.now() - t0} ms`);
 }
@@ -186,19 +191,25 @@ export async function handover(
   }
   track.settled();
   const budget = cfg.timing.failoverTimeoutMs - cfg.timing.probeIntervalMs - 500;
-  // Clean shutdown: the shutdown checkpoint is streamed to the standby before the walsender ends.
-  await timed(log, 'stop primary for switchover', () => ctl.stop('fast'));
-  const { checkpointLsn } = await ctl.controlData();
   const host = hostOf(cfg, to);
   const end = t0 + budget;
   let replayed = false;
-  // One connection for the polls (a fresh one each is a SCRAM exchange: most of a poll).
+  let checkpointLsn = '';
+  // One connection for the polls (a fresh one each is a SCRAM exchange: most of a poll), opened
+  // while we stop: the pause of the writes includes everything from here to the promotion.
   const conn = new KeptClient();
+  const replayLsn = () =>
+    conn
+      .query<{ lsn: string | null }>(ctl.remote(host, 1000), 'SELECT pg_last_wal_replay_lsn()::text AS lsn')
+      .catch(() => []);
   try {
+    const warm = replayLsn();
+    // Clean shutdown: the shutdown checkpoint is streamed to the standby before the walsender ends.
+    await timed(log, 'stop primary for switchover', () => ctl.stop('fast'));
+    await warm;
+    checkpointLsn = (await ctl.controlData()).checkpointLsn;
     while (Date.now() < end && !replayed) {
-      const rows = await conn
-        .query<{ lsn: string | null }>(ctl.remote(host, 1000), 'SELECT pg_last_wal_replay_lsn()::text AS lsn')
-        .catch(() => []);
+      const rows = await replayLsn();
       const lsn = rows[0]?.lsn;
       replayed = lsnAtLeast(lsn ?? null, checkpointLsn);
       if (!replayed) await sleep(20);
