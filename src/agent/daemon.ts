@@ -370,6 +370,8 @@ export class Agent {
         this.busy = null;
         this.promotionExpectedUntil = 0;
         this.statusChanged();
+        if (isWritablePrimary(this.status()))
+          log.info({ term: a.term }, 'writable: /primary answers 200, HAProxy routes clients here');
         await this.syncVip();
         await ensureSlot(this.ctl, this.peer);
         return;
