@@ -4,7 +4,9 @@
 // standby). The checks speak HTTPS, like every client of the agents' API, and verify the agent's
 // certificate against the cluster CA (chain only: HAProxy's verifyhost matches DNS names, and the
 // servers are addresses). A server marked down has its sessions closed (on-marked-down shutdown-sessions), so a
-// client never keeps writing to an old primary through HAProxy.
+// client never keeps writing to an old primary through HAProxy. A server that refuses a client's
+// connection (a fenced or stopped old primary) is marked down at once (observe layer4), without
+// waiting for two failed checks: a switchover's write pause depends on it (bench/README.md).
 //
 // renderHaproxyConfig() and parseShowStat() are pure; haproxyBinary(), validateHaproxyConfig() and
 // haproxyCommand() talk to an installed haproxy. Nothing here knows the lab: the lab's HAProxy (a
