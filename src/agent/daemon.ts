@@ -584,7 +584,6 @@ export class Agent {
     return { record: r.record };
   }
 
-  /** Runs the next round now instead of at the end of probe_interval. */
   /** SQL on the local server over the probes' kept connection (same options: the same connection). */
   private localQuery(sql: string): Promise<unknown> {
     const ms = Math.max(this.cfg.timing.probeTimeoutMs, 1000);
@@ -631,6 +630,7 @@ export class Agent {
     for (const done of [...this.statusWaiters]) done();
   }
 
+  /** Runs the next round now instead of at the end of probe_interval. */
   wakeUp(): void {
     this.wake?.();
   }
