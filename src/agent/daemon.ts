@@ -277,33 +277,9 @@ export class Agent {
       case 'note':
         log[a.level]({ rule: a.rule }, a.msg);
         return;
-      case 'fence': {
-        await this.releaseVip(`fencing: ${a.reason}`);
-        this.busy = 'fencing';
-        // Bounded by fence_action_budget (src/fence/fence.ts): the timing rule counts on it.
-        const r = await this.fence.fence((ms) =>
-          this.ctl.query<{ n: number }>(TERMINATE_CLIENTS_SQL, [], ms).then((x) => x[0]?.n ?? 0),
-        );
-        this.fences.count++;
-        this.fences.lastMs = r.ms;
-        if (r.overran) this.fences.overruns++;
-        this.telemetry.fence(a.rule, a.reason, r, this.state.record.term);
-        const timing = { ms: r.ms, ruleMs: r.ruleMs, terminateMs: r.terminateMs, budgetMs: r.budgetMs };
-        if (r.fenced) this.observedFence(true);
-        else this.fenceKnown = null;
-        if (!r.fenced) {
-          log.error(
-            { rule: a.rule, reason: a.reason, err: r.error, ...timing },
-            `FENCE FAILED [${a.rule}]: ${a.reason}: ${r.error}`,
-          );
-          throw new Error(`fence failed: ${r.error}`);
-        }
-        log.warn(
-          { rule: a.rule, reason: a.reason, terminated: r.terminated, overran: r.overran, ...timing },
-          `FENCED [${a.rule}]: ${a.reason} (${this.cfg.fence_mechanism} rule in place, ${r.terminated ?? 'unknown number of'} client sessions terminated, ${r.ms} ms${r.overran ? `, OVER the ${r.budgetMs} ms budget` : ''})`,
-        );
+      case 'fence':
+        await this.fenceNow(a.rule, a.reason, true);
         return;
-      }
       case 'unfence':
         this.fenceKnown = null;
         await this.fence.unfence();
@@ -407,7 +383,10 @@ export class Agent {
         void this.api.agentPost(hostOf(this.cfg, a.to), 'wake', 1000);
         await this.releaseVip(`switchover to ${a.to}`);
         this.busy = 'switchover';
-        await this.execute({ kind: 'fence', rule: a.rule, reason: `switchover to ${a.to}` });
+        // The rule only: it resets the clients' connections, and the fast shutdown that follows
+        // ends every session anyway (a separate termination only delays the stop, and the writes'
+        // pause with it). Commits until then are streamed and replayed before the term moves.
+        await this.fenceNow(a.rule, `switchover to ${a.to}`, false);
         this.busy = 'switchover';
         const ok = await handover(this.ctl, this.cfg, a.to, a.term, this.api, log, {
           lastSeq: () => this.state.handoverSeq,
@@ -426,6 +405,37 @@ export class Agent {
         return;
       }
     }
+  }
+
+  /** The fence: the rule, then (`terminate`) the client sessions; bounded by fence_action_budget
+   *  (src/fence/fence.ts): the timing rule counts on it. Throws when the rule is not in place. */
+  private async fenceNow(rule: AgentAction['rule'], reason: string, terminate: boolean): Promise<void> {
+    const log = this.log;
+    await this.releaseVip(`fencing: ${reason}`);
+    this.busy = 'fencing';
+    const r = await this.fence.fence(
+      terminate
+        ? (ms) => this.ctl.query<{ n: number }>(TERMINATE_CLIENTS_SQL, [], ms).then((x) => x[0]?.n ?? 0)
+        : null,
+    );
+    this.fences.count++;
+    this.fences.lastMs = r.ms;
+    if (r.overran) this.fences.overruns++;
+    this.telemetry.fence(rule, reason, r, this.state.record.term);
+    const timing = { ms: r.ms, ruleMs: r.ruleMs, terminateMs: r.terminateMs, budgetMs: r.budgetMs };
+    if (r.fenced) this.observedFence(true);
+    else this.fenceKnown = null;
+    if (!r.fenced) {
+      log.error({ rule, reason, err: r.error, ...timing }, `FENCE FAILED [${rule}]: ${reason}: ${r.error}`);
+      throw new Error(`fence failed: ${r.error}`);
+    }
+    const sessions = terminate
+      ? `${r.terminated ?? 'unknown number of'} client sessions terminated`
+      : 'client sessions left to the fast shutdown that follows';
+    log.warn(
+      { rule, reason, terminated: r.terminated, overran: r.overran, ...timing },
+      `FENCED [${rule}]: ${reason} (${this.cfg.fence_mechanism} rule in place, ${sessions}, ${r.ms} ms${r.overran ? `, OVER the ${r.budgetMs} ms budget` : ''})`,
+    );
   }
 
   /** Hold the VIP only as the record's primary, writable (last local probe) and unfenced. */

@@ -124,8 +124,10 @@ export class Fence {
     }
   }
 
-  /** Applies the rule, then terminates the client sessions; see the file comment for the waits. */
-  async fence(terminateClients: TerminateClients): Promise<FenceResult> {
+  /** Applies the rule, then terminates the client sessions; see the file comment for the waits.
+   *  `terminateClients` null: the rule only (a switchover's handover, whose fast shutdown follows
+   *  at once and ends every session itself). */
+  async fence(terminateClients: TerminateClients | null): Promise<FenceResult> {
     const t0 = performance.now();
     const errors: string[] = [];
     let fenced = false;
@@ -137,10 +139,13 @@ export class Fence {
     }
     const t1 = performance.now();
     const allowance = terminateAllowanceMs(this.budgetMs, this.ruleShare, t1 - t0);
-    const r = await within(
-      Promise.resolve().then(() => terminateClients(allowance)),
-      allowance,
-    );
+    const r: Settled<number | null> =
+      terminateClients === null
+        ? { ok: true, value: null }
+        : await within(
+            Promise.resolve().then(() => terminateClients(allowance)),
+            allowance,
+          );
     if (!r.ok) errors.push(`terminating client sessions: ${r.error}`);
     const t2 = performance.now();
     const ms = round(t2 - t0);
