@@ -60,6 +60,12 @@ export type { AgentStatus };
  *  because only this agent puts it in place (and reads it at start). */
 export const FENCE_OFF_RECHECK_MS = 5000;
 
+/** How old the VIP holder's list of its clients may get. Listing them reads /proc/net/tcp, which
+ *  walks the kernel's whole TCP hash table (every namespace's): done every round it was a fifth
+ *  of an idle primary's CPU. A session opened since the last listing is not tickled when the
+ *  address moves; it meets the new holder at its next TCP retransmission instead. */
+export const VIP_CLIENTS_EVERY_MS = 2000;
+
 export class Agent {
   readonly ctl: PgControl;
   readonly fence: Fence;
@@ -77,6 +83,7 @@ export class Agent {
   /** Our clients on the VIP while we hold it (relayed in /health), and the peer's as last heard:
    *  the connections to tickle if we take the address over. */
   private vipClients: string[] = [];
+  private vipClientsAt = 0;
   private peerVipClients: string[] = [];
   private state: AgentState;
   private readonly statePath: string;
@@ -186,7 +193,7 @@ export class Agent {
         this.log.error({ err: (e as Error).message }, 'cannot read the fence state');
         return true; // unknown: assume fenced, so a primary asks before serving
       }),
-      tm.probe('arbiter', this.api.arbiterState(t.probeTimeoutMs)),
+      tm.probe('arbiter', this.api.arbiterHealth(t.probeTimeoutMs)),
       tm.probe('peer_agent', this.api.agentHealth(hostOf(this.cfg, this.peer), t.probeTimeoutMs)),
       iAmPrimary
         ? Promise.resolve(false)
@@ -233,10 +240,7 @@ export class Agent {
       await this.releaseVip(`no longer the writable primary [${decision.rule}]`);
     await this.executeAll(decision.actions);
     await this.syncVip();
-    this.vipClients =
-      this.vip && this.vipHeld
-        ? (await this.vip.clients(this.cfg.postgres.port)).slice(0, MAX_VIP_CLIENTS)
-        : [];
+    await this.listVipClients();
     this.telemetry.round(this.status(), (performance.now() - t0) / 1000);
   }
 
@@ -430,6 +434,19 @@ export class Agent {
       `VIP ${this.vip.vip.cidr} added on ${this.vip.vip.iface} (gratuitous ARP sent)`,
     );
     if (added) this.tickleOldClients();
+  }
+
+  /** Keeps the list of our clients on the VIP (relayed in /health) at most VIP_CLIENTS_EVERY_MS
+   *  old while we hold it. */
+  private async listVipClients(): Promise<void> {
+    if (!this.vip || !this.vipHeld) {
+      this.vipClients = [];
+      this.vipClientsAt = 0;
+      return;
+    }
+    if (Date.now() - this.vipClientsAt < VIP_CLIENTS_EVERY_MS) return;
+    this.vipClientsAt = Date.now();
+    this.vipClients = (await this.vip.clients(this.cfg.postgres.port)).slice(0, MAX_VIP_CLIENTS);
   }
 
   /** Resets, through the tickle ACK, the connections the previous holder had on the VIP, so their
@@ -652,6 +669,7 @@ export class Agent {
     server.closeAllConnections();
     this.localPg.close();
     this.primaryPg.close();
+    this.lease.close();
     // The lease is left too: a primary whose agent is stopped cannot fence, so its lease lapses
     // and it stops serving clients until an agent runs again (README "The lease").
     this.log.info('agent stopped (PostgreSQL, the fence and the lease are left as they are)');

@@ -11,12 +11,14 @@ import {
   type AgentPost,
   type AgentStatus,
   ARBITER_PATHS,
+  type ArbiterHealthBody,
   type ArbiterRequestBody,
   type ArbiterRequestKind,
   type ArbiterStateBody,
   agentHealthSchema,
   agentReplySchema,
   agentStatusSchema,
+  arbiterHealthSchema,
   arbiterReplySchema,
   arbiterStateSchema,
   type HistoryBody,
@@ -103,6 +105,13 @@ export class ApiClient {
 
   arbiterState(timeoutMs: number): Promise<ArbiterStateBody | null> {
     return this.get(this.cfg.arbiter.host, '/state', arbiterStateSchema, timeoutMs).then(
+      (r) => r?.body ?? null,
+    );
+  }
+
+  /** The arbiter's answer to an agent's round: its record and vouch for the primary. */
+  arbiterHealth(timeoutMs: number): Promise<ArbiterHealthBody | null> {
+    return this.get(this.cfg.arbiter.host, '/health', arbiterHealthSchema, timeoutMs).then(
       (r) => r?.body ?? null,
     );
   }
