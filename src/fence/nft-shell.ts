@@ -22,12 +22,13 @@ export interface NftAnswer {
   output: string;
 }
 
-/** A multi-line nft script as one line (one line is one transaction in `nft -i`). */
+/** A multi-line nft script as one line (one line is one transaction in `nft -i`). Comment lines
+ *  are dropped: joined, a `#` would comment out the rest of the script. */
 export function nftOneLine(script: string): string {
   return script
     .split('\n')
     .map((l) => l.trim())
-    .filter((l) => l.length > 0)
+    .filter((l) => l.length > 0 && !l.startsWith('#'))
     .join('; ');
 }
 
