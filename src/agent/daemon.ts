@@ -167,14 +167,17 @@ export class Agent {
       );
   }
 
-  /** What /health says: our record and our vouch for the primary (computed by the core). */
-  health(): PeerHealth & { ok: true; vipClients?: string[] } {
+  /** What /health says: our record and our vouch for the primary (computed by the core); to a
+   *  caller with the secret, also our clients on the VIP. */
+  health(withVipClients: boolean): PeerHealth & { ok: true; vipClients?: string[] } {
     return {
       ok: true,
       node: this.cfg.node,
       record: this.state.record,
       vouch: vouchOf(this.state, this.settings, Date.now()),
-      ...(this.vipHeld && this.vipClients.length > 0 ? { vipClients: this.vipClients } : {}),
+      ...(withVipClients && this.vipHeld && this.vipClients.length > 0
+        ? { vipClients: this.vipClients }
+        : {}),
     };
   }
 

@@ -56,10 +56,18 @@ export class ApiClient {
     return apiUrl(host, this.cfg.api_port, path);
   }
 
-  private async get<T>(host: string, path: string, schema: z.ZodType<T>, timeoutMs: number, okOnly = true) {
+  private async get<T>(
+    host: string,
+    path: string,
+    schema: z.ZodType<T>,
+    timeoutMs: number,
+    okOnly = true,
+    withSecret = false,
+  ) {
     try {
       const r = await callJson(this.url(host, path), {
         timeoutMs,
+        ...(withSecret ? { secret: this.cfg.secret } : {}),
         tls: this.tls,
         socketPath: this.socketOf(host),
       });
@@ -122,8 +130,11 @@ export class ApiClient {
 
   // ---- the agents
 
+  /** GET /health with the secret: the peer's VIP clients come only to a member. */
   agentHealth(host: string, timeoutMs: number) {
-    return this.get(host, AGENT_PATHS.health, agentHealthSchema, timeoutMs).then((r) => r?.body ?? null);
+    return this.get(host, AGENT_PATHS.health, agentHealthSchema, timeoutMs, true, true).then(
+      (r) => r?.body ?? null,
+    );
   }
 
   agentState(host: string, timeoutMs: number): Promise<AgentStatus | null> {
