@@ -3,7 +3,7 @@
 // agent's next round.
 // Paths and bodies: src/api/protocol.ts.
 import { AGENT_PATHS, type AgentStatus } from '../api/protocol.js';
-import type { Route } from '../util/http.js';
+import { hasSecret, type Route } from '../util/http.js';
 import type { Agent } from './daemon.js';
 
 /** 200 only on the writable, unfenced, idle primary: what HAProxy's read-write port routes to. */
@@ -24,7 +24,8 @@ export function agentRoutes(agent: Agent): Route[] {
     {
       method: 'GET',
       path: AGENT_PATHS.health,
-      handler: () => ({ status: 200, body: agent.health() }),
+      // The VIP's client addresses go only to a caller with the secret (the peer agent).
+      handler: (req) => ({ status: 200, body: agent.health(hasSecret(req, agent.cfg.secret)) }),
     },
     { method: 'GET', path: AGENT_PATHS.state, handler: () => ({ status: 200, body: agent.status() }) },
     {

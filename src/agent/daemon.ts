@@ -67,6 +67,11 @@ export const PRIMARY_CHECK_HOLD_MS = 800;
 /** After POST /wake (the peer hands over to us), how long a promotion counts as expected: the
  *  handover's stop, replay and arbiter steps take well under this on a healthy pair. */
 export const PROMOTION_EXPECTED_MS = 2000;
+/** How old the VIP holder's list of its clients may get. Listing them reads /proc/net/tcp, which
+ *  walks the kernel's whole TCP hash table (every namespace's): done every round it was a fifth
+ *  of an idle primary's CPU. A session opened since the last listing is not tickled when the
+ *  address moves; it meets the new holder at its next TCP retransmission instead. */
+export const VIP_CLIENTS_EVERY_MS = 2000;
 
 export class Agent {
   readonly ctl: PgControl;
@@ -85,6 +90,7 @@ export class Agent {
   /** Our clients on the VIP while we hold it (relayed in /health), and the peer's as last heard:
    *  the connections to tickle if we take the address over. */
   private vipClients: string[] = [];
+  private vipClientsAt = 0;
   private peerVipClients: string[] = [];
   private state: AgentState;
   private readonly statePath: string;
@@ -172,14 +178,17 @@ export class Agent {
       );
   }
 
-  /** What /health says: our record and our vouch for the primary (computed by the core). */
-  health(): PeerHealth & { ok: true; vipClients?: string[] } {
+  /** What /health says: our record and our vouch for the primary (computed by the core); to a
+   *  caller with the secret, also our clients on the VIP. */
+  health(withVipClients: boolean): PeerHealth & { ok: true; vipClients?: string[] } {
     return {
       ok: true,
       node: this.cfg.node,
       record: this.state.record,
       vouch: vouchOf(this.state, this.settings, Date.now()),
-      ...(this.vipHeld && this.vipClients.length > 0 ? { vipClients: this.vipClients } : {}),
+      ...(withVipClients && this.vipHeld && this.vipClients.length > 0
+        ? { vipClients: this.vipClients }
+        : {}),
     };
   }
 
@@ -198,7 +207,7 @@ export class Agent {
         this.log.error({ err: (e as Error).message }, 'cannot read the fence state');
         return true; // unknown: assume fenced, so a primary asks before serving
       }),
-      tm.probe('arbiter', this.api.arbiterState(t.probeTimeoutMs)),
+      tm.probe('arbiter', this.api.arbiterHealth(t.probeTimeoutMs)),
       tm.probe('peer_agent', this.api.agentHealth(hostOf(this.cfg, this.peer), t.probeTimeoutMs)),
       iAmPrimary
         ? Promise.resolve(false)
@@ -245,10 +254,7 @@ export class Agent {
       await this.releaseVip(`no longer the writable primary [${decision.rule}]`);
     await this.executeAll(decision.actions);
     await this.syncVip();
-    this.vipClients =
-      this.vip && this.vipHeld
-        ? (await this.vip.clients(this.cfg.postgres.port)).slice(0, MAX_VIP_CLIENTS)
-        : [];
+    await this.listVipClients();
     this.telemetry.round(this.status(), (performance.now() - t0) / 1000);
   }
 
@@ -463,6 +469,19 @@ export class Agent {
       `VIP ${this.vip.vip.cidr} added on ${this.vip.vip.iface} (gratuitous ARP sent)`,
     );
     if (added) this.tickleOldClients();
+  }
+
+  /** Keeps the list of our clients on the VIP (relayed in /health) at most VIP_CLIENTS_EVERY_MS
+   *  old while we hold it. */
+  private async listVipClients(): Promise<void> {
+    if (!this.vip || !this.vipHeld) {
+      this.vipClients = [];
+      this.vipClientsAt = 0;
+      return;
+    }
+    if (Date.now() - this.vipClientsAt < VIP_CLIENTS_EVERY_MS) return;
+    this.vipClientsAt = Date.now();
+    this.vipClients = (await this.vip.clients(this.cfg.postgres.port)).slice(0, MAX_VIP_CLIENTS);
   }
 
   /** Resets, through the tickle ACK, the connections the previous holder had on the VIP, so their
@@ -731,6 +750,7 @@ export class Agent {
     server.closeAllConnections();
     this.localPg.close();
     this.primaryPg.close();
+    this.lease.close();
     // The lease is left too: a primary whose agent is stopped cannot fence, so its lease lapses
     // and it stops serving clients until an agent runs again (README "The lease").
     this.log.info('agent stopped (PostgreSQL, the fence and the lease are left as they are)');

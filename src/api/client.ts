@@ -11,12 +11,14 @@ import {
   type AgentPost,
   type AgentStatus,
   ARBITER_PATHS,
+  type ArbiterHealthBody,
   type ArbiterRequestBody,
   type ArbiterRequestKind,
   type ArbiterStateBody,
   agentHealthSchema,
   agentReplySchema,
   agentStatusSchema,
+  arbiterHealthSchema,
   arbiterReplySchema,
   arbiterStateSchema,
   type HistoryBody,
@@ -54,10 +56,18 @@ export class ApiClient {
     return apiUrl(host, this.cfg.api_port, path);
   }
 
-  private async get<T>(host: string, path: string, schema: z.ZodType<T>, timeoutMs: number, okOnly = true) {
+  private async get<T>(
+    host: string,
+    path: string,
+    schema: z.ZodType<T>,
+    timeoutMs: number,
+    okOnly = true,
+    withSecret = false,
+  ) {
     try {
       const r = await callJson(this.url(host, path), {
         timeoutMs,
+        ...(withSecret ? { secret: this.cfg.secret } : {}),
         tls: this.tls,
         socketPath: this.socketOf(host),
       });
@@ -107,14 +117,24 @@ export class ApiClient {
     );
   }
 
+  /** The arbiter's answer to an agent's round: its record and vouch for the primary. */
+  arbiterHealth(timeoutMs: number): Promise<ArbiterHealthBody | null> {
+    return this.get(this.cfg.arbiter.host, '/health', arbiterHealthSchema, timeoutMs).then(
+      (r) => r?.body ?? null,
+    );
+  }
+
   arbiterPost<K extends ArbiterRequestKind>(kind: K, body: ArbiterRequestBody<K>, timeoutMs: number) {
     return this.post(this.cfg.arbiter.host, ARBITER_PATHS[kind], body, arbiterReplySchema, timeoutMs);
   }
 
   // ---- the agents
 
+  /** GET /health with the secret: the peer's VIP clients come only to a member. */
   agentHealth(host: string, timeoutMs: number) {
-    return this.get(host, AGENT_PATHS.health, agentHealthSchema, timeoutMs).then((r) => r?.body ?? null);
+    return this.get(host, AGENT_PATHS.health, agentHealthSchema, timeoutMs, true, true).then(
+      (r) => r?.body ?? null,
+    );
   }
 
   agentState(host: string, timeoutMs: number): Promise<AgentStatus | null> {

@@ -85,6 +85,17 @@ export const arbiterStateSchema = z.object({
 });
 export type ArbiterStateBody = z.infer<typeof arbiterStateSchema>;
 
+/** GET /health on the arbiter: what an agent needs each round (the core's ArbiterView), small
+ *  and cheap; /state is the full view for people and tools. */
+export const arbiterHealthSchema = z.object({
+  ok: z.literal(true),
+  node: z.string(),
+  role: z.literal('arbiter'),
+  record: clusterRecordSchema,
+  primaryVouchedMsAgo: z.number().nullable(),
+});
+export type ArbiterHealthBody = z.infer<typeof arbiterHealthSchema>;
+
 // ---- the agents ----------------------------------------------------------------------------
 
 export const vouchSchema = z.object({ primary: node, term, seenMsAgo: z.number().nonnegative() });

@@ -7,6 +7,7 @@ import { ApiClient } from '../api/client.js';
 import {
   ARBITER_PATHS,
   type ArbiterEvent,
+  type ArbiterHealthBody,
   type ArbiterRequestKind,
   arbiterRequestSchemas,
 } from '../api/protocol.js';
@@ -34,6 +35,11 @@ import { createLogger } from '../util/log.js';
 import { ArbiterTelemetry } from './telemetry.js';
 
 export type { ArbiterEvent };
+
+/** How often the arbiter fetches the agents' /state. No decision reads it (it feeds the arbiter's
+ *  /state and pgarbiter_agent_reachable, for people), so not every round: each fetch costs both
+ *  sides an HTTPS exchange, and an idle cluster's CPU is mostly such exchanges. */
+export const AGENT_VIEW_INTERVAL_MS = 2000;
 
 export async function runArbiter(cfg: Config): Promise<void> {
   const log = createLogger('arbiter', { node: cfg.node }, cfg.log_file);
@@ -117,7 +123,16 @@ export async function runArbiter(cfg: Config): Promise<void> {
     {
       method: 'GET',
       path: '/health',
-      handler: () => ({ status: 200, body: { ok: true, node: cfg.node, role: 'arbiter' } }),
+      handler: () => ({
+        status: 200,
+        body: {
+          ok: true,
+          node: cfg.node,
+          role: 'arbiter',
+          record: state.record,
+          primaryVouchedMsAgo: arbiterView(state, Date.now()).primaryVouchedMsAgo,
+        } satisfies ArbiterHealthBody,
+      }),
     },
     {
       method: 'GET',
@@ -150,16 +165,19 @@ export async function runArbiter(cfg: Config): Promise<void> {
   process.on('SIGINT', stop);
 
   let lastWitness = primaryReachable;
+  let agentsViewedAt = 0;
   while (!stopping) {
     const started = Date.now();
     const probed = state.record.primary;
     const primaryHost = hostOf(cfg, probed);
+    const viewAgents = started - agentsViewedAt >= AGENT_VIEW_INTERVAL_MS;
+    if (viewAgents) agentsViewedAt = started;
     const [ok] = await Promise.all([
       telemetry.probe(
         'primary_postgres',
         probePrimaryPg(ctl, primaryHost, cfg.timing.probeTimeoutMs, primaryPg),
       ),
-      ...cfg.nodes.map(async (n) => {
+      ...(viewAgents ? cfg.nodes : []).map(async (n) => {
         const st = await telemetry.probe('agent', api.agentState(n.host, cfg.timing.probeTimeoutMs));
         agents[n.name] = st ? { reachable: true, state: st } : { reachable: false };
       }),

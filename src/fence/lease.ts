@@ -16,13 +16,13 @@
 // lease duration, where lease duration = fence_timeout + probe_interval + fence_action_budget: the
 // moment by which a live agent has fenced. The timing rule puts that before any grant.
 //
-// Every refresh replaces the whole table in one `nft -f -` transaction (as the fence does): it
+// Every refresh replaces the whole table in one nft transaction (as the fence does): it
 // works whether or not the table or the element exist. (Re-adding an existing element with
 // `add element ... timeout` also extends it on the 6.x kernels tested, but older kernels keep the
 // old timeout; the replacement does not depend on it.)
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { inNetns, type RunResult, run } from '../util/exec.js';
+import { NftShell } from './nft-shell.js';
 
 export const leaseTable = (port: number) => `pgarbiter_lease_${port}`;
 export const LEASE_SET = 'lease';
@@ -113,7 +113,6 @@ export function leaseRemainingMs(listing: string): number {
 export type LeaseState = { table: false } | { table: true; remainingMs: number };
 
 export class Lease {
-  private readonly netns: string | undefined;
   /** Exempt addresses (peer, arbiter); host names are resolved once in the background (never
    *  while refreshing). Unresolved: not exempt (the safe side). */
   private exempt: string[] = [];
@@ -122,6 +121,8 @@ export class Lease {
   /** A hold that would move the deadline later by less than this is skipped: the kernel keeps
    *  the earlier deadline (the safe side), and nft runs every few rounds, not every round. */
   private readonly minExtendMs: number;
+  /** Every nft command of the lease goes to one long-lived `nft -i` (./nft-shell.ts). */
+  private readonly shell: NftShell;
 
   constructor(
     readonly port: number,
@@ -130,7 +131,7 @@ export class Lease {
     opts: { netns?: string; minExtendMs?: number } = {},
   ) {
     checkPort(port);
-    this.netns = opts.netns;
+    this.shell = new NftShell(opts.netns);
     this.minExtendMs = opts.minExtendMs ?? 0;
     for (const h of exemptHosts) {
       if (isIP(h)) this.exempt.push(h);
@@ -169,19 +170,19 @@ export class Lease {
   }
 
   async state(): Promise<LeaseState> {
-    const argv = ['nft', 'list', 'set', 'inet', leaseTable(this.port), LEASE_SET];
-    const r = await this.cmd(argv);
-    if (r.code === 0) return { table: true, remainingMs: leaseRemainingMs(r.stdout) };
-    if (/^Error: No such file or directory/m.test(r.stderr)) return { table: false };
-    throw new Error(`nft list failed (exit ${r.code}): ${r.stderr.trim()}`);
+    const r = await this.shell.run(`list set inet ${leaseTable(this.port)} ${LEASE_SET}`);
+    if (r.ok) return { table: true, remainingMs: leaseRemainingMs(r.output) };
+    if (/^Error: No such file or directory/m.test(r.output)) return { table: false };
+    throw new Error(`nft list failed: ${r.output}`);
+  }
+
+  /** Ends the nft shell (at the agent's stop; a later call starts a new one). */
+  close(): void {
+    this.shell.close();
   }
 
   private async nft(script: string): Promise<void> {
-    const r = await this.cmd(['nft', '-f', '-'], script);
-    if (r.code !== 0) throw new Error(`nft (lease) exited with ${r.code}: ${r.stderr.trim()}`);
-  }
-
-  private cmd(argv: string[], input?: string): Promise<RunResult> {
-    return run(inNetns(this.netns, argv), { timeoutMs: 2000, allowFailure: true, input });
+    const r = await this.shell.run(script);
+    if (!r.ok) throw new Error(`nft (lease) failed: ${r.output}`);
   }
 }

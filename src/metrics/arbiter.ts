@@ -36,9 +36,11 @@ export class ArbiterMetrics {
     );
     this.promotable = g('pgarbiter_standby_promotable', '1 when the record says the standby is promotable');
     this.maintenance = g('pgarbiter_maintenance', '1 in maintenance mode');
-    this.agentReachable = g('pgarbiter_agent_reachable', "Did the arbiter's last round reach this agent", [
-      'node',
-    ]);
+    this.agentReachable = g(
+      'pgarbiter_agent_reachable',
+      "Did the arbiter's last look (every 2 s) reach this agent's /state",
+      ['node'],
+    );
     this.probeSeconds = new Histogram({
       name: 'pgarbiter_probe_duration_seconds',
       help: "Duration of the arbiter's probes, by target (primary_postgres, agent)",

@@ -56,6 +56,10 @@ export interface HaproxyConfigOptions {
   /** Check period while a server is changing state (one check failed; default 100ms): a node
    *  that fenced is marked down (and its sessions shut) within about this long of the first failure. */
   fastInterval?: string;
+  /** Check period of the read-only listen, up or down (default 1s). Readers need not follow a
+   *  change within 200 ms, and each check costs the agent a TLS handshake: the primary's down
+   *  check there at 200 ms was most of its idle CPU. */
+  replicaCheckInterval?: string;
   fall?: number;
   rise?: number;
   /** Client and server inactivity timeouts: long enough for an idle client session (30m). */
@@ -114,6 +118,7 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
   const inter = checkDuration('checkInterval', o.checkInterval ?? '500ms');
   const downinter = checkDuration('downInterval', o.downInterval ?? '200ms');
   const fastinter = checkDuration('fastInterval', o.fastInterval ?? '100ms');
+  const roInter = checkDuration('replicaCheckInterval', o.replicaCheckInterval ?? '1s');
   const fall = o.fall ?? 2;
   const rise = o.rise ?? 1;
   if (!Number.isInteger(fall) || fall < 1 || !Number.isInteger(rise) || rise < 1)
@@ -136,7 +141,13 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
   }
   const checkTls = `check-ssl verify required ca-file ${o.checkCaFile}${o.checkCertFile ? ` crt ${o.checkCertFile}` : ''}`;
 
-  const listen = (name: string, port: number, path: string, comment: string) => [
+  const listen = (
+    name: string,
+    port: number,
+    path: string,
+    every: { up: string; down: string },
+    comment: string,
+  ) => [
     `# ${comment}`,
     `listen ${name}`,
     `    bind ${bind}:${port}`,
@@ -147,7 +158,7 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
     // fenced or stopped old primary) marks its server down, and the retry finds the server that
     // is up, or none; without this it waits HAProxy's 1 s turn-around on the refusing server.
     '    option redispatch 1',
-    `    default-server inter ${inter} fastinter ${fastinter} downinter ${downinter} fall ${fall} rise ${rise} on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down`,
+    `    default-server inter ${every.up} fastinter ${fastinter} downinter ${every.down} fall ${fall} rise ${rise} on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down`,
     ...o.servers.map(
       (s) =>
         `    server ${s.name} ${s.address}:${pgPort} maxconn ${maxconn} check port ${apiPort} ${checkTls}`,
@@ -191,9 +202,16 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
       'primary',
       rwPort,
       '/primary',
+      { up: inter, down: downinter },
       `read-write (port ${rwPort}): at most one server passes /primary`,
     ),
-    ...listen('replicas', roPort, '/replica', `read-only (port ${roPort}): streaming standbys`),
+    ...listen(
+      'replicas',
+      roPort,
+      '/replica',
+      { up: roInter, down: roInter },
+      `read-only (port ${roPort}): streaming standbys`,
+    ),
     ...(o.unixForwards ?? []).flatMap((f) => [
       `# ${f.socket} -> ${f.address}:${f.port}, bytes as they are (TLS end to end); errors logged only`,
       `listen ${f.name}`,

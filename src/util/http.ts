@@ -79,6 +79,11 @@ function poolOf(tls: TlsMaterial): Agent {
   return agent;
 }
 
+/** Does the request carry the cluster secret (`Authorization: Bearer <secret>`)? */
+export function hasSecret(req: IncomingMessage, secret: string): boolean {
+  return secretMatches(req.headers.authorization, secret);
+}
+
 function secretMatches(header: string | undefined, secret: string): boolean {
   const m = /^Bearer (.+)$/.exec(header ?? '');
   if (!m?.[1]) return false;

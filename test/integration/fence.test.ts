@@ -12,7 +12,9 @@ import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import { FENCE_MECHANISMS, Fence, IPTABLES_COMMENT } from '../../src/fence/fence.js';
+import { Lease } from '../../src/fence/lease.js';
 import { nftFenceRuleCount, nftListArgv } from '../../src/fence/nft.js';
+import { NftShell } from '../../src/fence/nft-shell.js';
 import { run, sleep } from '../../src/util/exec.js';
 
 const PREFIX = 'pgfft-';
@@ -308,5 +310,47 @@ describe('fence (real netfilter in network namespaces)', { skip }, () => {
       await f.unfence();
     }
     assert.equal(await probe(PEER, SRV_TO_PEER), 'open');
+  });
+
+  test("the lease's nft shell: one line is one transaction, errors are reported, an ended shell is replaced", async () => {
+    const sh = new NftShell(SRV);
+    try {
+      const ok = await sh.run('add table inet pgfft_shell\nadd chain inet pgfft_shell c');
+      assert.equal(ok.ok, true, ok.output);
+      assert.match((await sh.run('list table inet pgfft_shell')).output, /chain c \{/);
+      // A script whose last statement fails changes nothing: the whole line is one transaction.
+      const bad = await sh.run('add chain inet pgfft_shell d\nadd rule inet pgfft_shell nope accept');
+      assert.equal(bad.ok, false);
+      assert.match(bad.output, /^Error: /m);
+      assert.doesNotMatch((await sh.run('list table inet pgfft_shell')).output, /chain d/);
+      // The shell ended (as after a command that timed out): the next command starts another.
+      sh.close();
+      assert.equal((await sh.run('delete table inet pgfft_shell')).ok, true);
+      const missing = await sh.run('list table inet pgfft_shell');
+      assert.equal(missing.ok, false);
+      assert.match(missing.output, /No such file or directory/);
+    } finally {
+      await sh.run('delete table inet pgfft_shell').catch(() => {});
+      sh.close();
+    }
+  });
+
+  test('the lease through the shell: held with the deadline asked, state read back, opened', async () => {
+    const lease = new Lease(PORT, [PEER_ADDR], 3000, { netns: SRV });
+    try {
+      await lease.hold(Date.now() + 3000);
+      const s = await lease.state();
+      assert.ok(s.table && s.remainingMs > 2000 && s.remainingMs <= 3000, JSON.stringify(s));
+      assert.equal(await probe(OTHER, SRV_TO_OTHER), 'open', 'a client passes while the lease is held');
+      await lease.hold(Date.now() - 1);
+      assert.deepEqual(await lease.state(), { table: true, remainingMs: 0 });
+      assert.notEqual(await probe(OTHER, SRV_TO_OTHER), 'open', 'a lapsed lease blocks clients');
+      assert.equal(await probe(PEER, SRV_TO_PEER), 'open', 'the peer stays exempt');
+    } finally {
+      await lease.open();
+      lease.close();
+    }
+    assert.deepEqual(await new Lease(PORT, [], 0, { netns: SRV }).state(), { table: false });
+    assert.equal(await probe(OTHER, SRV_TO_OTHER), 'open');
   });
 });

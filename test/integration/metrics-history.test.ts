@@ -4,7 +4,7 @@
 // grant, the fence and the rejoin after the arbiter is restarted (it is persisted in state_dir).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { HistoryEntry } from '../../src/api/protocol.js';
+import { arbiterHealthSchema, type HistoryEntry } from '../../src/api/protocol.js';
 import type { Lab } from '../../src/lab/index.js';
 import { configPath, hostArgv, labApiCurl, labDown, labUp, loadLab, selfArgv } from '../../src/lab/index.js';
 import type { HostName } from '../../src/lab/topology.js';
@@ -101,6 +101,14 @@ describe('metrics and history on the lab', { timeout: 600_000 }, () => {
     assert.equal(val(w, 'pgarbiter_term'), 1);
     assert.equal(val(w, 'pgarbiter_primary_reachable'), 1);
     assert.equal(val(w, 'pgarbiter_grants_total'), 0);
+    // What an agent reads from the arbiter every round: its record and its vouch for the primary.
+    const wh = arbiterHealthSchema.parse((await apiGetIn(lab, 'arbiter', '/health'))?.body);
+    assert.equal(wh.record.term, 1);
+    assert.equal(wh.record.primary, 'pg1');
+    assert.ok(
+      wh.primaryVouchedMsAgo !== null && wh.primaryVouchedMsAgo < 1500,
+      `vouched ${wh.primaryVouchedMsAgo} ms ago`,
+    );
     const fencesBefore = sum(p1, 'pgarbiter_fences_total');
 
     // ---- pg1 cut off: pg2 is granted term 2

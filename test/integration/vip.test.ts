@@ -7,10 +7,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
+import { ApiClient } from '../../src/api/client.js';
 import { newTermTimeOf } from '../../src/cluster/view.js';
+import { labApiSockets, labClusterMembers } from '../../src/lab/api-access.js';
 import { configPath, heal, isolate, type Lab, selfArgv, vipHolder } from '../../src/lab/index.js';
 import { clientPsqlCommand } from '../../src/lab/psql.js';
-import type { HostName } from '../../src/lab/topology.js';
+import { type HostName, vipAddress } from '../../src/lab/topology.js';
 import {
   apiGetIn,
   arbiterView,
@@ -81,7 +83,18 @@ function spawnVipSleeper() {
   const kill = () => {
     if (child.exitCode === null) child.kill('SIGKILL');
   };
-  return { done, kill };
+  return { done, kill, pid: child.pid ?? -1 };
+}
+
+/** The client side ("A.B.C.D:port") of process `pid`'s connection to the VIP, seen from the
+ *  client host (`ip netns exec` execs, so the psql is the spawned pid). */
+async function vipConnectionOf(pid: number): Promise<string | undefined> {
+  const r = await run(
+    ['ip', 'netns', 'exec', lab.hosts.client.ns, 'ss', '-tnpH', 'dst', `${vipAddress(lab.subnet)}:5432`],
+    { timeoutMs: 5000, allowFailure: true },
+  );
+  const line = r.stdout.split('\n').find((l) => l.includes(`pid=${pid},`));
+  return line?.trim().split(/\s+/)[3];
 }
 
 describe('floating VIP', { skip: needsRoot, timeout: 600_000 }, () => {
@@ -128,10 +141,20 @@ describe('floating VIP', { skip: needsRoot, timeout: 600_000 }, () => {
     // (TCP had acknowledged the statement), so only the new holder's tickle ACK can end it.
     const sleeper = spawnVipSleeper();
     t.after(sleeper.kill);
-    await waitFor('the primary relays its VIP clients to the standby', 15_000, async () => {
-      const r = await apiGetIn<{ vipClients?: string[] }>(lab, oldP, '/health');
-      return r?.body.vipClients?.some((c) => c.startsWith(`${lab.hosts.client.address}:`)) ? true : undefined;
+    const sleeperConn = await waitFor('the sleeping session connected to the VIP', 15_000, () =>
+      vipConnectionOf(sleeper.pid),
+    );
+    // The holder lists its clients every VIP_CLIENTS_EVERY_MS: wait for this session to be listed
+    // in what it tells a member (its peer asks with the secret).
+    const sockets = labApiSockets(lab);
+    const member = new ApiClient(labClusterMembers(lab), (h) => sockets?.get(h));
+    await waitFor('the primary relays the sleeping session in its VIP clients', 15_000, async () => {
+      const r = await member.agentHealth(lab.hosts[oldP].address, 1500);
+      return r?.vipClients?.includes(sleeperConn) ? true : undefined;
     });
+    const anonymous = await apiGetIn<{ vipClients?: string[] }>(lab, oldP, '/health');
+    assert.equal(anonymous?.status, 200);
+    assert.equal(anonymous?.body.vipClients, undefined, 'the client addresses go to a member only');
     await sleep(1500); // a round or more of the standby's, to hear it
     const watch = watchFencedHolder(oldP);
     await isolate(lab, oldP, 'link-down');

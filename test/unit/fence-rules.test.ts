@@ -13,6 +13,7 @@ import {
   nftTable,
   nftUnfenceScript,
 } from '../../src/fence/nft.js';
+import { nftOneLine } from '../../src/fence/nft-shell.js';
 
 // What `nft list chain inet pgarbiter_fence_5432 input` prints after nftFenceScript (nft 1.0.6).
 const LISTING = `table inet pgarbiter_fence_5432 {
@@ -164,4 +165,21 @@ describe('nft lease script', () => {
     assert.equal(leaseRemainingMs('elements = { 5432 timeout 10m expires 9m59s2ms }'), 599_002);
     assert.equal(leaseRemainingMs('set lease {\n type inet_service\n flags timeout\n}'), 0);
   });
+});
+
+test("nftOneLine: the lease's script as one line for nft -i, statement for statement", () => {
+  const script = nftLeaseScript(5432, ['10.0.0.2'], { timeoutMs: 2150, untilSec: 1_800_000_000 });
+  const line = nftOneLine(`# a comment\n${script}`);
+  assert.ok(!line.includes('\n'), 'one line');
+  assert.ok(!line.includes('#'), 'a comment would end the line: dropped');
+  const statements = script
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  assert.equal(line, statements.join('; '));
+  assert.match(line, /^add table inet pgarbiter_lease_5432; delete table inet pgarbiter_lease_5432; table /);
+  assert.equal(
+    nftOneLine(nftLeaseRemoveScript(5432)),
+    'add table inet pgarbiter_lease_5432; delete table inet pgarbiter_lease_5432',
+  );
 });

@@ -46,6 +46,12 @@ test('Patroni-style read-write and read-only listeners', () => {
   const ro = section(cfg, 'replicas');
   assert.ok(ro.includes('bind *:5001'));
   assert.ok(ro.includes('option httpchk GET /replica'));
+  // Readers need not follow a change within 200 ms: the read-only checks run every second.
+  assert.ok(
+    ro.includes(
+      'default-server inter 1s fastinter 100ms downinter 1s fall 2 rise 1 on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down',
+    ),
+  );
   assert.ok(ro.includes(`server pg2 10.213.0.12:5432 maxconn 100 check port 8008 ${TLS_CHECK}`));
   // TCP mode, a short connect timeout, client/server timeouts long enough for a writer.
   assert.match(cfg, /^ {4}mode tcp$/m);
@@ -89,6 +95,7 @@ test('ports, timing and bind are configurable; the output is deterministic', () 
     checkInterval: '1s',
     downInterval: '300ms',
     fastInterval: '50ms',
+    replicaCheckInterval: '2s',
     fall: 3,
     rise: 2,
   };
@@ -102,6 +109,11 @@ test('ports, timing and bind are configurable; the output is deterministic', () 
   assert.ok(
     section(cfg, 'primary').includes(
       'default-server inter 1s fastinter 50ms downinter 300ms fall 3 rise 2 on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down',
+    ),
+  );
+  assert.ok(
+    section(cfg, 'replicas').includes(
+      'default-server inter 2s fastinter 50ms downinter 2s fall 3 rise 2 on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down',
     ),
   );
 });
