@@ -21,12 +21,14 @@ export function leanV8(): void {
   setFlagsFromString('--semi-space-growth-factor=1');
 }
 
-/** How often a daemon collects its whole heap: ~2 MB of promoted garbage in between, and a full
+/** How often a daemon collects its whole heap: ~1.5 MB of promoted garbage in between, and a full
  *  collection of a ~12 MB heap costs ~10-30 ms of CPU here. */
-export const HEAP_COLLECT_INTERVAL_MS = 30_000;
+export const HEAP_COLLECT_INTERVAL_MS = 20_000;
 
-/** Collects the whole heap every `intervalMs`, so the pages it frees go back to the system. */
+/** Collects (and compacts) the whole heap every `intervalMs`, so the pages it frees go back to
+ *  the system: without compaction ~3 MB of the old generation stayed in half-empty pages. */
 export function collectHeapEvery(intervalMs = HEAP_COLLECT_INTERVAL_MS): NodeJS.Timeout {
+  setFlagsFromString('--compact-on-every-full-gc');
   // --expose-gc after start-up defines gc() in contexts created from now on, not in ours.
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as NodeJS.GCFunction;
