@@ -30,7 +30,7 @@ function logLines(body: string, env: NodeJS.ProcessEnv = {}) {
   }
 }
 
-test('one JSON line per call, on stdout and appended to the log file, in the order pino wrote them', () => {
+test('one JSON line per call, on stdout and appended to the log file, as pino wrote them before', () => {
   const r = logLines(
     `log.warn({ rule: 'r1', n: 2 }, 'promoted "now"'); log.info('stopped'); log.debug('hidden');`,
   );
