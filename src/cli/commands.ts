@@ -5,7 +5,7 @@ import { Command } from 'commander';
 type Register = (program: Command) => void;
 
 /** Each file of commands, with the commands it registers. A command loads only its own file (and
- *  what its action imports), so `pgarbiter status` starts without pg, pino or prom-client; help,
+ *  what its action imports), so `pgarbiter status` starts without pg or prom-client; help,
  *  --version and an unknown command load them all. test/unit/cli-commands.test.ts keeps the lists
  *  true. */
 export const COMMAND_GROUPS: { commands: readonly string[]; load: () => Promise<Register> }[] = [

@@ -1,13 +1,9 @@
-// The commands that run on a cluster member: init (bootstrap a node), agent, arbiter.
+// The commands that run on a cluster member: init (bootstrap a node), agent, arbiter. Each action
+// imports its own code: an agent does not hold the arbiter's in memory for months, nor init's.
 import type { Command } from 'commander';
-import { Agent } from '../agent/daemon.js';
-import { runArbiter } from '../arbiter/daemon.js';
 import { loadConfig, readSecretFile } from '../config.js';
-import { closeClient, makeClient } from '../postgres/client.js';
-import { PgControl } from '../postgres/control.js';
-import { initNode } from '../postgres/provision.js';
 import { UserError } from '../util/errors.js';
-import { createDemoApp } from '../workload/schema.js';
+import { collectHeapEvery } from '../util/heap.js';
 
 export function registerDaemonCommands(program: Command): void {
   registerDaemonRunners(program);
@@ -37,9 +33,13 @@ export function registerDaemonCommands(program: Command): void {
         demoAppPassword = process.env[opts.demoAppPasswordEnv];
         if (!demoAppPassword) throw new UserError(`environment variable ${opts.demoAppPasswordEnv} is empty`);
       }
+      const { PgControl } = await import('../postgres/control.js');
+      const { initNode } = await import('../postgres/provision.js');
       const ctl = new PgControl(cfg);
       const result = await initNode(ctl, { progress: (m) => process.stderr.write(`${m}\n`) });
       if (result === 'primary' && demoAppPassword) {
+        const { closeClient, makeClient } = await import('../postgres/client.js');
+        const { createDemoApp } = await import('../workload/schema.js');
         const client = makeClient(ctl.local());
         await client.connect();
         try {
@@ -65,6 +65,8 @@ export function registerDaemonRunners(program: Command): void {
       const cfg = loadConfig(opts.config);
       if (!cfg.nodes.some((n) => n.name === cfg.node))
         throw new UserError(`${cfg.node} is the arbiter: run \`pgarbiter arbiter --config ${opts.config}\``);
+      const { Agent } = await import('../agent/daemon.js');
+      collectHeapEvery();
       await new Agent(cfg).run();
     });
   program
@@ -80,6 +82,8 @@ export function registerDaemonRunners(program: Command): void {
         throw new UserError(
           `${cfg.node} is a database node: run \`pgarbiter agent --config ${opts.config}\``,
         );
+      const { runArbiter } = await import('../arbiter/daemon.js');
+      collectHeapEvery();
       await runArbiter(cfg);
     });
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // pgarbiter's command line: each group of commands registers itself from its own file.
+import './daemon-v8.js';
 import { CommanderError } from 'commander';
 import { errColor as pc } from '../util/color.js';
 import { UserError } from '../util/errors.js';
