@@ -91,7 +91,7 @@ function assertNoCrash(): void {
     assert.ok(daemonAlive(d), `${d.name} still runs`);
     const log = readFileSync(d.logFile, 'utf8');
     assert.doesNotMatch(log, /Uncaught|UnhandledPromiseRejection|^\s+at .*\.js:\d+/m, `${d.name}: no crash`);
-    assert.doesNotMatch(log, /"level":50.*"msg":"(round failed|.*Error)/, `${d.name}: no error`);
+    assert.doesNotMatch(log, /"level":"error".*"msg":"(round failed|.*Error)/, `${d.name}: no error`);
   }
 }
 
