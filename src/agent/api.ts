@@ -1,6 +1,6 @@
 // The agent's HTTP API: health and state for status and HAProxy, and a person's requests
-// (authenticated with the shared secret). Every handler answers at once; the work happens in the
-// agent's next round.
+// (authenticated with the shared secret). Every handler answers at once, but a health check's 503
+// may be held (Agent.checkStatus); the work happens in the agent's next round.
 // Paths and bodies: src/api/protocol.ts.
 import { AGENT_PATHS, type AgentStatus } from '../api/protocol.js';
 import { hasSecret, type Route } from '../util/http.js';
@@ -15,6 +15,9 @@ export function isWritablePrimary(s: AgentStatus): boolean {
 export function isStreamingReplica(s: AgentStatus): boolean {
   return s.postgres.up && s.postgres.inRecovery === true && s.postgres.receiving && !s.fenced;
 }
+
+/** HAProxy's two checks: /primary (read-write port) and /replica (read-only port). */
+export type HealthCheck = 'primary' | 'replica';
 
 const refused = (reason: string) => ({ status: 409, body: { ok: false, reason } });
 
@@ -31,17 +34,17 @@ export function agentRoutes(agent: Agent): Route[] {
     {
       method: 'GET',
       path: AGENT_PATHS.primary,
-      // Held while a promotion is under way or expected (Agent.primaryCheckStatus).
+      // A 503 may be held (Agent.checkStatus).
       handler: async () => {
-        const s = await agent.primaryCheckStatus();
+        const s = await agent.checkStatus('primary');
         return { status: isWritablePrimary(s) ? 200 : 503, body: s };
       },
     },
     {
       method: 'GET',
       path: AGENT_PATHS.replica,
-      handler: () => {
-        const s = agent.status();
+      handler: async () => {
+        const s = await agent.checkStatus('replica');
         return { status: isStreamingReplica(s) ? 200 : 503, body: s };
       },
     },

@@ -46,7 +46,7 @@ import { sleep } from '../util/exec.js';
 import { serve } from '../util/http.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { parseVip, shouldHoldVip, Vip } from '../vip/vip.js';
-import { agentRoutes, isWritablePrimary } from './api.js';
+import { agentRoutes, type HealthCheck, isStreamingReplica, isWritablePrimary } from './api.js';
 import { type LocalObservation, probeLocal, SyncWaitClock } from './probes.js';
 import { ensureSlot, handover, promoteLocal, rejoin, setSyncNames } from './procedures.js';
 import { AgentTelemetry } from './telemetry.js';
@@ -60,10 +60,13 @@ export type { AgentStatus };
  *  because only this agent puts it in place (and reads it at start). */
 export const FENCE_OFF_RECHECK_MS = 5000;
 
-/** How long a /primary check may be held for a promotion under way (primaryCheckStatus): under
- *  HAProxy's `timeout check` (1 s as src/routing/haproxy.ts renders it), so a held check ends
- *  with an answer, not a timeout. */
-export const PRIMARY_CHECK_HOLD_MS = 800;
+/** How long a health check may be held (checkStatus): under HAProxy's `timeout check` (1 s as
+ *  src/routing/haproxy.ts renders it), so a held check ends with an answer, not a timeout. */
+export const CHECK_HOLD_MS = 800;
+/** How long a check's answer must have been 503 before checks are held (checkStatus): a node that
+ *  has just stopped passing answers every check at once, so a HAProxy that still has it up marks
+ *  it down as fast as its `fall` allows. */
+export const STEADY_REFUSAL_MS = 3000;
 /** After POST /wake (the peer hands over to us), how long a promotion counts as expected: the
  *  handover's stop, replay and arbiter steps take well under this on a healthy pair. */
 export const PROMOTION_EXPECTED_MS = 2000;
@@ -106,8 +109,10 @@ export class Agent {
   private wake: (() => void) | null = null;
   /** Until when a promotion is expected (POST /wake: the peer is handing over to us). */
   private promotionExpectedUntil = 0;
-  /** Held /primary checks, told when the status may have changed (statusChanged). */
+  /** Held checks, told when the status may have changed (statusChanged). */
   private readonly statusWaiters = new Set<() => void>();
+  /** Since when each check has been answered 503 (null: it passes, or not asked yet). */
+  private readonly refusedSince: Record<HealthCheck, number | null> = { primary: null, replica: null };
   private stopping = false;
   /** The connections of the probes of every round: the local server, the primary's. */
   private readonly localPg = new KeptClient();
@@ -256,6 +261,8 @@ export class Agent {
     await this.syncVip();
     await this.listVipClients();
     this.telemetry.round(this.status(), (performance.now() - t0) / 1000);
+    // A held check looks again with what this round saw (a standby now streaming, say).
+    this.statusChanged();
   }
 
   /** Runs actions in order; a failed one stops the rest of the round (the next round decides again). */
@@ -341,7 +348,7 @@ export class Agent {
         this.telemetry.promote(a.rule, a.term);
         // /primary (HAProxy's check) answers from the last observation: take a fresh one of the
         // local server now, so clients are routed here as soon as it is writable, not a round later
-        // (a check held by primaryCheckStatus gets its 200 at once).
+        // (a check held by checkStatus gets its 200 at once).
         this.lastLocal = await probeLocal(
           this.ctl,
           this.localPg,
@@ -385,7 +392,7 @@ export class Agent {
       }
       case 'handover': {
         // Not awaited: the standby holds HAProxy's /primary checks from now on, so the one in
-        // flight when it becomes writable answers 200 at once (Agent.primaryCheckStatus).
+        // flight when it becomes writable answers 200 at once (Agent.checkStatus).
         void this.api.agentPost(hostOf(this.cfg, a.to), 'wake', 1000);
         await this.releaseVip(`switchover to ${a.to}`);
         this.busy = 'switchover';
@@ -620,22 +627,37 @@ export class Agent {
   }
 
   /** POST /wake: the peer is handing over to us. A promotion is expected: /primary checks are
-   *  held for it (primaryCheckStatus). */
+   *  held for it (checkStatus). */
   expectPromotion(): void {
     this.promotionExpectedUntil = Date.now() + PROMOTION_EXPECTED_MS;
   }
 
-  /** The status a /primary check answers from. While a promotion is under way or expected, an
-   *  answer that would be 503 is held until the status changes (at most PRIMARY_CHECK_HOLD_MS):
-   *  HAProxy checks a server it has down only every `downinter`, so the check in flight when this
-   *  node becomes writable marks it up at once instead of up to that long later. The answer is
-   *  always computed from the status when it goes out, and a held check only delays HAProxy's
-   *  next one: no check is added. */
-  async primaryCheckStatus(): Promise<AgentStatus> {
-    const end = Date.now() + PRIMARY_CHECK_HOLD_MS;
+  /**
+   * The status HAProxy's check `kind` (/primary or /replica) answers from. A 503 is held until the
+   * status changes, for at most CHECK_HOLD_MS, when it is steady (the answer for STEADY_REFUSAL_MS)
+   * or, on /primary, while a promotion is under way or expected. HAProxy starts a server's next
+   * check `downinter` after the last one ended, so a held check is both cheaper and quicker: the
+   * standby's /primary checks (every 200 ms, each a TLS handshake, most of its idle CPU) come
+   * about once a second, and the one in flight when this node becomes writable marks it up at
+   * once. Only a 503 is held: a held check can end as a 503, a timeout (a failure too, on a server
+   * HAProxy already has down) or a pass, never as a false failure of a passing node. The answer
+   * is always computed from the status when it goes out.
+   */
+  async checkStatus(kind: HealthCheck): Promise<AgentStatus> {
+    const passes = kind === 'primary' ? isWritablePrimary : isStreamingReplica;
+    const start = Date.now();
     let s = this.status();
-    while (!isWritablePrimary(s) && this.promotionUnderWay() && Date.now() < end) {
-      const until = this.busy === 'promoting' ? end : Math.min(end, this.promotionExpectedUntil);
+    if (passes(s)) {
+      this.refusedSince[kind] = null;
+      return s;
+    }
+    const refusedSince = this.refusedSince[kind] ?? start;
+    this.refusedSince[kind] = refusedSince;
+    const steady = start - refusedSince >= STEADY_REFUSAL_MS;
+    const end = start + CHECK_HOLD_MS;
+    const holding = () => Date.now() < end && (steady || (kind === 'primary' && this.promotionUnderWay()));
+    while (!passes(s) && holding()) {
+      const until = steady || this.busy === 'promoting' ? end : Math.min(end, this.promotionExpectedUntil);
       await new Promise<void>((resolve) => {
         const done = () => {
           clearTimeout(timer);
@@ -647,6 +669,7 @@ export class Agent {
       });
       s = this.status();
     }
+    if (passes(s)) this.refusedSince[kind] = null;
     return s;
   }
 
@@ -654,7 +677,7 @@ export class Agent {
     return this.busy === 'promoting' || Date.now() < this.promotionExpectedUntil;
   }
 
-  /** Wakes the held /primary checks to look again. */
+  /** Wakes the held checks to look again. */
   private statusChanged(): void {
     for (const done of [...this.statusWaiters]) done();
   }

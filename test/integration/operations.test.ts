@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
+import { CHECK_HOLD_MS, STEADY_REFUSAL_MS } from '../../src/agent/daemon.js';
 import type { Lab } from '../../src/lab/index.js';
 import {
   configPath,
@@ -117,6 +118,37 @@ describe('operations', { skip: needsRoot, timeout: 900_000 }, () => {
     assert.equal((await http(h0.standby as HostName, '/replica')).status, 200);
     const h1 = await waitHealthy(lab);
     assert.deepEqual(h1, h0, 'nothing changed');
+  });
+
+  test("HAProxy's checks: a steady 503 is held (fewer checks), a 200 is answered at once", async () => {
+    const h0 = await waitHealthy(lab);
+    await sleep(STEADY_REFUSAL_MS); // the standby's /primary and the primary's /replica: 503 that long
+    const urls = [
+      apiUrl(lab.hosts[h0.primary as HostName].address, LAB_API_PORT, '/health'),
+      apiUrl(lab.hosts[h0.standby as HostName].address, LAB_API_PORT, '/health'),
+      apiUrl(lab.hosts[h0.primary as HostName].address, LAB_API_PORT, '/primary'),
+      apiUrl(lab.hosts[h0.standby as HostName].address, LAB_API_PORT, '/replica'),
+      apiUrl(lab.hosts[h0.standby as HostName].address, LAB_API_PORT, '/primary'),
+      apiUrl(lab.hosts[h0.primary as HostName].address, LAB_API_PORT, '/replica'),
+    ];
+    // One process, connections warm (the two /health calls), each call timed on its own.
+    const script = `(async()=>{const out=[];for(const u of ${JSON.stringify(urls)}){const t=performance.now();const r=await fetch(u,{signal:AbortSignal.timeout(5000)});await r.text();out.push([r.status,Math.round(performance.now()-t)])}console.log(JSON.stringify(out))})()`;
+    const r = await run(hostArgv(lab, 'client', [process.execPath, '-e', script]), {
+      timeoutMs: 20_000,
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: labCaFile(lab) },
+    });
+    const [, , primaryOk, replicaOk, standbyRefused, primaryRefused] = JSON.parse(r.stdout) as [
+      number,
+      number,
+    ][];
+    assert.deepEqual(
+      [primaryOk?.[0], replicaOk?.[0], standbyRefused?.[0], primaryRefused?.[0]],
+      [200, 200, 503, 503],
+    );
+    // A pass is never held (generous bound: it takes milliseconds); a steady 503 is held its full time.
+    assert.ok(primaryOk![1] < CHECK_HOLD_MS && replicaOk![1] < CHECK_HOLD_MS, `passes: ${r.stdout}`);
+    assert.ok(standbyRefused![1] >= CHECK_HOLD_MS - 50, `the standby's /primary: ${r.stdout}`);
+    assert.ok(primaryRefused![1] >= CHECK_HOLD_MS - 50, `the primary's /replica: ${r.stdout}`);
   });
 
   test('bad daemon start-up: a port in use, a broken config: one-line errors, the running cluster unaffected', async () => {
