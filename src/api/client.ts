@@ -56,12 +56,12 @@ export class ApiClient {
     return apiUrl(host, this.cfg.api_port, path);
   }
 
+  /** A GET that answers 200 with a body of `schema`'s shape, else null. */
   private async get<T>(
     host: string,
     path: string,
     schema: z.ZodType<T>,
     timeoutMs: number,
-    okOnly = true,
     withSecret = false,
   ) {
     try {
@@ -71,9 +71,9 @@ export class ApiClient {
         tls: this.tls,
         socketPath: this.socketOf(host),
       });
-      if (okOnly && r.status !== 200) return null;
+      if (r.status !== 200) return null;
       const p = schema.safeParse(r.body);
-      return p.success ? { status: r.status, body: p.data } : null;
+      return p.success ? p.data : null;
     } catch {
       return null;
     }
@@ -112,16 +112,12 @@ export class ApiClient {
   // ---- the arbiter
 
   arbiterState(timeoutMs: number): Promise<ArbiterStateBody | null> {
-    return this.get(this.cfg.arbiter.host, '/state', arbiterStateSchema, timeoutMs).then(
-      (r) => r?.body ?? null,
-    );
+    return this.get(this.cfg.arbiter.host, '/state', arbiterStateSchema, timeoutMs);
   }
 
   /** The arbiter's answer to an agent's round: its record and vouch for the primary. */
   arbiterHealth(timeoutMs: number): Promise<ArbiterHealthBody | null> {
-    return this.get(this.cfg.arbiter.host, '/health', arbiterHealthSchema, timeoutMs).then(
-      (r) => r?.body ?? null,
-    );
+    return this.get(this.cfg.arbiter.host, '/health', arbiterHealthSchema, timeoutMs);
   }
 
   arbiterPost<K extends ArbiterRequestKind>(kind: K, body: ArbiterRequestBody<K>, timeoutMs: number) {
@@ -132,25 +128,18 @@ export class ApiClient {
 
   /** GET /health with the secret: the peer's VIP clients come only to a member. */
   agentHealth(host: string, timeoutMs: number) {
-    return this.get(host, AGENT_PATHS.health, agentHealthSchema, timeoutMs, true, true).then(
-      (r) => r?.body ?? null,
-    );
+    return this.get(host, AGENT_PATHS.health, agentHealthSchema, timeoutMs, true);
   }
 
   agentState(host: string, timeoutMs: number): Promise<AgentStatus | null> {
-    return this.get(host, AGENT_PATHS.state, agentStatusSchema, timeoutMs).then((r) => r?.body ?? null);
-  }
-
-  /** /primary or /replica: HAProxy's checks; 200 or 503 with the status as body. */
-  agentCheck(host: string, which: 'primary' | 'replica', timeoutMs: number) {
-    return this.get(host, AGENT_PATHS[which], agentStatusSchema, timeoutMs, false);
+    return this.get(host, AGENT_PATHS.state, agentStatusSchema, timeoutMs);
   }
 
   // ---- every member
 
   /** GET /history of a member (an agent's host or the arbiter's): its own events, oldest first. */
   history(host: string, timeoutMs: number): Promise<HistoryBody | null> {
-    return this.get(host, READ_PATHS.history, historySchema, timeoutMs).then((r) => r?.body ?? null);
+    return this.get(host, READ_PATHS.history, historySchema, timeoutMs);
   }
 
   agentPost(host: string, what: AgentPost, timeoutMs: number) {
