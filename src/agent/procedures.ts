@@ -23,8 +23,8 @@ async function timed<T>(log: Logger, step: string, fn: () => Promise<T>): Promis
  *  write would hang), then pg_ctl promote. Nothing here waits for a CHECKPOINT: the new primary is
  *  writable, and routed to, the moment the promotion ends. The CHECKPOINT that pg_rewind needs
  *  (the new timeline in the control file) is run by the old primary's rejoin on this node, right
- *  before it rewinds. `query` runs SQL on the local server (the agent's kept connection: a new one
- *  is a TLS and SCRAM exchange, tens of ms on the critical path). The peer's replication slot is
+ *  before it rewinds. `query` runs SQL on the local server, also to see the promotion end (the
+ *  agent's kept connection: a new one is a TLS and SCRAM exchange, tens of ms on the critical path). The peer's replication slot is
  *  the caller's next step (ensureSlot), once HAProxy can route here: the peer needs it only when
  *  it streams again, a second later. */
 export async function promoteLocal(
@@ -35,7 +35,11 @@ export async function promoteLocal(
   const t0 = Date.now();
   await query("ALTER SYSTEM SET synchronous_standby_names = ''");
   await query('SELECT pg_reload_conf()');
-  await timed(log, 'pg_ctl promote', () => ctl.promote());
+  const leftRecovery = async () => {
+    const rows = (await query('SELECT pg_is_in_recovery() AS in_recovery')) as { in_recovery: boolean }[];
+    return rows[0]?.in_recovery === false;
+  };
+  await timed(log, 'pg_ctl promote', () => ctl.promote(leftRecovery));
   log.warn({ ms: Date.now() - t0 }, `promoted to primary in ${Date.now() - t0} ms`);
 }
 

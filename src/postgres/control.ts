@@ -227,15 +227,13 @@ export class PgControl {
       );
   }
 
-  /** Promotes the standby and returns once the control file says "in production" (what
-   *  `pg_ctl promote -w` waits for, looked at every 20 ms here instead of its 100 ms). */
-  async promote(timeoutS = 30): Promise<void> {
+  /** Promotes the standby and returns once `leftRecovery` holds: the caller's
+   *  `pg_is_in_recovery()` on a connection it keeps, asked every 10 ms (`pg_ctl promote -w` reads
+   *  the control file every 100 ms; a pg_controldata process per look cost more than the query).
+   *  A failed look counts as not yet. */
+  async promote(leftRecovery: () => Promise<boolean>, timeoutS = 30): Promise<void> {
     await this.must([this.bin('pg_ctl'), '-D', this.pg.data_dir, '-W', 'promote'], 15_000);
-    const done = await this.waitFor(
-      async () => (await this.controlData()).state === 'in production',
-      timeoutS * 1000,
-      20,
-    );
+    const done = await this.waitFor(() => leftRecovery().catch(() => false), timeoutS * 1000, 10);
     if (!done) throw new Error(`pg_ctl promote: the server did not leave recovery within ${timeoutS} s`);
   }
 
