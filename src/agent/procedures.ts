@@ -11,6 +11,7 @@ import { probePrimaryPg } from '../postgres/probe.js';
 import { slotName, syncStandbyNames } from '../postgres/settings.js';
 import { sleep } from '../util/exec.js';
 import type { Logger } from '../util/log.js';
+import { pollUntil } from '../util/poll.js';
 
 async function timed<T>(log: Logger, step: string, fn: () => Promise<T>): Promise<T> {
   const t0 = Date.now();
@@ -117,16 +118,14 @@ export async function rejoin(
   return { method, discardedCommits, ms };
 }
 
-async function waitStreaming(ctl: PgControl, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const rows = await ctl
-      .query<{ s: string }>('SELECT status AS s FROM pg_stat_wal_receiver', [], 1000)
-      .catch(() => []);
-    if (rows[0]?.s === 'streaming') return true;
-    await sleep(200);
-  }
-  return false;
+function waitStreaming(ctl: PgControl, timeoutMs: number): Promise<boolean> {
+  return pollUntil(
+    async () =>
+      (await ctl.query<{ s: string }>('SELECT status AS s FROM pg_stat_wal_receiver', [], 1000))[0]?.s ===
+      'streaming',
+    timeoutMs,
+    200,
+  );
 }
 
 /** Transactions this node committed after the new primary's timeline forked off: a rewind

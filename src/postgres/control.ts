@@ -4,8 +4,9 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writ
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { tlsMaterial } from '../tls/material.js';
-import { asUser, type RunResult, run, sleep } from '../util/exec.js';
+import { asUser, type RunResult, run } from '../util/exec.js';
 import { osUserIds } from '../util/os-user.js';
+import { pollUntil } from '../util/poll.js';
 import { type ConnOptions, queryOnce, sslConninfo } from './client.js';
 import {
   DEAD_PEER_LIBPQ,
@@ -218,7 +219,7 @@ export class PgControl {
       (timeoutS + 5) * 1000,
     );
     const gone =
-      r.code === 0 && (await this.waitFor(async () => !(await this.isRunning()), timeoutS * 1000, 10));
+      r.code === 0 && (await pollUntil(async () => !(await this.isRunning()), timeoutS * 1000, 10));
     if (gone) return;
     if (mode === 'fast') await this.stop('immediate', 10);
     else
@@ -233,18 +234,8 @@ export class PgControl {
    *  A failed look counts as not yet. */
   async promote(leftRecovery: () => Promise<boolean>, timeoutS = 30): Promise<void> {
     await this.must([this.bin('pg_ctl'), '-D', this.pg.data_dir, '-W', 'promote'], 15_000);
-    const done = await this.waitFor(() => leftRecovery().catch(() => false), timeoutS * 1000, 10);
+    const done = await pollUntil(leftRecovery, timeoutS * 1000, 10);
     if (!done) throw new Error(`pg_ctl promote: the server did not leave recovery within ${timeoutS} s`);
-  }
-
-  /** Polls `check` every `everyMs` until it holds (true) or `timeoutMs` has passed (false). */
-  private async waitFor(check: () => Promise<boolean>, timeoutMs: number, everyMs: number): Promise<boolean> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      if (await check()) return true;
-      if (Date.now() >= end) return false;
-      await sleep(everyMs);
-    }
   }
 
   async controlData(): Promise<ControlData> {

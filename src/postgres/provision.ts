@@ -4,8 +4,8 @@
 // Idempotent: a node that already has data is only started.
 import type { Config } from '../config.js';
 import { hostOf, otherNode } from '../config.js';
-import { sleep } from '../util/exec.js';
-import { closeClient, errorText, makeClient, queryOnce } from './client.js';
+import { poll } from '../util/poll.js';
+import { closeClient, makeClient, queryOnce } from './client.js';
 import type { PgControl } from './control.js';
 import { slotName } from './settings.js';
 
@@ -58,18 +58,8 @@ export async function initNode(
 }
 
 async function waitForServer(ctl: PgControl, host: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < deadline) {
-    try {
-      await queryOnce(ctl.remote(host, 1000), 'SELECT 1');
-      return;
-    } catch (e) {
-      last = errorText(e);
-    }
-    await sleep(300);
-  }
-  throw new Error(`primary at ${host} not reachable within ${timeoutMs / 1000} s: ${last}`);
+  const r = await poll(() => queryOnce(ctl.remote(host, 1000), 'SELECT 1'), timeoutMs, 300);
+  if (!r.ok) throw new Error(`primary at ${host} not reachable within ${timeoutMs / 1000} s: ${r.lastError}`);
 }
 
 async function createRoles(ctl: PgControl): Promise<void> {

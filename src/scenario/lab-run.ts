@@ -21,6 +21,7 @@ import {
 } from '../lab/index.js';
 import type { HostName } from '../lab/topology.js';
 import { run, sleep } from '../util/exec.js';
+import { poll } from '../util/poll.js';
 import type { CheckReport } from '../workload/compare.js';
 import { ackedBy, LedgerTail, ledgerTxs } from '../workload/ledger.js';
 
@@ -200,20 +201,10 @@ export async function waitFor<T>(
   /** Runs before every probe; what it throws ends the wait at once (not retried). */
   guard?: () => Promise<void> | void,
 ): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let lastErr = '';
-  while (Date.now() < end) {
-    await guard?.();
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      lastErr = (e as Error).message;
-    }
-    await sleep(everyMs);
-  }
+  const r = await poll(probe, timeoutMs, everyMs, guard);
+  if (r.ok) return r.value;
   throw new Error(
-    `timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${lastErr})` : ''}`,
+    `timed out after ${timeoutMs} ms waiting for ${what}${r.lastError ? ` (last error: ${r.lastError})` : ''}`,
   );
 }
 
