@@ -773,7 +773,7 @@ export class Agent {
     server.closeAllConnections();
     this.localPg.close();
     this.primaryPg.close();
-    this.lease.close();
+    this.lease.close(); // its nft shell only: the lease's table stays (below)
     // The lease is left too: a primary whose agent is stopped cannot fence, so its lease lapses
     // and it stops serving clients until an agent runs again (README "The lease").
     this.log.info('agent stopped (PostgreSQL, the fence and the lease are left as they are)');

@@ -25,9 +25,9 @@ async function timed<T>(log: Logger, step: string, fn: () => Promise<T>): Promis
  *  writable, and routed to, the moment the promotion ends. The CHECKPOINT that pg_rewind needs
  *  (the new timeline in the control file) is run by the old primary's rejoin on this node, right
  *  before it rewinds. `query` runs SQL on the local server, also to see the promotion end (the
- *  agent's kept connection: a new one is a TLS and SCRAM exchange, tens of ms on the critical path). The peer's replication slot is
- *  the caller's next step (ensureSlot), once HAProxy can route here: the peer needs it only when
- *  it streams again, a second later. */
+ *  agent's kept connection: a new one is a TLS and SCRAM exchange, tens of ms on the critical
+ *  path). The peer's replication slot is the caller's next step (ensureSlot), once HAProxy can
+ *  route here: the peer needs it only when it streams again, a second later. */
 export async function promoteLocal(
   ctl: PgControl,
   query: (sql: string) => Promise<unknown>,

@@ -30,6 +30,9 @@ export function redactFields(fields: Record<string, unknown>): Record<string, un
   return out;
 }
 
+/** What writeAll waits on (nothing ever wakes it: Atomics.wait is a synchronous 10 ms sleep). */
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
 /** Writes all of `line` to `fd`, waiting out a full non-blocking pipe for up to 1 s; a line that
  *  cannot be written is dropped: logging never stops a daemon. */
 function writeAll(fd: number, line: Buffer): void {
@@ -40,7 +43,7 @@ function writeAll(fd: number, line: Buffer): void {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') return;
       tries++;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+      Atomics.wait(PAUSE, 0, 0, 10);
     }
   }
 }
