@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-const BENCHES = ['failover', 'fence', 'light', 'rejoin', 'tolerance'];
+const BENCHES = ['failover', 'fence', 'floor', 'light', 'rejoin', 'tolerance'];
 const benchJs = (name: string) => fileURLToPath(new URL(`../../bench/${name}.js`, import.meta.url));
 const runBench = (name: string, ...args: string[]) =>
   spawnSync(process.execPath, [benchJs(name), ...args], { encoding: 'utf8', timeout: 30_000 });
@@ -28,6 +28,7 @@ test('an unknown flag or a bad value is one line on stderr, exit 2, and no lab',
     ['tolerance', ['--losses', '5,abc'], /--losses 5,abc: not a valid list/],
     ['fence', ['--mechanism', 'pf'], /--mechanism pf/],
     ['light', ['--timing', 'slow'], /--timing/],
+    ['floor', ['--seconds', '2'], /--seconds 2: a whole number from 5/],
     ['failover', ['--timing', 'slow'], /--timing slow: use default or fast/],
     ['rejoin', ['--scale', '500'], /--scale/],
   ];
