@@ -3,8 +3,12 @@
 // breaks the time down: cut -> grant (arbiter) -> promoted (new primary's agent) -> routed (HAProxy
 // routes to it / the VIP is on it) -> first acknowledged write on each path. Prints one table per
 // run, min/median/max per step, the acknowledged rows lost, and each daemon's idle RSS and CPU.
+// The cut comes as soon as every writer writes, or once the writers' sessions are --session-age
+// seconds old (as a pool's are). Either way the new VIP holder resets the sessions the old one had
+// (it relays them every round), so none waits for a TCP retransmission.
 //   node dist/bench/failover.js [--runs 10] [--timing default|fast] [--sync remote_apply]
-//        [--mode link-down|subnet] [--reconnect-max 0.2] [--timing-set failover_timeout=2200,...]
+//        [--mode link-down|subnet] [--reconnect-max 0.2] [--session-age 0]
+//        [--timing-set failover_timeout=2200,...]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { newTermTimeOf } from '../src/cluster/view.js';
@@ -44,6 +48,7 @@ const values = benchArgs(import.meta.url, {
   sync: { type: 'string', default: 'remote_apply' },
   mode: { type: 'string', default: 'link-down' },
   'reconnect-max': { type: 'string', default: '0.2' },
+  'session-age': { type: 'string', default: '0' },
   prefix: { type: 'string', default: process.env.PGARBITER_LAB_PREFIX ?? 'pgbf' },
   subnet: { type: 'string', default: process.env.PGARBITER_LAB_SUBNET ?? '10.213.70.0/24' },
 });
@@ -53,6 +58,9 @@ const timingSet = timingSetArg(values['timing-set'], timing);
 const reconnectMaxS = Number(values['reconnect-max']);
 if (!Number.isInteger(runs) || runs < 1) badArg(`--runs ${values.runs}: give a whole number >= 1`);
 if (!(reconnectMaxS >= 0.1)) badArg(`--reconnect-max ${values['reconnect-max']}: give seconds >= 0.1`);
+const sessionAgeS = Number(values['session-age']);
+if (!(sessionAgeS >= 0 && sessionAgeS <= 60))
+  badArg(`--session-age ${values['session-age']}: give seconds from 0 to 60`);
 
 const PATHS = ['haproxy', 'vip', 'multihost'] as const;
 type ClientPath = (typeof PATHS)[number];
@@ -196,6 +204,7 @@ async function main() {
       const from = h.primary as HostName;
       const to = h.standby as HostName;
       const writers = {} as Record<ClientPath, LabWriter>;
+      const writersSince = Date.now();
       // One after the other, each retried once: on a loaded machine a writer's set-up session can
       // miss its 1 s connect timeout.
       for (const p of PATHS)
@@ -215,6 +224,8 @@ async function main() {
             process.stderr.write(`writer on ${p} did not start (${(e as Error).message}); again\n`);
           }
         }
+      // The first writer's sessions opened before it wrote; the cut waits until they are old enough.
+      await sleep(Math.max(0, writersSince + sessionAgeS * 1000 - Date.now()));
       const cut = Date.now();
       await isolate(lab, from, values.mode as 'link-down' | 'subnet');
       const [routedHaproxy, routedVip] = await Promise.all([
@@ -262,7 +273,7 @@ async function main() {
     }
     const finalArb = await arbiterView(lab);
     console.log(
-      `\nfailover benchmark: ${runs} isolations (${values.mode}), timing=${values.timing}${timingSet ? ` with ${values['timing-set']}` : ''}, synchronous_commit=${values.sync}`,
+      `\nfailover benchmark: ${runs} isolations (${values.mode}), timing=${values.timing}${timingSet ? ` with ${values['timing-set']}` : ''}, synchronous_commit=${values.sync}, writers' sessions ${sessionAgeS} s old at the cut`,
     );
     console.log(
       `writers: 2 sessions per client path, connect_timeout 1 s, reconnect wait doubling from 0.1 s up to ${reconnectMaxS} s`,

@@ -45,7 +45,7 @@ import { UserError } from '../util/errors.js';
 import { sleep } from '../util/exec.js';
 import { serve } from '../util/http.js';
 import { createLogger, type Logger } from '../util/log.js';
-import { parseVip, shouldHoldVip, Vip } from '../vip/vip.js';
+import { parseVip, shouldHoldVip, Vip, vipClientsToRelay } from '../vip/vip.js';
 import { agentRoutes, type HealthCheck, isStreamingReplica, isWritablePrimary } from './api.js';
 import { type LocalObservation, probeLocal, SyncWaitClock } from './probes.js';
 import { ensureSlot, handover, promoteLocal, rejoin, setSyncNames } from './procedures.js';
@@ -70,11 +70,6 @@ export const STEADY_REFUSAL_MS = 3000;
 /** After POST /wake (the peer hands over to us), how long a promotion counts as expected: the
  *  handover's stop, replay and arbiter steps take well under this on a healthy pair. */
 export const PROMOTION_EXPECTED_MS = 2000;
-/** How old the VIP holder's list of its clients may get. Listing them reads /proc/net/tcp, which
- *  walks the kernel's whole TCP hash table (every namespace's): done every round it was a fifth
- *  of an idle primary's CPU. A session opened since the last listing is not tickled when the
- *  address moves; it meets the new holder at its next TCP retransmission instead. */
-export const VIP_CLIENTS_EVERY_MS = 2000;
 
 export class Agent {
   readonly ctl: PgControl;
@@ -93,7 +88,6 @@ export class Agent {
   /** Our clients on the VIP while we hold it (relayed in /health), and the peer's as last heard:
    *  the connections to tickle if we take the address over. */
   private vipClients: string[] = [];
-  private vipClientsAt = 0;
   private peerVipClients: string[] = [];
   private state: AgentState;
   private readonly statePath: string;
@@ -259,7 +253,7 @@ export class Agent {
       await this.releaseVip(`no longer the writable primary [${decision.rule}]`);
     await this.executeAll(decision.actions);
     await this.syncVip();
-    await this.listVipClients();
+    this.listVipClients();
     this.telemetry.round(this.status(), (performance.now() - t0) / 1000);
     // A held check looks again with what this round saw (a standby now streaming, say).
     this.statusChanged();
@@ -478,17 +472,21 @@ export class Agent {
     if (added) this.tickleOldClients();
   }
 
-  /** Keeps the list of our clients on the VIP (relayed in /health) at most VIP_CLIENTS_EVERY_MS
-   *  old while we hold it. */
-  private async listVipClients(): Promise<void> {
+  /** Our clients, relayed in /health while we hold the VIP: the local probe lists them every
+   *  round from pg_stat_activity, so a session opened a round before a failover is reset by the
+   *  new holder too (a listing of the VIP's sockets in /proc/net/tcp walked the machine's whole TCP
+   *  table: every 2 s, and a session younger than that was not reset). The peer agent's own
+   *  sessions (its probes reach our address) are left out (vipClientsToRelay). */
+  private listVipClients(): void {
     if (!this.vip || !this.vipHeld) {
       this.vipClients = [];
-      this.vipClientsAt = 0;
       return;
     }
-    if (Date.now() - this.vipClientsAt < VIP_CLIENTS_EVERY_MS) return;
-    this.vipClientsAt = Date.now();
-    this.vipClients = (await this.vip.clients(this.cfg.postgres.port)).slice(0, MAX_VIP_CLIENTS);
+    this.vipClients = vipClientsToRelay(
+      this.lastLocal?.details.tcpClients ?? [],
+      hostOf(this.cfg, this.peer),
+      MAX_VIP_CLIENTS,
+    );
   }
 
   /** Resets, through the tickle ACK, the connections the previous holder had on the VIP, so their

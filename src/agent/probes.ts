@@ -14,6 +14,11 @@ export interface LocalDetails {
   replayLagBytes: number | null;
   syncState: string | null;
   syncNames: string | null;
+  /** A primary's client sessions over IPv4 TCP ("A.B.C.D:port"), each round: the ones a new VIP
+   *  holder resets (src/vip/vip.ts). A superset of the VIP's clients (pg_stat_activity does not
+   *  say which address a session reached), which costs nothing: a reset for a connection to
+   *  another address matches no socket and is dropped. Empty on a standby. */
+  tcpClients: string[];
 }
 
 export type LocalObservation = AgentObservation['local'] & { details: LocalDetails };
@@ -57,6 +62,7 @@ export async function probeLocal(
     replayLagBytes: null,
     syncState: null,
     syncNames: null,
+    tcpClients: [],
   };
   try {
     const rows = await kept.query<{
@@ -71,6 +77,7 @@ export async function probeLocal(
       current_lsn: string | null;
       sync_waits: string[];
       receiving: boolean | null;
+      tcp_clients: string[];
     }>(
       { ...ctl.local(timeoutMs), connectTimeoutMs: timeoutMs },
       `SELECT pg_is_in_recovery() AS in_recovery,
@@ -96,7 +103,12 @@ export async function probeLocal(
                  FROM pg_stat_activity WHERE wait_event = 'SyncRep') AS sync_waits,
               (CASE WHEN pg_is_in_recovery() THEN NULL
                     ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn) END)::text AS lag,
-              (SELECT status = 'streaming' FROM pg_stat_wal_receiver LIMIT 1) AS receiving
+              (SELECT status = 'streaming' FROM pg_stat_wal_receiver LIMIT 1) AS receiving,
+              -- a primary's client sessions over IPv4 TCP (what the peer's /health schema takes)
+              (SELECT coalesce(array_agg(host(client_addr) || ':' || client_port), '{}')
+                 FROM pg_stat_activity
+                WHERE backend_type = 'client backend' AND client_port > 0
+                  AND family(client_addr) = 4 AND NOT pg_is_in_recovery()) AS tcp_clients
          FROM (SELECT 1) one
          LEFT JOIN pg_stat_replication r ON r.application_name = $1`,
       [peer],
@@ -109,6 +121,7 @@ export async function probeLocal(
     details.replayLagBytes = lag;
     details.syncState = row.sync_state;
     details.syncNames = row.sync_names;
+    details.tcpClients = row.tcp_clients;
     return {
       up: true,
       inRecovery: row.in_recovery,

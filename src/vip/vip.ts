@@ -8,8 +8,6 @@
 // from VIP:port makes the client answer with its own ACK, which meets the new holder's kernel, which
 // has no such connection and resets it.
 // Pure parts first (parsing, the subnet checks, who should hold it), then the `ip`/`arping` edge.
-import { readFile } from 'node:fs/promises';
-import { endianness } from 'node:os';
 import { UserError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 
@@ -109,30 +107,11 @@ export function arpingReplyMac(out: string): string | null {
   return /reply from [0-9.]+ \[([0-9A-Fa-f:]{17})\]/.exec(out)?.[1]?.toLowerCase() ?? null;
 }
 
-/** The remote ends ("A.B.C.D:port") of the established TCP connections to `ip`:`port`, from the
- *  text of /proc/net/tcp (addresses in the host's byte order, as `littleEndian` says). */
-export function vipClientsFromProcNetTcp(
-  text: string,
-  ip: string,
-  port: number,
-  littleEndian: boolean,
-): string[] {
-  const hexIp = (h: string) => {
-    const b = [0, 2, 4, 6].map((i) => Number.parseInt(h.slice(i, i + 2), 16));
-    return (littleEndian ? b.reverse() : b).join('.');
-  };
-  const out: string[] = [];
-  for (const line of text.split('\n')) {
-    const f = line.trim().split(/\s+/);
-    // sl local rem st: state 01 is ESTABLISHED.
-    if (f.length < 4 || f[3] !== '01') continue;
-    const [lip = '', lport = ''] = f[1]!.split(':');
-    const [rip = '', rport = ''] = f[2]!.split(':');
-    if (lip.length !== 8 || rip.length !== 8) continue;
-    if (hexIp(lip) !== ip || Number.parseInt(lport, 16) !== port) continue;
-    out.push(`${hexIp(rip)}:${Number.parseInt(rport, 16)}`);
-  }
-  return out;
+/** The clients a VIP holder relays to its peer, which resets them (tickle) if it takes the address
+ *  over: the primary's TCP sessions (src/agent/probes.ts, tcpClients) but the peer agent's own,
+ *  which reach our address from the peer's, at most `max`. */
+export function vipClientsToRelay(tcpClients: readonly string[], peerAddress: string, max: number): string[] {
+  return tcpClients.filter((c) => !c.startsWith(`${peerAddress}:`)).slice(0, max);
 }
 
 /** The tickle ACK sender, run by python3 (Node has no raw sockets). argv: VIP, port, then each
@@ -204,12 +183,6 @@ export class Vip {
     });
     void arp.catch(() => {});
     return r.code === 0;
-  }
-
-  /** The clients connected to this host's VIP on `port` (empty when it does not hold it). */
-  async clients(port: number): Promise<string[]> {
-    const text = await readFile('/proc/net/tcp', 'utf8').catch(() => '');
-    return vipClientsFromProcNetTcp(text, this.vip.ip, port, endianness() === 'LE');
   }
 
   /** Sends the tickle ACKs from the VIP to each client (see TICKLE_PY); resolves when sent. */

@@ -144,7 +144,7 @@ describe('floating VIP', { skip: needsRoot, timeout: 600_000 }, () => {
     const sleeperConn = await waitFor('the sleeping session connected to the VIP', 15_000, () =>
       vipConnectionOf(sleeper.pid),
     );
-    // The holder lists its clients every VIP_CLIENTS_EVERY_MS: wait for this session to be listed
+    // The holder lists its clients every round: wait for this session to be listed
     // in what it tells a member (its peer asks with the secret).
     const sockets = labApiSockets(lab);
     const member = new ApiClient(labClusterMembers(lab), (h) => sockets?.get(h));

@@ -24,6 +24,7 @@ test('an unknown flag or a bad value is one line on stderr, exit 2, and no lab',
   const cases: [string, string[], RegExp][] = [
     ['failover', ['--bogus'], /Unknown option '--bogus'/],
     ['failover', ['--runs', '0'], /--runs 0/],
+    ['failover', ['--session-age', 'x'], /--session-age x/],
     ['tolerance', ['--repeat', 'x'], /--repeat x/],
     ['tolerance', ['--losses', '5,abc'], /--losses 5,abc: not a valid list/],
     ['fence', ['--mechanism', 'pf'], /--mechanism pf/],

@@ -7,7 +7,7 @@ import {
   ipv4ToInt,
   parseVipAddress,
   shouldHoldVip,
-  vipClientsFromProcNetTcp,
+  vipClientsToRelay,
   vipConfigProblem,
   vipInterfaceProblem,
 } from '../../src/vip/vip.js';
@@ -92,24 +92,19 @@ test("arping's reply MAC", () => {
   );
 });
 
-test('the VIP clients to tickle, from /proc/net/tcp', () => {
-  const text = [
-    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
-    // listening on 0.0.0.0:5432: not a client
-    '   0: 00000000:1538 00000000:0000 0A 00000000:00000000 00:00000000 00000000   105        0 1 1 0 100 0 0 10 0',
-    // 10.213.0.10:5432 <- 10.213.0.3:40000, established
-    '   1: 0A00D50A:1538 0300D50A:9C40 01 00000000:00000000 00:00000000 00000000   105        0 2 1 0 20 4 30 10 -1',
-    // same, but TIME_WAIT (06): gone already
-    '   2: 0A00D50A:1538 0300D50A:9C41 06 00000000:00000000 03:00000000 00000000     0        0 0 3 0',
-    // the node's own address 10.213.0.11:5432 <- the standby's replication: not on the VIP
-    '   3: 0B00D50A:1538 0C00D50A:A000 01 00000000:00000000 00:00000000 00000000   105        0 3 1 0 20 4 30 10 -1',
-    // the VIP, another port (the agent's API): not PostgreSQL
-    '   4: 0A00D50A:1F48 0300D50A:9C42 01 00000000:00000000 00:00000000 00000000     0        0 4 1 0 20 4 30 10 -1',
-    '',
-  ].join('\n');
-  assert.deepEqual(vipClientsFromProcNetTcp(text, '10.213.0.10', 5432, true), ['10.213.0.3:40000']);
-  assert.deepEqual(vipClientsFromProcNetTcp(text, '10.213.0.11', 5432, true), ['10.213.0.12:40960']);
-  // A big-endian host prints the address in network order.
-  assert.deepEqual(vipClientsFromProcNetTcp(text, '10.0.213.10', 5432, false), ['3.0.213.10:40000']);
-  assert.deepEqual(vipClientsFromProcNetTcp('', '10.213.0.10', 5432, true), []);
+test("the VIP clients to relay: the primary's TCP sessions but the peer's, at most max", () => {
+  const sessions = ['10.213.0.100:40000', '10.213.0.12:51000', '10.213.0.120:40001', '10.213.0.100:40002'];
+  // The peer agent (10.213.0.12) probes our address: its session is not one to reset.
+  assert.deepEqual(vipClientsToRelay(sessions, '10.213.0.12', 10), [
+    '10.213.0.100:40000',
+    '10.213.0.120:40001',
+    '10.213.0.100:40002',
+  ]);
+  // A prefix of the peer's address is another host.
+  assert.deepEqual(vipClientsToRelay(['10.213.0.120:40001'], '10.213.0.12', 10), ['10.213.0.120:40001']);
+  assert.deepEqual(vipClientsToRelay(sessions, '10.213.0.12', 2), [
+    '10.213.0.100:40000',
+    '10.213.0.120:40001',
+  ]);
+  assert.deepEqual(vipClientsToRelay([], '10.213.0.12', 10), []);
 });
