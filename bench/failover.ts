@@ -4,8 +4,9 @@
 // routes to it / the VIP is on it) -> first acknowledged write on each path. Prints one table per
 // run, min/median/max per step, the acknowledged rows lost, and each daemon's idle RSS and CPU.
 // The cut comes as soon as every writer writes, or once the writers' sessions are --session-age
-// seconds old (as a pool's are). Either way the new VIP holder resets the sessions the old one had
-// (it relays them every round), so none waits for a TCP retransmission.
+// seconds old (as a pool's are). Either way the new VIP holder resets the sessions the old one
+// relayed (every round): only a session opened in the last round or so before the cut waits for
+// its next TCP retransmission instead.
 //   node dist/bench/failover.js [--runs 10] [--timing default|fast] [--sync remote_apply]
 //        [--mode link-down|subnet] [--reconnect-max 0.2] [--session-age 0]
 //        [--timing-set failover_timeout=2200,...]
