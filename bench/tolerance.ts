@@ -1,9 +1,10 @@
 // bench/tolerance: what a bad network or a busy primary costs in false alarms, per timing profile.
-// On a real lab with a writer on the VIP:
+// On a real lab with a writer on the VIP (and, during the loss rows, one through HAProxy too):
 //   blips   the primary's link cut for each length (--blips), --repeat times each: how many ended
 //           with nothing, with a fence only, or with a failover;
 //   loss    packet loss on the primary (--losses) and on the arbiter (--arbiter-losses), for
-//           --loss-duration each: fences, failovers, writes that failed or ended unknown;
+//           --loss-duration each: fences, failovers, writes that failed or ended unknown, on
+//           the VIP and through HAProxy (whose checks and `observe layer4` see the loss too);
 //   freeze  the primary's whole host paused (SIGSTOP/SIGCONT) in bursts (--freezes ms), --repeat
 //           times each: fences, failovers.
 // Prints one table per profile. Every duration and repeat has a flag, for a quick shortened run.
@@ -13,7 +14,17 @@
 import type { AgentStatus } from '../src/api/protocol.js';
 import type { TimingProfile } from '../src/config.js';
 import { resolveTiming } from '../src/config.js';
-import { freeze, heal, isolate, type Lab, labDown, labUp, setLoss, thaw } from '../src/lab/index.js';
+import {
+  freeze,
+  haproxyDsn,
+  heal,
+  isolate,
+  type Lab,
+  labDown,
+  labUp,
+  setLoss,
+  thaw,
+} from '../src/lab/index.js';
 import type { HostName } from '../src/lab/topology.js';
 import { apiGetIn, arbiterView, startLabWriter, vipDsn, waitHealthyByApi } from '../src/scenario/lab-run.js';
 import { sleep } from '../src/util/exec.js';
@@ -98,7 +109,8 @@ function writeErrors(ledger: string, from: number, to: number): number {
 interface Row {
   fault: string;
   count: { nothing: number; fence: number; failover: number };
-  writeErrors?: number;
+  /** Loss rows: writes that failed or ended unknown during the loss, per client path. */
+  writeErrors?: { vip: number; haproxy: number };
 }
 
 async function blipRows(lab: Lab): Promise<Row[]> {
@@ -131,13 +143,15 @@ async function lossRows(lab: Lab): Promise<Row[]> {
   for (const c of cases) {
     const h = await waitHealthyByApi(lab, 180_000);
     const target: HostName = c.host === 'primary' ? (h.primary as HostName) : 'arbiter';
-    const w = startLabWriter(lab, {
-      ledger: `${lab.dir}/client/tol-loss-${c.host}-${c.percent}-${Date.now()}.jsonl`,
-      dsn: vipDsn(lab),
-      sessions: 2,
-      reconnectMaxS: 0.2,
-    });
-    await w.writing();
+    const writer = (path: 'vip' | 'haproxy') =>
+      startLabWriter(lab, {
+        ledger: `${lab.dir}/client/tol-loss-${c.host}-${c.percent}-${path}-${Date.now()}.jsonl`,
+        dsn: path === 'vip' ? vipDsn(lab) : haproxyDsn(lab, 'rw'),
+        sessions: 2,
+        reconnectMaxS: 0.2,
+      });
+    const w = { vip: writer('vip'), haproxy: writer('haproxy') };
+    await Promise.all([w.vip.writing(), w.haproxy.writing()]);
     const a = await snapshot(lab);
     const t0 = Date.now();
     await setLoss(lab, target, c.percent);
@@ -147,8 +161,8 @@ async function lossRows(lab: Lab): Promise<Row[]> {
     // Snapshot through the lab's client: read the result after the loss has ended.
     await sleep(settleS * 1000);
     const b = await snapshot(lab);
-    await w.stop();
-    const errors = writeErrors(w.ledger, t0, t1);
+    await Promise.all([w.vip.stop(), w.haproxy.stop()]);
+    const errors = { vip: writeErrors(w.vip.ledger, t0, t1), haproxy: writeErrors(w.haproxy.ledger, t0, t1) };
     const row: Row = {
       fault: `${c.percent} % loss on the ${c.host}, ${lossS} s`,
       count: {
@@ -160,7 +174,7 @@ async function lossRows(lab: Lab): Promise<Row[]> {
     };
     rows.push(row);
     process.stderr.write(
-      `  ${row.fault}: fences ${row.count.fence}, failovers ${row.count.failover}, write errors ${errors}\n`,
+      `  ${row.fault}: fences ${row.count.fence}, failovers ${row.count.failover}, write errors ${errors.vip} on the VIP, ${errors.haproxy} through HAProxy\n`,
     );
     await waitHealthyByApi(lab, 180_000);
   }
@@ -194,12 +208,12 @@ function printRows(profile: TimingProfile, rows: Row[]): void {
     `\ntiming=${profile}${values['timing-set'] ? ` with ${values['timing-set']}` : ''} (probe_interval ${t.probeIntervalMs} ms, fence_timeout ${t.fenceTimeoutMs} ms, fence_action_budget ${t.fenceActionBudgetMs} ms, failover_timeout ${t.failoverTimeoutMs} ms)`,
   );
   console.log(
-    `  ${'fault'.padEnd(38)} ${'nothing'.padStart(7)} ${'fence'.padStart(7)} ${'failover'.padStart(8)} ${'write errors'.padStart(12)}`,
+    `  ${'fault'.padEnd(38)} ${'nothing'.padStart(7)} ${'fence'.padStart(7)} ${'failover'.padStart(8)} ${'write errors (VIP / HAProxy)'.padStart(28)}`,
   );
   for (const r of rows) {
     const isLoss = r.writeErrors !== undefined;
     console.log(
-      `  ${r.fault.padEnd(38)} ${(isLoss ? '' : String(r.count.nothing)).padStart(7)} ${String(r.count.fence).padStart(7)} ${String(r.count.failover).padStart(8)} ${(isLoss ? String(r.writeErrors) : '').padStart(12)}`,
+      `  ${r.fault.padEnd(38)} ${(isLoss ? '' : String(r.count.nothing)).padStart(7)} ${String(r.count.fence).padStart(7)} ${String(r.count.failover).padStart(8)} ${(r.writeErrors ? `${r.writeErrors.vip} / ${r.writeErrors.haproxy}` : '').padStart(28)}`,
     );
   }
 }
@@ -228,7 +242,7 @@ async function main() {
   }
   console.log(
     `\nblips and freezes: ${repeat} run(s) each, classified ${settleS} s after the fault ended (nothing / fence only / failover); ` +
-      `loss: counts over ${lossS} s per row; write errors: writes on the VIP (2 sessions) that failed or ended unknown during the loss`,
+      `loss: counts over ${lossS} s per row; write errors: writes that failed or ended unknown during the loss, 2 sessions on the VIP and 2 through HAProxy`,
   );
 }
 
