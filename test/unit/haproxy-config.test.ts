@@ -37,7 +37,7 @@ test('Patroni-style read-write and read-only listeners', () => {
   // to another server instead of waiting on the refusing one.
   assert.ok(
     rw.includes(
-      'default-server inter 500ms fastinter 100ms downinter 200ms fall 2 rise 1 on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down',
+      'default-server inter 500ms fastinter 100ms downinter 200ms fall 3 rise 1 on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down',
     ),
   );
   assert.ok(rw.includes('option redispatch 1'));
@@ -49,7 +49,7 @@ test('Patroni-style read-write and read-only listeners', () => {
   // Readers need not follow a change within 200 ms: the read-only checks run every second.
   assert.ok(
     ro.includes(
-      'default-server inter 1s fastinter 100ms downinter 1s fall 2 rise 1 on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down',
+      'default-server inter 1s fastinter 100ms downinter 1s fall 3 rise 1 on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down',
     ),
   );
   assert.ok(ro.includes(`server pg2 10.213.0.12:5432 maxconn 100 check port 8008 ${TLS_CHECK}`));
