@@ -9,7 +9,7 @@
 // waiting for three failed checks: a switchover's write pause depends on it (bench/README.md).
 // Three, not two: a check's connect timeout is min(timeout connect, inter), 500 ms, under TCP's
 // 1 s SYN retransmission, so one lost SYN fails a check; under 5 % loss on the primary two failed
-// checks in a row marked it down (and shut its sessions) about every 40 s, three about every 2 min.
+// checks in a row marked it down (and shut its sessions) 3 times in 2 minutes, three in a row once.
 // A cut primary is marked down one 0.6 s check later than with two: before its successor's
 // promotion at `default` (bench/failover: grant -> first write through HAProxy 0.23 s median).
 //
