@@ -85,8 +85,9 @@ export class Agent {
   /** The floating address (config `vip:`), held only while shouldHoldVip says so. */
   readonly vip: Vip | null;
   private vipHeld = false;
-  /** Our clients on the VIP while we hold it (relayed in /health), and the peer's as last heard:
-   *  the connections to tickle if we take the address over. */
+  /** Our PostgreSQL's TCP clients while we hold the VIP (relayed in /health; a superset of the
+   *  VIP's, see listVipClients), and the peer's as last heard: the connections to tickle if we
+   *  take the address over. */
   private vipClients: string[] = [];
   private peerVipClients: string[] = [];
   private state: AgentState;
