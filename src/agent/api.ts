@@ -1,9 +1,10 @@
 // The agent's HTTP API: health and state for status and HAProxy, and a person's requests
-// (authenticated with the shared secret). Every handler answers at once, but a health check's 503
-// may be held (Agent.checkStatus); the work happens in the agent's next round.
+// (authenticated with the shared secret). Every handler answers at once, but a health check that
+// asks to be held (`/primary?hold`, as pgarbiter's HAProxy does) may be (Agent.checkStatus); the
+// work happens in the agent's next round.
 // Paths and bodies: src/api/protocol.ts.
 import { AGENT_PATHS, type AgentStatus } from '../api/protocol.js';
-import { hasSecret, type Route } from '../util/http.js';
+import type { Route } from '../util/http.js';
 import type { Agent } from './daemon.js';
 
 /** 200 only on the writable, unfenced, idle primary: what HAProxy's read-write port routes to. */
@@ -28,23 +29,23 @@ export function agentRoutes(agent: Agent): Route[] {
       method: 'GET',
       path: AGENT_PATHS.health,
       // The VIP's client addresses go only to a caller with the secret (the peer agent).
-      handler: (req) => ({ status: 200, body: agent.health(hasSecret(req, agent.cfg.secret)) }),
+      handler: (caller) => ({ status: 200, body: agent.health(caller.authorized) }),
     },
     { method: 'GET', path: AGENT_PATHS.state, handler: () => ({ status: 200, body: agent.status() }) },
     {
       method: 'GET',
       path: AGENT_PATHS.primary,
-      // A 503 may be held (Agent.checkStatus).
-      handler: async () => {
-        const s = await agent.checkStatus('primary');
+      // Held when asked (`?hold`, as pgarbiter's HAProxy asks): Agent.checkStatus.
+      handler: async (caller) => {
+        const s = caller.query.has('hold') ? await agent.checkStatus('primary') : agent.status();
         return { status: isWritablePrimary(s) ? 200 : 503, body: s };
       },
     },
     {
       method: 'GET',
       path: AGENT_PATHS.replica,
-      handler: async () => {
-        const s = await agent.checkStatus('replica');
+      handler: async (caller) => {
+        const s = caller.query.has('hold') ? await agent.checkStatus('replica') : agent.status();
         return { status: isStreamingReplica(s) ? 200 : 503, body: s };
       },
     },

@@ -63,6 +63,10 @@ export const FENCE_OFF_RECHECK_MS = 5000;
 /** How long a health check may be held (checkStatus): under HAProxy's `timeout check` (1 s as
  *  src/routing/haproxy.ts renders it), so a held check ends with an answer, not a timeout. */
 export const CHECK_HOLD_MS = 800;
+/** How long a passing check is held (checkStatus): it answers 200 then, or 503 the moment the node
+ *  stops passing. Shorter than CHECK_HOLD_MS: a pass that comes after `timeout check` is a false
+ *  failure, so this leaves room for a retransmitted answer (TCP's first retry is 200 ms on). */
+export const PASS_HOLD_MS = 500;
 /** How long a check's answer must have been 503 before checks are held (checkStatus): a node that
  *  has just stopped passing answers every check at once, so a HAProxy that still has it up marks
  *  it down as fast as its `fall` allows. */
@@ -272,8 +276,7 @@ export class Agent {
         );
         return false;
       } finally {
-        this.busy = null;
-        this.statusChanged();
+        this.setBusy(null);
       }
     }
     return true;
@@ -296,7 +299,7 @@ export class Agent {
         log.warn({ rule: a.rule, term: this.state.record.term }, `UNFENCED [${a.rule}]: ${a.reason}`);
         return;
       case 'ask': {
-        this.busy = a.why === 'promote' ? 'asking for promotion' : null;
+        this.setBusy(a.why === 'promote' ? 'asking for promotion' : null);
         const kind = a.request.kind;
         const { kind: _k, ...body } = a.request;
         // A confirmation or a grant counts from when the request went out: the arbiter acted
@@ -331,13 +334,13 @@ export class Agent {
         this.leaseUntil = a.until;
         return;
       case 'startPostgres':
-        this.busy = 'starting PostgreSQL';
+        this.setBusy('starting PostgreSQL');
         log.warn({ rule: a.rule, reason: a.reason }, `starting PostgreSQL [${a.rule}]: ${a.reason}`);
         await this.ctl.start();
         this.telemetry.postgresStarted(a.rule);
         return;
       case 'promote':
-        this.busy = 'promoting';
+        this.setBusy('promoting');
         log.warn({ rule: a.rule, term: a.term }, `promoting for term ${a.term} [${a.rule}]`);
         await promoteLocal(this.ctl, (sql) => this.localQuery(sql), log);
         this.telemetry.promote(a.rule, a.term);
@@ -351,9 +354,8 @@ export class Agent {
           Math.max(this.cfg.timing.probeTimeoutMs, 1000),
           this.syncWaits,
         );
-        this.busy = null;
         this.promotionExpectedUntil = 0;
-        this.statusChanged();
+        this.setBusy(null);
         if (isWritablePrimary(this.status()))
           log.info({ term: a.term }, 'writable: /primary answers 200, HAProxy routes clients here');
         await this.syncVip();
@@ -370,7 +372,7 @@ export class Agent {
         return;
       case 'rejoin': {
         await this.releaseVip(`rejoining as standby of ${a.primary}`);
-        this.busy = 'rejoining';
+        this.setBusy('rejoining');
         log.warn(
           { rule: a.rule, primary: a.primary, reason: a.reason },
           `REJOIN as standby of ${a.primary} [${a.rule}]: ${a.reason}`,
@@ -390,12 +392,12 @@ export class Agent {
         // flight when it becomes writable answers 200 at once (Agent.checkStatus).
         void this.api.agentPost(hostOf(this.cfg, a.to), 'wake', 1000);
         await this.releaseVip(`switchover to ${a.to}`);
-        this.busy = 'switchover';
+        this.setBusy('switchover');
         // The rule only: it resets the clients' connections, and the fast shutdown that follows
         // ends every session anyway (a separate termination only delays the stop, and the writes'
         // pause with it). Commits until then are streamed and replayed before the term moves.
         await this.fenceNow(a.rule, `switchover to ${a.to}`, false);
-        this.busy = 'switchover';
+        this.setBusy('switchover');
         const ok = await handover(this.ctl, this.cfg, a.to, a.term, this.api, log, {
           lastSeq: () => this.state.handoverSeq,
           sending: () => {
@@ -420,7 +422,7 @@ export class Agent {
   private async fenceNow(rule: AgentAction['rule'], reason: string, terminate: boolean): Promise<void> {
     const log = this.log;
     await this.releaseVip(`fencing: ${reason}`);
-    this.busy = 'fencing';
+    this.setBusy('fencing');
     const r = await this.fence.fence(
       terminate
         ? (ms) => this.ctl.query<{ n: number }>(TERMINATE_CLIENTS_SQL, [], ms).then((x) => x[0]?.n ?? 0)
@@ -632,15 +634,18 @@ export class Agent {
   }
 
   /**
-   * The status HAProxy's check `kind` (/primary or /replica) answers from. A 503 is held until the
-   * status changes, for at most CHECK_HOLD_MS, when it is steady (the answer for STEADY_REFUSAL_MS)
-   * or, on /primary, while a promotion is under way or expected. HAProxy starts a server's next
-   * check `downinter` after the last one ended, so a held check is both cheaper and quicker: the
-   * standby's /primary checks (every 200 ms, each a TLS handshake, most of its idle CPU) come
-   * about once a second, and the one in flight when this node becomes writable marks it up at
-   * once. Only a 503 is held: a held check can end as a 503, a timeout (a failure too, on a server
-   * HAProxy already has down) or a pass, never as a false failure of a passing node. The answer
-   * is always computed from the status when it goes out.
+   * The status HAProxy's check `kind` (/primary or /replica) answers from, held to make checks
+   * fewer and answers quicker. HAProxy starts a server's next check `inter` (`downinter` on a
+   * server it has down) after the last one ended, and each check is a TLS handshake, the dearest
+   * thing an idle agent does (bench/floor), so:
+   * - a pass is held for up to PASS_HOLD_MS, and becomes a 503 the moment the node stops passing
+   *   (a fence, a switchover, a demotion): HAProxy hears of it sooner than at its next check;
+   * - a 503 is held until the status changes, for at most CHECK_HOLD_MS, when it is steady (the
+   *   answer for STEADY_REFUSAL_MS) or, on /primary, while a promotion is under way or expected:
+   *   the check in flight when this node becomes writable marks it up at once. A node that has
+   *   just stopped passing answers at once, so HAProxy marks it down as fast as its `fall` allows.
+   * Both holds end under HAProxy's `timeout check` (1 s): a held check ends as the answer the
+   * status gives when it goes out, never as a false timeout of a node that answers.
    */
   async checkStatus(kind: HealthCheck): Promise<AgentStatus> {
     const passes = kind === 'primary' ? isWritablePrimary : isStreamingReplica;
@@ -648,6 +653,11 @@ export class Agent {
     let s = this.status();
     if (passes(s)) {
       this.refusedSince[kind] = null;
+      const end = start + PASS_HOLD_MS;
+      while (passes(s) && Date.now() < end) {
+        await this.statusChangeOr(end);
+        s = this.status();
+      }
       return s;
     }
     const refusedSince = this.refusedSince[kind] ?? start;
@@ -656,24 +666,36 @@ export class Agent {
     const end = start + CHECK_HOLD_MS;
     const holding = () => Date.now() < end && (steady || (kind === 'primary' && this.promotionUnderWay()));
     while (!passes(s) && holding()) {
-      const until = steady || this.busy === 'promoting' ? end : Math.min(end, this.promotionExpectedUntil);
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          this.statusWaiters.delete(done);
-          resolve();
-        };
-        const timer = setTimeout(done, Math.max(0, until - Date.now()));
-        this.statusWaiters.add(done);
-      });
+      await this.statusChangeOr(
+        steady || this.busy === 'promoting' ? end : Math.min(end, this.promotionExpectedUntil),
+      );
       s = this.status();
     }
     if (passes(s)) this.refusedSince[kind] = null;
     return s;
   }
 
+  /** What the agent is doing; a held check answers at once when it starts doing something. */
+  private setBusy(what: string | null): void {
+    this.busy = what;
+    this.statusChanged();
+  }
+
   private promotionUnderWay(): boolean {
     return this.busy === 'promoting' || Date.now() < this.promotionExpectedUntil;
+  }
+
+  /** Resolves when the status may have changed (statusChanged) or at `until`, whichever is first. */
+  private statusChangeOr(until: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.statusWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, until - Date.now()));
+      this.statusWaiters.add(done);
+    });
   }
 
   /** Wakes the held checks to look again. */

@@ -5,7 +5,8 @@
 import type { z } from 'zod';
 import type { Config } from '../config.js';
 import { apiUrl, type TlsMaterial, tlsMaterial } from '../tls/material.js';
-import { callJson } from '../util/http.js';
+import { ChannelClient, ChannelRefused } from '../util/channel.js';
+import { callJson, clientContextOf } from '../util/http.js';
 import {
   AGENT_PATHS,
   type AgentPost,
@@ -41,9 +42,16 @@ export type ClusterMembers = Pick<Config, 'api_port' | 'secret' | 'arbiter' | 'n
  *  connect to the host itself. The lab's (lab/api-sockets.ts) let the CLI reach it from outside. */
 export type SocketOf = (host: string) => string | undefined;
 
+/** How long a member that did not offer the channel is called over HTTPS before it is asked again. */
+const HTTPS_RETRY_CHANNEL_MS = 60_000;
+
 export class ApiClient {
   /** Read at construction: a missing CA or key is a clear error at start, not a silent null. */
   private readonly tls: TlsMaterial;
+  /** A kept channel per member host (util/channel.ts). */
+  private readonly channels = new Map<string, ChannelClient>();
+  /** Hosts that did not offer the channel (an older member), called over HTTPS until then. */
+  private readonly httpsUntil = new Map<string, number>();
 
   constructor(
     private readonly cfg: ClusterMembers,
@@ -56,6 +64,56 @@ export class ApiClient {
     return apiUrl(host, this.cfg.api_port, path);
   }
 
+  /** One call to a member: over its kept channel, or over HTTPS to a member that does not offer
+   *  one (tried again after HTTPS_RETRY_CHANNEL_MS, for a member upgraded meanwhile). */
+  private async call(
+    host: string,
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    withSecret: boolean,
+    timeoutMs: number,
+  ): Promise<{ status: number; body: unknown }> {
+    const secret = withSecret ? this.cfg.secret : undefined;
+    if ((this.httpsUntil.get(host) ?? 0) <= Date.now()) {
+      let channel = this.channels.get(host);
+      if (!channel) {
+        channel = new ChannelClient({
+          host,
+          port: this.cfg.api_port,
+          socketPath: this.socketOf(host),
+          secureContext: clientContextOf(this.tls),
+        });
+        this.channels.set(host, channel);
+      }
+      const started = Date.now();
+      try {
+        return await channel.call(
+          { method, path, ...(secret ? { secret } : {}), ...(body === undefined ? {} : { body }) },
+          timeoutMs,
+        );
+      } catch (e) {
+        if (!(e instanceof ChannelRefused)) throw e;
+        this.httpsUntil.set(host, Date.now() + HTTPS_RETRY_CHANNEL_MS);
+        timeoutMs = Math.max(1, timeoutMs - (Date.now() - started));
+      }
+    }
+    return callJson(this.url(host, path), {
+      method,
+      ...(body === undefined ? {} : { body }),
+      ...(secret ? { secret } : {}),
+      timeoutMs,
+      tls: this.tls,
+      socketPath: this.socketOf(host),
+    });
+  }
+
+  /** Ends the kept channels (a process that is done with the cluster). */
+  close(): void {
+    for (const c of this.channels.values()) c.close();
+    this.channels.clear();
+  }
+
   /** A GET that answers 200 with a body of `schema`'s shape, else null. */
   private async get<T>(
     host: string,
@@ -65,12 +123,7 @@ export class ApiClient {
     withSecret = false,
   ) {
     try {
-      const r = await callJson(this.url(host, path), {
-        timeoutMs,
-        ...(withSecret ? { secret: this.cfg.secret } : {}),
-        tls: this.tls,
-        socketPath: this.socketOf(host),
-      });
+      const r = await this.call(host, 'GET', path, undefined, withSecret, timeoutMs);
       if (r.status !== 200) return null;
       const p = schema.safeParse(r.body);
       return p.success ? p.data : null;
@@ -92,14 +145,7 @@ export class ApiClient {
       body: { ok: false, reason } as T,
     });
     try {
-      const r = await callJson<unknown>(this.url(host, path), {
-        method: 'POST',
-        body,
-        secret: this.cfg.secret,
-        timeoutMs,
-        tls: this.tls,
-        socketPath: this.socketOf(host),
-      });
+      const r = await this.call(host, 'POST', path, body, true, timeoutMs);
       const p = schema.safeParse(r.body);
       if (p.success) return { answered: true, status: r.status, body: p.data };
       const err = (r.body as { error?: unknown } | null)?.error;

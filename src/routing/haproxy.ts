@@ -157,7 +157,9 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
     `listen ${name}`,
     `    bind ${bind}:${port}`,
     '    balance roundrobin',
-    `    option httpchk GET ${path}`,
+    // `?hold`: the agent holds the answer until its status changes or about 0.5-0.8 s have passed
+    // (Agent.checkStatus), so there are fewer checks and a change is heard at once.
+    `    option httpchk GET ${path}?hold`,
     '    http-check expect status 200',
     // A retry goes to another server, at once: with `observe layer4` a refused connection (a
     // fenced or stopped old primary) marks its server down, and the retry finds the server that

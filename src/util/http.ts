@@ -6,8 +6,9 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent, createServer, request as httpsRequest, type Server } from 'node:https';
 import type { Socket } from 'node:net';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import type { z } from 'zod';
+import { CHANNEL_ALPN, type ChannelRequest, serveChannel } from './channel.js';
 import { UserError } from './errors.js';
 
 /** A member's TLS files, read (tls/material.ts reads them from the config). */
@@ -35,7 +36,15 @@ export interface Reply {
   contentType?: string;
 }
 
-export type Handler = (req: IncomingMessage, body: unknown) => Promise<Reply> | Reply;
+/** Who called, as far as a handler needs to know. */
+export interface Caller {
+  /** The request carried the cluster secret. */
+  authorized: boolean;
+  /** The request's query parameters (`/primary?hold`). */
+  query: URLSearchParams;
+}
+
+export type Handler = (caller: Caller, body: unknown) => Promise<Reply> | Reply;
 
 export interface Route {
   method: 'GET' | 'POST';
@@ -69,25 +78,34 @@ function poolOf(tls: TlsMaterial): Agent {
       maxSockets: 8,
       maxFreeSockets: 4,
       timeout: CLIENT_IDLE_MS,
-      secureContext: createSecureContext({
-        ca: tls.ca,
-        ...(tls.clientCerts ? { cert: tls.cert, key: tls.key } : {}),
-      }),
+      secureContext: clientContextOf(tls),
     });
     pools.set(tls, agent);
   }
   return agent;
 }
 
-/** Does the request carry the cluster secret (`Authorization: Bearer <secret>`)? */
-export function hasSecret(req: IncomingMessage, secret: string): boolean {
-  return secretMatches(req.headers.authorization, secret);
+const clientContexts = new WeakMap<TlsMaterial, SecureContext>();
+/** A client's TLS context for a member identity: the cluster CA, and its certificate when the
+ *  members demand one. */
+export function clientContextOf(tls: TlsMaterial): SecureContext {
+  let ctx = clientContexts.get(tls);
+  if (!ctx) {
+    ctx = createSecureContext({ ca: tls.ca, ...(tls.clientCerts ? { cert: tls.cert, key: tls.key } : {}) });
+    clientContexts.set(tls, ctx);
+  }
+  return ctx;
 }
 
-function secretMatches(header: string | undefined, secret: string): boolean {
+/** Does an `Authorization: Bearer <secret>` header carry the cluster secret? */
+function bearerMatches(header: string | undefined, secret: string): boolean {
   const m = /^Bearer (.+)$/.exec(header ?? '');
-  if (!m?.[1]) return false;
-  const a = Buffer.from(m[1]);
+  return secretMatches(m?.[1], secret);
+}
+
+function secretMatches(given: string | undefined, secret: string): boolean {
+  if (!given) return false;
+  const a = Buffer.from(given);
   const b = Buffer.from(secret);
   return a.length === b.length && timingSafeEqual(a, b);
 }
@@ -142,6 +160,66 @@ function refusePlainHttp(server: Server, port: number): void {
 }
 
 /**
+ * The answer to one request, whichever framing carried it: unknown path 404, wrong method 405
+ * (with Allow), a route that needs the secret without it 401 (before the body is read), then the
+ * route's handler; an HttpError it throws is its status, anything else a 500.
+ */
+async function dispatch(
+  routes: Route[],
+  method: string,
+  target: string,
+  authorized: boolean,
+  readRequestBody: () => Promise<unknown>,
+): Promise<Reply & { headers?: Record<string, string> }> {
+  const q = target.indexOf('?');
+  const path = q < 0 ? target : target.slice(0, q);
+  const query = new URLSearchParams(q < 0 ? '' : target.slice(q + 1));
+  try {
+    const candidates = routes.filter((r) => r.path === path);
+    if (candidates.length === 0) return { status: 404, body: { error: `no such endpoint: ${path}` } };
+    const route = candidates.find((r) => r.method === method || (r.method === 'GET' && method === 'HEAD'));
+    if (!route) {
+      const allow = [
+        ...new Set(candidates.flatMap((r) => (r.method === 'GET' ? ['GET', 'HEAD'] : [r.method]))),
+      ];
+      return {
+        status: 405,
+        body: { error: `method ${method} not allowed on ${path}` },
+        headers: { allow: allow.join(', ') },
+      };
+    }
+    if (route.auth && !authorized)
+      return { status: 401, body: { error: 'missing or wrong secret (Authorization: Bearer <secret>)' } };
+    const body = route.method === 'POST' ? await readRequestBody() : undefined;
+    return await route.handler({ authorized, query }, body);
+  } catch (e) {
+    return { status: e instanceof HttpError ? e.status : 500, body: { error: (e as Error).message } };
+  }
+}
+
+/** Connections that negotiated the channel by ALPN are served as channels, the rest as HTTPS.
+ *  The server's closeAllConnections() ends the channels too (node:http does not know them). */
+function takeChannels(server: Server, answer: (r: ChannelRequest) => Promise<Reply>): void {
+  const httpsListeners = server.listeners('secureConnection') as ((s: TLSSocket) => void)[];
+  server.removeAllListeners('secureConnection');
+  const channels = new Set<TLSSocket>();
+  server.on('secureConnection', (socket: TLSSocket) => {
+    if (socket.alpnProtocol !== CHANNEL_ALPN) {
+      for (const l of httpsListeners) l.call(server, socket);
+      return;
+    }
+    channels.add(socket);
+    socket.once('close', () => channels.delete(socket));
+    serveChannel(socket, answer);
+  });
+  const closeHttp = server.closeAllConnections.bind(server);
+  server.closeAllConnections = () => {
+    closeHttp();
+    for (const s of channels) s.destroy();
+  };
+}
+
+/**
  * Serves `routes` over HTTPS only (a plain HTTP request gets a 400 that says so). Every bad request
  * gets a 4xx and changes nothing: unknown path 404, wrong method 405 (with Allow), missing or wrong
  * secret 401 (before the body is read), body over MAX_BODY 413, not JSON or not the route's shape
@@ -163,48 +241,43 @@ export function serve(
     requestCert: tls.clientCerts,
     rejectUnauthorized: tls.clientCerts,
     connectionsCheckingInterval: CHECK_INTERVAL_MS,
+    // A member's client asks for the channel (./channel.ts); everyone else gets HTTP/1.1.
+    ALPNProtocols: [CHANNEL_ALPN, 'http/1.1'],
   };
   const server = createServer(options, (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch(() => res.destroy());
   });
+  takeChannels(server, (r) =>
+    dispatch(routes, r.method, r.path, secretMatches(r.secret, secret), async () => {
+      if (r.body !== undefined && JSON.stringify(r.body).length > MAX_BODY)
+        throw new HttpError(413, `request body too large (limit ${MAX_BODY} bytes)`);
+      return r.body ?? {};
+    }),
+  );
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     let bodyRead = false;
-    const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
-      if (res.headersSent || res.destroyed) return;
-      if (!bodyRead && req.method !== 'GET' && req.method !== 'HEAD') headers.connection = 'close';
-      res.writeHead(status, { 'content-type': 'application/json', ...headers });
-      res.end(`${JSON.stringify(body)}\n`);
-    };
-    try {
-      const path = (req.url ?? '/').split('?')[0];
-      const candidates = routes.filter((r) => r.path === path);
-      if (candidates.length === 0) return send(404, { error: `no such endpoint: ${path}` });
-      const route = candidates.find(
-        (r) => r.method === req.method || (r.method === 'GET' && req.method === 'HEAD'),
-      );
-      if (!route) {
-        const allow = [
-          ...new Set(candidates.flatMap((r) => (r.method === 'GET' ? ['GET', 'HEAD'] : [r.method]))),
-        ];
-        return send(
-          405,
-          { error: `method ${req.method} not allowed on ${path}` },
-          { allow: allow.join(', ') },
-        );
-      }
-      if (route.auth && !secretMatches(req.headers.authorization, secret))
-        return send(401, { error: 'missing or wrong secret (Authorization: Bearer <secret>)' });
-      const body = route.method === 'POST' ? await readBody(req) : undefined;
-      bodyRead = true;
-      const reply = await route.handler(req, body);
-      if (reply.contentType && typeof reply.body === 'string') {
-        res.writeHead(reply.status, { 'content-type': reply.contentType });
-        res.end(reply.body);
-      } else send(reply.status, reply.body);
-    } catch (e) {
-      if (e instanceof HttpError) send(e.status, { error: e.message });
-      else send(500, { error: (e as Error).message });
+    const reply = await dispatch(
+      routes,
+      req.method ?? 'GET',
+      req.url ?? '/',
+      bearerMatches(req.headers.authorization, secret),
+      async () => {
+        const body = await readBody(req);
+        bodyRead = true;
+        return body;
+      },
+    );
+    if (res.headersSent || res.destroyed) return;
+    if (reply.contentType && typeof reply.body === 'string') {
+      res.writeHead(reply.status, { 'content-type': reply.contentType });
+      res.end(reply.body);
+      return;
     }
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...reply.headers };
+    // A request refused before its body was read closes the connection.
+    if (!bodyRead && req.method !== 'GET' && req.method !== 'HEAD') headers.connection = 'close';
+    res.writeHead(reply.status, headers);
+    res.end(`${JSON.stringify(reply.body)}\n`);
   };
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   server.requestTimeout = REQUEST_TIMEOUT_MS;

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
-import { CHECK_HOLD_MS, STEADY_REFUSAL_MS } from '../../src/agent/daemon.js';
+import { CHECK_HOLD_MS, PASS_HOLD_MS, STEADY_REFUSAL_MS } from '../../src/agent/daemon.js';
 import type { Lab } from '../../src/lab/index.js';
 import {
   configPath,
@@ -120,16 +120,22 @@ describe('operations', { skip: needsRoot, timeout: 900_000 }, () => {
     assert.deepEqual(h1, h0, 'nothing changed');
   });
 
-  test("HAProxy's checks: a steady 503 is held (fewer checks), a 200 is answered at once", async () => {
+  test("HAProxy's checks: held when asked (`?hold`), a pass up to PASS_HOLD_MS, a steady 503 up to CHECK_HOLD_MS; at once otherwise", async () => {
     const h0 = await waitHealthy(lab);
     await sleep(STEADY_REFUSAL_MS); // the standby's /primary and the primary's /replica: 503 that long
+    const p = lab.hosts[h0.primary as HostName].address;
+    const sb = lab.hosts[h0.standby as HostName].address;
+    const checks = (q: string) => [
+      apiUrl(p, LAB_API_PORT, `/primary${q}`),
+      apiUrl(sb, LAB_API_PORT, `/replica${q}`),
+      apiUrl(sb, LAB_API_PORT, `/primary${q}`),
+      apiUrl(p, LAB_API_PORT, `/replica${q}`),
+    ];
     const urls = [
-      apiUrl(lab.hosts[h0.primary as HostName].address, LAB_API_PORT, '/health'),
-      apiUrl(lab.hosts[h0.standby as HostName].address, LAB_API_PORT, '/health'),
-      apiUrl(lab.hosts[h0.primary as HostName].address, LAB_API_PORT, '/primary'),
-      apiUrl(lab.hosts[h0.standby as HostName].address, LAB_API_PORT, '/replica'),
-      apiUrl(lab.hosts[h0.standby as HostName].address, LAB_API_PORT, '/primary'),
-      apiUrl(lab.hosts[h0.primary as HostName].address, LAB_API_PORT, '/replica'),
+      apiUrl(p, LAB_API_PORT, '/health'),
+      apiUrl(sb, LAB_API_PORT, '/health'),
+      ...checks('?hold'),
+      ...checks(''),
     ];
     // One process, connections warm (the two /health calls), each call timed on its own.
     const script = `(async()=>{const out=[];for(const u of ${JSON.stringify(urls)}){const t=performance.now();const r=await fetch(u,{signal:AbortSignal.timeout(5000)});await r.text();out.push([r.status,Math.round(performance.now()-t)])}console.log(JSON.stringify(out))})()`;
@@ -137,18 +143,26 @@ describe('operations', { skip: needsRoot, timeout: 900_000 }, () => {
       timeoutMs: 20_000,
       env: { ...process.env, NODE_EXTRA_CA_CERTS: labCaFile(lab) },
     });
-    const [, , primaryOk, replicaOk, standbyRefused, primaryRefused] = JSON.parse(r.stdout) as [
-      number,
-      number,
-    ][];
+    const out = JSON.parse(r.stdout) as [number, number][];
+    const held = out.slice(2, 6);
+    const plain = out.slice(6, 10);
     assert.deepEqual(
-      [primaryOk?.[0], replicaOk?.[0], standbyRefused?.[0], primaryRefused?.[0]],
+      held.map((c) => c[0]),
       [200, 200, 503, 503],
+      r.stdout,
     );
-    // A pass is never held (generous bound: it takes milliseconds); a steady 503 is held its full time.
-    assert.ok(primaryOk![1] < CHECK_HOLD_MS && replicaOk![1] < CHECK_HOLD_MS, `passes: ${r.stdout}`);
-    assert.ok(standbyRefused![1] >= CHECK_HOLD_MS - 50, `the standby's /primary: ${r.stdout}`);
-    assert.ok(primaryRefused![1] >= CHECK_HOLD_MS - 50, `the primary's /replica: ${r.stdout}`);
+    assert.deepEqual(
+      plain.map((c) => c[0]),
+      [200, 200, 503, 503],
+      r.stdout,
+    );
+    // Held: a pass for PASS_HOLD_MS (nothing changes meanwhile), a steady 503 for CHECK_HOLD_MS.
+    assert.ok(held[0]![1] >= PASS_HOLD_MS - 50 && held[1]![1] >= PASS_HOLD_MS - 50, `passes: ${r.stdout}`);
+    assert.ok(held[0]![1] < CHECK_HOLD_MS && held[1]![1] < CHECK_HOLD_MS, `passes: ${r.stdout}`);
+    assert.ok(held[2]![1] >= CHECK_HOLD_MS - 50, `the standby's /primary: ${r.stdout}`);
+    assert.ok(held[3]![1] >= CHECK_HOLD_MS - 50, `the primary's /replica: ${r.stdout}`);
+    // Not asked: answered at once (generous bound: it takes milliseconds), whatever the answer.
+    for (const [, ms] of plain) assert.ok(ms < PASS_HOLD_MS - 100, `not held: ${r.stdout}`);
   });
 
   test('bad daemon start-up: a port in use, a broken config: one-line errors, the running cluster unaffected', async () => {

@@ -64,7 +64,7 @@ describe('client routing: HAProxy and libpq multi-host', { skip: needsRoot, time
 
   test('HAProxy: writes through :5000 land on the primary, reads through :5001 on the standby', async () => {
     const h = await waitHealthy(lab);
-    assert.match(readFileSync(haproxyConfigPath(lab), 'utf8'), /option httpchk GET \/primary/);
+    assert.match(readFileSync(haproxyConfigPath(lab), 'utf8'), /option httpchk GET \/primary\?hold/);
     await waitRouting(h.primary, h.standby, 10_000);
     const servers = await haproxyServers(lab);
     assert.equal(servers.find((s) => s.proxy === 'primary' && s.server === h.standby)?.status, 'DOWN');

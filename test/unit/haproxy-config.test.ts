@@ -30,7 +30,10 @@ test('Patroni-style read-write and read-only listeners', () => {
   const cfg = renderHaproxyConfig({ servers, checkCaFile });
   const rw = section(cfg, 'primary');
   assert.ok(rw.includes('bind *:5000'));
-  assert.ok(rw.includes('option httpchk GET /primary'));
+  assert.ok(
+    rw.includes('option httpchk GET /primary?hold'),
+    'the checks ask the agents to hold their answers',
+  );
   assert.ok(rw.includes('http-check expect status 200'));
   // A down server (the promoted standby) is checked every 200 ms, a changing one every 100 ms; a
   // refused connection (a fenced old primary) marks its server down at once, and the retry goes
@@ -45,7 +48,7 @@ test('Patroni-style read-write and read-only listeners', () => {
   assert.ok(rw.includes(`server pg2 10.213.0.12:5432 maxconn 100 check port 8008 ${TLS_CHECK}`));
   const ro = section(cfg, 'replicas');
   assert.ok(ro.includes('bind *:5001'));
-  assert.ok(ro.includes('option httpchk GET /replica'));
+  assert.ok(ro.includes('option httpchk GET /replica?hold'));
   // Readers need not follow a change within 200 ms: the read-only checks run every second.
   assert.ok(
     ro.includes(
