@@ -2,12 +2,16 @@
 // node's own modules: what a probe costs is the event it measures, not a module tree's upkeep.
 //   node dist/bench/floor-probe.js wake INTERVAL_MS SECONDS
 //   node dist/bench/floor-probe.js call INTERVAL_MS SECONDS URL CA_FILE [fresh]
+//   node dist/bench/floor-probe.js channel INTERVAL_MS SECONDS URL CA_FILE
 //   node dist/bench/floor-probe.js serve HOST:PORT CERT_FILE KEY_FILE
+// (`channel` is a call over the members' channel, src/util/channel.ts, which imports only node's
+// modules too; the server probe answers both, as an agent's server does.)
 // A client probe prints its result as one JSON line when done; the server probe prints
 // "listening", then its result on SIGTERM.
 import { readFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:https';
-import type { TLSSocket } from 'node:tls';
+import { createSecureContext, type TLSSocket } from 'node:tls';
+import { CHANNEL_ALPN, ChannelClient, serveChannel } from '../src/util/channel.js';
 
 export interface ProbeResult {
   events: number;
@@ -58,6 +62,21 @@ async function client(
         req.on('timeout', () => req.destroy());
         req.end();
       });
+  } else if (mode === 'channel') {
+    if (!url || !caFile) throw new Error('channel needs URL and CA_FILE');
+    const u = new URL(url);
+    const channel = new ChannelClient({
+      host: u.hostname,
+      port: Number(u.port),
+      secureContext: createSecureContext({ ca: readFileSync(caFile) }),
+    });
+    tick = () =>
+      channel.call({ method: 'GET', path: u.pathname }, 2000).then(
+        () => {},
+        () => {
+          failed++;
+        },
+      );
   } else if (mode !== 'wake') throw new Error(`unknown probe ${mode}`);
   await tick(); // the first connection and its full handshake are not what an idle member pays
   const c0 = process.cpuUsage();
@@ -78,17 +97,15 @@ async function client(
   process.stdout.write(`${JSON.stringify(r)}\n`);
 }
 
-/** Answers every GET with BODY; counts from the end of its second request (the first
- *  connection's full handshake excluded). */
+/** Answers every GET with BODY, over HTTPS or the channel; counts from the end of its second
+ *  request (the first connection's full handshake excluded). */
 function server(listen: string, certFile: string, keyFile: string): void {
   const [host, port] = listen.split(':');
   let events = 0;
   let resumed = 0;
   let c0: NodeJS.CpuUsage | null = null;
   let t0 = 0;
-  const srv = createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile) }, (req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(`${BODY}\n`);
+  const counted = (socket: TLSSocket) => {
     if (c0 === null) {
       if (++events === 2) {
         c0 = process.cpuUsage();
@@ -98,7 +115,26 @@ function server(listen: string, certFile: string, keyFile: string): void {
       return;
     }
     events++;
-    if ((req.socket as TLSSocket).isSessionReused()) resumed++;
+    if (socket.isSessionReused()) resumed++;
+  };
+  const srv = createServer(
+    { cert: readFileSync(certFile), key: readFileSync(keyFile), ALPNProtocols: [CHANNEL_ALPN, 'http/1.1'] },
+    (req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(`${BODY}\n`);
+      counted(req.socket as TLSSocket);
+    },
+  );
+  // As the agents' server does (util/http.ts): a channel's connection is answered line by line.
+  const https = srv.listeners('secureConnection') as ((s: TLSSocket) => void)[];
+  srv.removeAllListeners('secureConnection');
+  srv.on('secureConnection', (socket: TLSSocket) => {
+    if (socket.alpnProtocol !== CHANNEL_ALPN) for (const l of https) l.call(srv, socket);
+    else
+      serveChannel(socket, async () => {
+        counted(socket);
+        return { status: 200, body: JSON.parse(BODY) };
+      });
   });
   srv.keepAliveTimeout = 5000;
   srv.listen(Number(port), host, () => process.stdout.write('listening\n'));

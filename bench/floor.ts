@@ -9,14 +9,17 @@
 //          probe_interval: the peer's call an agent answers, server side
 //   check  the same server answering a new TLS connection per GET, resumed as HAProxy resumes
 //          its checks' sessions: one of HAProxy's health checks, server side
+//   channel call and channel serve: the same call over the members' channel (src/util/channel.ts,
+//          one JSON line each way on a kept TLS connection), which the members use since 365d8ae
 // It then adds up the least an idle standby's second can cost at the profile (a wake-up, two calls
-// and one answered call a round; HAProxy's two checks a second) and prints it beside what the
-// lab's own daemons used over the same minutes. SQL probes, the core, metrics and garbage
-// collection come on top, so the floor is a lower bound.
+// and one answered call a round, over HTTPS and over the channel; HAProxy's checks, held as the
+// agent holds them) and prints it beside what the lab's own daemons used over the same minutes.
+// SQL probes, the core, metrics and garbage collection come on top, so the floor is a lower bound.
 //   node dist/bench/floor.js [--seconds 40] [--timing default|fast]
 import { type ChildProcess, spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { CHECK_HOLD_MS, PASS_HOLD_MS } from '../src/agent/daemon.js';
 import { TIMING_PROFILES } from '../src/config.js';
 import {
   hostAddress,
@@ -72,9 +75,9 @@ function result(child: ChildProcess): Promise<ProbeResult> {
   });
 }
 
-/** The server probe on pg1, answering the GETs of a `call` probe on the client host (`fresh`: a
- *  new connection for each); the server's own CPU. */
-async function served(lab: Lab, periodMs: number, fresh: boolean): Promise<ProbeResult> {
+/** The server probe on pg1, answering the calls of a client probe on the client host: `call` (a
+ *  kept HTTPS connection), `fresh` (a new one for each) or `channel`; the server's own CPU. */
+async function served(lab: Lab, periodMs: number, how: 'call' | 'fresh' | 'channel'): Promise<ProbeResult> {
   const pg1 = hostAddress(lab.subnet, 'pg1');
   const server = startProbe(lab, 'pg1', [
     'serve',
@@ -94,12 +97,12 @@ async function served(lab: Lab, periodMs: number, fresh: boolean): Promise<Probe
     const url = `https://${pg1}:${PROBE_PORT}/health`;
     await result(
       startProbe(lab, 'client', [
-        'call',
+        how === 'channel' ? 'channel' : 'call',
         String(periodMs),
         String(seconds),
         url,
         labCaFile(lab),
-        ...(fresh ? ['fresh'] : []),
+        ...(how === 'fresh' ? ['fresh'] : []),
       ]),
     );
   } finally {
@@ -130,9 +133,13 @@ async function main() {
     const arbiterUrl = `https://${hostAddress(lab.subnet, 'arbiter')}:${LAB_API_PORT}/health`;
     const call = await result(startProbe(lab, 'client', ['call', ...every, arbiterUrl, labCaFile(lab)]));
     say(`serve: ${seconds} s`);
-    const serve = await served(lab, periodMs, false);
+    const serve = await served(lab, periodMs, 'call');
     say(`check: ${seconds} s`);
-    const check = await served(lab, periodMs, true);
+    const check = await served(lab, periodMs, 'fresh');
+    say(`channel call: ${seconds} s (the arbiter's /health)`);
+    const chCall = await result(startProbe(lab, 'client', ['channel', ...every, arbiterUrl, labCaFile(lab)]));
+    say(`channel serve: ${seconds} s`);
+    const chServe = await served(lab, periodMs, 'channel');
     const windowS = (performance.now() - t0) / 1000;
     const used = daemons.map((d, i) => ({
       name: d.name,
@@ -141,12 +148,20 @@ async function main() {
 
     // A call probe wakes once per call: the call's own cost is what it adds to a wake.
     const callMs = Math.max(0, perEvent(call) - perEvent(wake));
+    const chCallMs = Math.max(0, perEvent(chCall) - perEvent(wake));
     const rounds = 1000 / periodMs;
-    const checksPerS = 2; // the standby's /primary (held, about 1 s apart) and its /replica (every 1 s)
-    const floorMsPerS =
-      rounds * (perEvent(wake) + 2 * callMs + perEvent(serve)) + checksPerS * perEvent(check);
+    // The standby's checks as the agent holds them (Agent.checkStatus) at HAProxy's periods
+    // (routing/haproxy.ts): its /primary, a steady 503, held CHECK_HOLD_MS then `downinter`
+    // 200 ms; its /replica, a pass, held PASS_HOLD_MS then the read-only `inter` 1 s.
+    const checksPerS = 1000 / (CHECK_HOLD_MS + 200) + 1000 / (PASS_HOLD_MS + 1000);
+    const floorOf = (cMs: number, sMs: number) =>
+      rounds * (perEvent(wake) + 2 * cMs + sMs) + checksPerS * perEvent(check);
+    const httpsFloor = floorOf(callMs, perEvent(serve));
+    const channelFloor = floorOf(chCallMs, perEvent(chServe));
     const row = (what: string, x: number, r: ProbeResult, note = '') =>
       `  ${what.padEnd(52)} ${ms(x)}   (${r.events} in ${r.seconds.toFixed(0)} s${r.failed ? `, ${r.failed} failed` : ''}${note})`;
+    const least = (how: string, f: number) =>
+      `  over ${how.padEnd(8)} ${rounds.toFixed(1)} rounds/s x (a wake-up + 2 calls + 1 answered) + ${checksPerS.toFixed(2)} checks/s = ${f.toFixed(1)} ms/s = ${(f / 10).toFixed(2)} % of a core`;
     console.log(
       [
         `floor benchmark: timing=${timing} (probe_interval ${periodMs} ms), lab ${lab.prefix}, load average ${load0} at the start`,
@@ -154,13 +169,17 @@ async function main() {
         row('a timer wake-up that does nothing', perEvent(wake), wake),
         row('a keep-alive HTTPS GET, client side, over a wake-up', callMs, call),
         row('a keep-alive HTTPS GET answered, server side', perEvent(serve), serve),
+        row('a channel call, client side, over a wake-up', chCallMs, chCall),
+        row('a channel call answered, server side', perEvent(chServe), chServe),
         row(
           'a new TLS connection per GET, server side',
           perEvent(check),
           check,
           `, ${check.resumed ?? 0} resumed`,
         ),
-        `least an idle standby uses at ${timing}: ${rounds.toFixed(1)} rounds/s x (a wake-up + 2 calls + 1 answered) + ${checksPerS} checks/s = ${floorMsPerS.toFixed(1)} ms/s = ${(floorMsPerS / 10).toFixed(2)} % of a core, before its SQL probes, the core, metrics and GC`,
+        `least an idle standby uses at ${timing}, before its SQL probes, the core, metrics and GC:`,
+        least('HTTPS', httpsFloor),
+        least('channel', channelFloor),
         `what the lab's daemons used over the same ${windowS.toFixed(0)} s: ${used.map((u) => `${u.name} ${u.pct.toFixed(2)} %`).join(', ')}`,
       ].join('\n'),
     );

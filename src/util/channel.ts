@@ -17,11 +17,16 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { type SecureContext, type TLSSocket, connect as tlsConnect } from 'node:tls';
 
 export const CHANNEL_ALPN = 'pgarbiter/1';
-/** The longest line either side accepts: a request body is at most MAX_BODY (16 KB); an answer
- *  (an agent's status with its VIP clients) stays well under this. */
-export const MAX_LINE = 256 * 1024;
+/** The longest request line a server accepts: a body is at most MAX_BODY (16 KB, util/http.ts),
+ *  and JSON's escapes can make its line longer. A longer one closes the connection. */
+export const MAX_REQUEST_LINE = 64 * 1024;
+/** The longest answer line a client accepts (an agent's status with 1024 VIP clients is ~25 KB). */
+export const MAX_ANSWER_LINE = 1024 * 1024;
 /** A channel with no call for this long is closed by the server (clients call every round). */
 export const CHANNEL_IDLE_MS = 30_000;
+/** A request line must be whole within this of its first byte (as HTTPS's REQUEST_TIMEOUT_MS):
+ *  a client that trickles bytes does not keep a connection and its buffer. */
+export const PARTIAL_LINE_MS = 5000;
 
 export interface ChannelRequest {
   id: number;
@@ -37,12 +42,20 @@ export interface ChannelAnswer {
   body: unknown;
 }
 
-/** Splits a byte stream into lines, refusing one longer than MAX_LINE. Pure but for its buffer. */
+/** Splits a byte stream into lines, refusing one longer than `maxLine`. Pure but for its buffer. */
 export class LineReader {
   private pending = '';
-  constructor(private readonly onLine: (line: string) => void) {}
+  constructor(
+    private readonly maxLine: number,
+    private readonly onLine: (line: string) => void,
+  ) {}
 
-  /** False when a line grew over MAX_LINE: the caller closes the connection. */
+  /** Part of a line has come and not its end. */
+  get partial(): boolean {
+    return this.pending.length > 0;
+  }
+
+  /** False when a line grew over `maxLine`: the caller closes the connection. */
   push(chunk: Buffer): boolean {
     let text = this.pending + chunk.toString('utf8');
     let nl = text.indexOf('\n');
@@ -53,7 +66,7 @@ export class LineReader {
       nl = text.indexOf('\n');
     }
     this.pending = text;
-    return text.length <= MAX_LINE;
+    return text.length <= this.maxLine;
   }
 }
 
@@ -85,7 +98,11 @@ export function serveChannel(
   socket.setNoDelay(true);
   socket.setTimeout(CHANNEL_IDLE_MS, () => socket.destroy());
   socket.on('error', () => {});
-  const reader = new LineReader((line) => {
+  let partialTimer: NodeJS.Timeout | null = null;
+  socket.once('close', () => {
+    if (partialTimer) clearTimeout(partialTimer);
+  });
+  const reader = new LineReader(MAX_REQUEST_LINE, (line) => {
     const req = parseRequest(line);
     if (!req) {
       socket.destroy();
@@ -100,7 +117,15 @@ export function serveChannel(
     );
   });
   socket.on('data', (chunk: Buffer) => {
-    if (!reader.push(chunk)) socket.destroy();
+    if (!reader.push(chunk)) {
+      socket.destroy();
+      return;
+    }
+    if (!reader.partial && partialTimer) {
+      clearTimeout(partialTimer);
+      partialTimer = null;
+    } else if (reader.partial && !partialTimer)
+      partialTimer = setTimeout(() => socket.destroy(), PARTIAL_LINE_MS);
   });
 }
 
@@ -194,7 +219,7 @@ export class ChannelClient {
     const mine = (e: Error) => {
       if (this.socket === socket) this.close(e);
     };
-    const reader = new LineReader((line) => this.answered(line));
+    const reader = new LineReader(MAX_ANSWER_LINE, (line) => this.answered(line));
     socket.on('data', (chunk: Buffer) => {
       if (!reader.push(chunk)) mine(new Error('answer line too long'));
     });

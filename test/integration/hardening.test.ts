@@ -183,6 +183,15 @@ describe('hardening', { skip: needsRoot, timeout: 900_000 }, () => {
       assert.ok(at('slow body').ms < 10_000, `${t}: slow body cut after ${at('slow body').ms} ms`);
       assert.equal(at('plain HTTP').status, 400, `${t}: plain HTTP gets a clear refusal`);
       assert.match(at('plain HTTP').body, /HTTPS only/);
+      for (const k of ['not JSON', 'not a request', 'line over the limit'])
+        assert.equal(at(`channel: ${k}`).status, 'closed', `${t}: channel: ${k}`);
+      // A line must be whole within PARTIAL_LINE_MS (5 s), plus scheduling on a loaded machine.
+      assert.equal(at('channel: a line left unfinished').status, 'closed', `${t}: unfinished line`);
+      assert.ok(at('channel: a line left unfinished').ms < 9000, `${t}: unfinished line cut late`);
+      assert.equal(at('channel: unknown path').status, 404);
+      assert.equal(at('channel: missing secret').status, 401);
+      assert.equal(at('channel: wrong secret').status, 401);
+      assert.equal(at('channel: health').status, 200);
       assert.equal(at('health after all that').status, 200);
     }
     const h1 = await waitHealthy(lab);

@@ -9,6 +9,7 @@ import { request } from 'node:https';
 import { connect as plainConnect } from 'node:net';
 import { connect } from 'node:tls';
 import { AGENT_PATHS, ARBITER_PATHS, READ_PATHS } from '../../src/api/protocol.js';
+import { CHANNEL_ALPN, MAX_REQUEST_LINE } from '../../src/util/channel.js';
 import { prng } from '../../src/util/prng.js';
 
 export interface Target {
@@ -73,6 +74,45 @@ export function raw(
     sock.on('close', () => finish('closed'));
     sock.on('error', () => finish('closed'));
     sock.on(plain ? 'connect' : 'secureConnect', async () => {
+      for (const c of chunks) {
+        if (sock.destroyed) return;
+        sock.write(c);
+        if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
+      }
+    });
+  });
+}
+
+/** Lines on the members' channel (ALPN pgarbiter/1, src/util/channel.ts), `chunks` written
+ *  `gapMs` apart: the first answer's status, or the connection closed without one. */
+export function channelRaw(
+  address: string,
+  port: number,
+  chunks: (string | Buffer)[],
+  gapMs = 0,
+): Promise<Outcome> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const sock = connect({ host: address, port, ca, ALPNProtocols: [CHANNEL_ALPN] });
+    let data = '';
+    let done = false;
+    const finish = (status: Outcome['status']) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve({ status, ms: Math.round(performance.now() - t0), body: data.slice(0, 2000) });
+    };
+    const timer = setTimeout(() => finish('timeout'), TIMEOUT_MS);
+    sock.on('data', (d) => {
+      data += d.toString('utf8');
+      const nl = data.indexOf('\n');
+      if (nl >= 0) finish((JSON.parse(data.slice(0, nl)) as { status: number }).status);
+    });
+    sock.on('close', () => finish('closed'));
+    sock.on('error', () => finish('closed'));
+    sock.on('secureConnect', async () => {
+      if (sock.alpnProtocol !== CHANNEL_ALPN) return finish('closed');
       for (const c of chunks) {
         if (sock.destroyed) return;
         sock.write(c);
@@ -205,6 +245,26 @@ async function cases(job: Job): Promise<Record<string, Outcome>> {
       0,
       true,
     );
+    // The members' channel: the same answers, and a line that is not a request closes it.
+    const line = (o: unknown) => `${JSON.stringify(o)}\n`;
+    out[at('channel: not JSON')] = await channelRaw(t.address, job.port, ['GET /health\n']);
+    out[at('channel: not a request')] = await channelRaw(t.address, job.port, [line({ path: '/health' })]);
+    out[at('channel: line over the limit')] = await channelRaw(t.address, job.port, [
+      Buffer.alloc(MAX_REQUEST_LINE + 1024, 'x'),
+    ]);
+    out[at('channel: a line left unfinished')] = await channelRaw(t.address, job.port, ['{"id":1,']);
+    out[at('channel: unknown path')] = await channelRaw(t.address, job.port, [
+      line({ id: 1, method: 'GET', path: '/nope' }),
+    ]);
+    out[at('channel: missing secret')] = await channelRaw(t.address, job.port, [
+      line({ id: 1, method: 'POST', path: post, body: {} }),
+    ]);
+    out[at('channel: wrong secret')] = await channelRaw(t.address, job.port, [
+      line({ id: 1, method: 'POST', path: post, secret: `${job.secret}x`, body: {} }),
+    ]);
+    out[at('channel: health')] = await channelRaw(t.address, job.port, [
+      line({ id: 7, method: 'GET', path: AGENT_PATHS.health }),
+    ]);
     out[at('health after all that')] = await send(t.address, job.port, 'GET', AGENT_PATHS.health, {});
   }
   return out;

@@ -10,7 +10,13 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ApiClient, type ClusterMembers } from '../../src/api/client.js';
 import { createCa, issueMemberCert } from '../../src/tls/certs.js';
-import { ChannelClient, ChannelRefused, LineReader, MAX_LINE, parseRequest } from '../../src/util/channel.js';
+import {
+  ChannelClient,
+  ChannelRefused,
+  LineReader,
+  MAX_REQUEST_LINE,
+  parseRequest,
+} from '../../src/util/channel.js';
 import { clientContextOf, type Route, serve, type TlsMaterial } from '../../src/util/http.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgarbiter-channel-'));
@@ -50,13 +56,18 @@ function stop(server: { close(): void; closeAllConnections(): void }) {
   server.closeAllConnections();
 }
 
-test('lines: split across chunks, empty lines skipped, a line over MAX_LINE refused', () => {
+test('lines: split across chunks, empty lines skipped, a line over the limit refused', () => {
   const lines: string[] = [];
-  const r = new LineReader((l) => lines.push(l));
+  const r = new LineReader(100, (l) => lines.push(l));
   assert.ok(r.push(Buffer.from('{"a":1}\n{"b"')));
+  assert.equal(r.partial, true);
   assert.ok(r.push(Buffer.from(':2}\n\n')));
+  assert.equal(r.partial, false);
   assert.deepEqual(lines, ['{"a":1}', '{"b":2}']);
-  assert.equal(new LineReader(() => {}).push(Buffer.alloc(MAX_LINE + 1, 'x')), false);
+  assert.equal(
+    new LineReader(MAX_REQUEST_LINE, () => {}).push(Buffer.alloc(MAX_REQUEST_LINE + 1, 'x')),
+    false,
+  );
   assert.equal(parseRequest('not json'), null);
   assert.equal(parseRequest('{"id":1,"method":"PUT","path":"/x"}'), null);
   assert.equal(parseRequest('{"id":1,"method":"GET","path":"/x","secret":3}'), null);
@@ -74,7 +85,8 @@ test('the same answers as HTTPS, calls in parallel on one connection, each with 
       body: { authorized: false, wait: 0 },
     });
     assert.equal(
-      ((await c.call({ method: "GET", path: "/echo", secret: SECRET }, 3000)).body as { authorized: boolean }).authorized,
+      ((await c.call({ method: 'GET', path: '/echo', secret: SECRET }, 3000)).body as { authorized: boolean })
+        .authorized,
       true,
     );
     assert.equal((await c.call({ method: 'GET', path: '/nope' }, 3000)).status, 404);
