@@ -27,6 +27,10 @@ export const CHANNEL_IDLE_MS = 30_000;
 /** A request line must be whole within this of its first byte (as HTTPS's REQUEST_TIMEOUT_MS):
  *  a client that trickles bytes does not keep a connection and its buffer. */
 export const PARTIAL_LINE_MS = 5000;
+/** The most calls a server answers at once on one channel (a member makes one or two), and the
+ *  most answer bytes it keeps for a client that does not read them: over either, it closes. */
+export const MAX_IN_FLIGHT = 16;
+export const MAX_UNREAD_ANSWERS = 1024 * 1024;
 
 export interface ChannelRequest {
   id: number;
@@ -102,16 +106,19 @@ export function serveChannel(
   socket.once('close', () => {
     if (partialTimer) clearTimeout(partialTimer);
   });
+  let inFlight = 0;
   const reader = new LineReader(MAX_REQUEST_LINE, (line) => {
     const req = parseRequest(line);
-    if (!req) {
+    if (!req || ++inFlight > MAX_IN_FLIGHT) {
       socket.destroy();
       return;
     }
     answer(req).then(
       (a) => {
-        if (!socket.destroyed)
-          socket.write(`${JSON.stringify({ id: req.id, status: a.status, body: a.body })}\n`);
+        inFlight--;
+        if (socket.destroyed) return;
+        socket.write(`${JSON.stringify({ id: req.id, status: a.status, body: a.body })}\n`);
+        if (socket.writableLength > MAX_UNREAD_ANSWERS) socket.destroy();
       },
       () => socket.destroy(),
     );

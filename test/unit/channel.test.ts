@@ -14,6 +14,7 @@ import {
   ChannelClient,
   ChannelRefused,
   LineReader,
+  MAX_IN_FLIGHT,
   MAX_REQUEST_LINE,
   parseRequest,
 } from '../../src/util/channel.js';
@@ -113,6 +114,21 @@ test('the same answers as HTTPS, calls in parallel on one connection, each with 
       waits,
     );
     assert.equal(accepted, 1, 'every call on one kept connection');
+  } finally {
+    c.close();
+    stop(server);
+  }
+});
+
+test('a client that keeps more than MAX_IN_FLIGHT calls open at once is cut off', async () => {
+  const { server, port } = await started();
+  const c = new ChannelClient({ host: '127.0.0.1', port, secureContext: clientContextOf(tls) });
+  const calls = (n: number) =>
+    Promise.all(Array.from({ length: n }, () => c.call({ method: 'GET', path: '/echo?wait=200' }, 3000)));
+  try {
+    assert.equal((await calls(MAX_IN_FLIGHT)).length, MAX_IN_FLIGHT);
+    await assert.rejects(calls(MAX_IN_FLIGHT + 1), /closed|ECONNRESET/);
+    assert.equal((await c.call({ method: 'GET', path: '/echo' }, 3000)).status, 200, 'then a new connection');
   } finally {
     c.close();
     stop(server);
