@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
-import { CHECK_HOLD_MS, PASS_HOLD_MS, STEADY_REFUSAL_MS } from '../../src/agent/daemon.js';
+import { CHECK_HOLD_MS, PASS_HOLD_MS, STEADY_ANSWER_MS } from '../../src/agent/daemon.js';
 import type { Lab } from '../../src/lab/index.js';
 import {
   configPath,
@@ -122,7 +122,7 @@ describe('operations', { skip: needsRoot, timeout: 900_000 }, () => {
 
   test("HAProxy's checks: held when asked (`?hold`), a pass up to PASS_HOLD_MS, a steady 503 up to CHECK_HOLD_MS; at once otherwise", async () => {
     const h0 = await waitHealthy(lab);
-    await sleep(STEADY_REFUSAL_MS); // the standby's /primary and the primary's /replica: 503 that long
+    await sleep(STEADY_ANSWER_MS); // every check's answer the same that long (HAProxy's checks keep asking)
     const p = lab.hosts[h0.primary as HostName].address;
     const sb = lab.hosts[h0.standby as HostName].address;
     const checks = (q: string) => [
