@@ -76,6 +76,18 @@ export const STEADY_ANSWER_MS = 3000;
  *  handover's stop, replay and arbiter steps take well under this on a healthy pair. */
 export const PROMOTION_EXPECTED_MS = 2000;
 
+/** How long a held check with this answer may be held (0: answer at once, it has just changed)
+ *  and since when the answer has been the same, given the last answer given (checkStatus). Pure. */
+export function checkHold(
+  passing: boolean,
+  last: { passing: boolean; since: number } | null,
+  now: number,
+): { since: number; holdMs: number } {
+  const since = last && last.passing === passing ? last.since : now;
+  const steady = now - since >= STEADY_ANSWER_MS;
+  return { since, holdMs: steady ? (passing ? PASS_HOLD_MS : CHECK_HOLD_MS) : 0 };
+}
+
 export class Agent {
   readonly ctl: PgControl;
   readonly fence: Fence;
@@ -659,9 +671,8 @@ export class Agent {
     const start = Date.now();
     let s = this.status();
     const passing = passes(s);
-    const last = this.answeredSince[kind];
-    const since = last && last.passing === passing ? last.since : start;
-    const steady = start - since >= STEADY_ANSWER_MS;
+    const { since, holdMs } = checkHold(passing, this.answeredSince[kind], start);
+    const steady = holdMs > 0;
     const end = start + (passing ? PASS_HOLD_MS : CHECK_HOLD_MS);
     const promotion = !passing && kind === 'primary';
     const holding = () => Date.now() < end && (steady || (promotion && this.promotionUnderWay()));
