@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect as plainConnect } from 'node:net';
-import { connect } from 'node:tls';
+import { connect, type TLSSocket } from 'node:tls';
 import { AGENT_PATHS, ARBITER_PATHS, READ_PATHS } from '../../src/api/protocol.js';
 import { CHANNEL_ALPN, MAX_REQUEST_LINE } from '../../src/util/channel.js';
 import { prng } from '../../src/util/prng.js';
@@ -41,18 +41,30 @@ export interface Outcome {
 const TIMEOUT_MS = 12_000;
 let ca = '';
 
-/** One request over a raw TLS socket (`plain`: no TLS at all): `chunks` are written `gapMs` apart
- *  (slow clients, garbage). */
+/** How `raw` talks: HTTP over TLS, HTTP without TLS, or the members' channel (ALPN pgarbiter/1,
+ *  src/util/channel.ts: the status is that of the first answer line). */
+export type Framing = 'https' | 'plain' | 'channel';
+
+/** Bytes over a raw socket: `chunks` are written `gapMs` apart (slow clients, garbage). The
+ *  outcome is the first answer's status, or the connection closed without one. */
 export function raw(
   address: string,
   port: number,
   chunks: (string | Buffer)[],
   gapMs = 0,
-  plain = false,
+  framing: Framing = 'https',
 ): Promise<Outcome> {
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const sock = plain ? plainConnect(port, address) : connect({ host: address, port, ca });
+    const sock =
+      framing === 'plain'
+        ? plainConnect(port, address)
+        : connect({
+            host: address,
+            port,
+            ca,
+            ...(framing === 'channel' ? { ALPNProtocols: [CHANNEL_ALPN] } : {}),
+          });
     let data = '';
     let done = false;
     const finish = (status: Outcome['status']) => {
@@ -64,55 +76,24 @@ export function raw(
       resolve({
         status: m ? Number(m[1]) : status,
         ms: Math.round(performance.now() - t0),
-        body: data.slice(data.indexOf('\r\n\r\n') + 4, 2000),
+        body: framing === 'channel' ? data.slice(0, 2000) : data.slice(data.indexOf('\r\n\r\n') + 4, 2000),
       });
     };
     const timer = setTimeout(() => finish('timeout'), TIMEOUT_MS);
     sock.on('data', (d) => {
-      data += d.toString('latin1');
+      data += d.toString(framing === 'channel' ? 'utf8' : 'latin1');
+      const nl = framing === 'channel' ? data.indexOf('\n') : -1;
+      if (nl < 0) return;
+      let status: Outcome['status'] = 'closed';
+      try {
+        status = (JSON.parse(data.slice(0, nl)) as { status: number }).status;
+      } catch {}
+      finish(status);
     });
     sock.on('close', () => finish('closed'));
     sock.on('error', () => finish('closed'));
-    sock.on(plain ? 'connect' : 'secureConnect', async () => {
-      for (const c of chunks) {
-        if (sock.destroyed) return;
-        sock.write(c);
-        if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
-      }
-    });
-  });
-}
-
-/** Lines on the members' channel (ALPN pgarbiter/1, src/util/channel.ts), `chunks` written
- *  `gapMs` apart: the first answer's status, or the connection closed without one. */
-export function channelRaw(
-  address: string,
-  port: number,
-  chunks: (string | Buffer)[],
-  gapMs = 0,
-): Promise<Outcome> {
-  const t0 = performance.now();
-  return new Promise((resolve) => {
-    const sock = connect({ host: address, port, ca, ALPNProtocols: [CHANNEL_ALPN] });
-    let data = '';
-    let done = false;
-    const finish = (status: Outcome['status']) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      sock.destroy();
-      resolve({ status, ms: Math.round(performance.now() - t0), body: data.slice(0, 2000) });
-    };
-    const timer = setTimeout(() => finish('timeout'), TIMEOUT_MS);
-    sock.on('data', (d) => {
-      data += d.toString('utf8');
-      const nl = data.indexOf('\n');
-      if (nl >= 0) finish((JSON.parse(data.slice(0, nl)) as { status: number }).status);
-    });
-    sock.on('close', () => finish('closed'));
-    sock.on('error', () => finish('closed'));
-    sock.on('secureConnect', async () => {
-      if (sock.alpnProtocol !== CHANNEL_ALPN) return finish('closed');
+    sock.on(framing === 'plain' ? 'connect' : 'secureConnect', async () => {
+      if (framing === 'channel' && (sock as TLSSocket).alpnProtocol !== CHANNEL_ALPN) return finish('closed');
       for (const c of chunks) {
         if (sock.destroyed) return;
         sock.write(c);
@@ -243,28 +224,54 @@ async function cases(job: Job): Promise<Record<string, Outcome>> {
       job.port,
       [`GET ${AGENT_PATHS.health} HTTP/1.1\r\nHost: x\r\n\r\n`],
       0,
-      true,
+      'plain',
     );
     // The members' channel: the same answers, and a line that is not a request closes it.
     const line = (o: unknown) => `${JSON.stringify(o)}\n`;
-    out[at('channel: not JSON')] = await channelRaw(t.address, job.port, ['GET /health\n']);
-    out[at('channel: not a request')] = await channelRaw(t.address, job.port, [line({ path: '/health' })]);
-    out[at('channel: line over the limit')] = await channelRaw(t.address, job.port, [
-      Buffer.alloc(MAX_REQUEST_LINE + 1024, 'x'),
-    ]);
-    out[at('channel: a line left unfinished')] = await channelRaw(t.address, job.port, ['{"id":1,']);
-    out[at('channel: unknown path')] = await channelRaw(t.address, job.port, [
-      line({ id: 1, method: 'GET', path: '/nope' }),
-    ]);
-    out[at('channel: missing secret')] = await channelRaw(t.address, job.port, [
-      line({ id: 1, method: 'POST', path: post, body: {} }),
-    ]);
-    out[at('channel: wrong secret')] = await channelRaw(t.address, job.port, [
-      line({ id: 1, method: 'POST', path: post, secret: `${job.secret}x`, body: {} }),
-    ]);
-    out[at('channel: health')] = await channelRaw(t.address, job.port, [
-      line({ id: 7, method: 'GET', path: AGENT_PATHS.health }),
-    ]);
+    out[at('channel: not JSON')] = await raw(t.address, job.port, ['GET /health\n'], 0, 'channel');
+    out[at('channel: not a request')] = await raw(
+      t.address,
+      job.port,
+      [line({ path: '/health' })],
+      0,
+      'channel',
+    );
+    out[at('channel: line over the limit')] = await raw(
+      t.address,
+      job.port,
+      [Buffer.alloc(MAX_REQUEST_LINE + 1024, 'x')],
+      0,
+      'channel',
+    );
+    out[at('channel: a line left unfinished')] = await raw(t.address, job.port, ['{"id":1,'], 0, 'channel');
+    out[at('channel: unknown path')] = await raw(
+      t.address,
+      job.port,
+      [line({ id: 1, method: 'GET', path: '/nope' })],
+      0,
+      'channel',
+    );
+    out[at('channel: missing secret')] = await raw(
+      t.address,
+      job.port,
+      [line({ id: 1, method: 'POST', path: post, body: {} })],
+      0,
+      'channel',
+    );
+    out[at('channel: wrong secret')] = await raw(
+      t.address,
+      job.port,
+      [line({ id: 1, method: 'POST', path: post, secret: `${job.secret}x`, body: {} })],
+      0,
+      'channel',
+    );
+    out[at('channel: health')] = await raw(
+      t.address,
+      job.port,
+      [line({ id: 7, method: 'GET', path: AGENT_PATHS.health })],
+      0,
+      'channel',
+    );
     out[at('health after all that')] = await send(t.address, job.port, 'GET', AGENT_PATHS.health, {});
   }
   return out;

@@ -57,6 +57,20 @@ function stop(server: { close(): void; closeAllConnections(): void }) {
   server.closeAllConnections();
 }
 
+/** A server and a channel client to it for `body`; both closed after. */
+async function withChannel(
+  body: (c: ChannelClient, s: Awaited<ReturnType<typeof started>>) => Promise<void>,
+) {
+  const s = await started();
+  const c = new ChannelClient({ host: '127.0.0.1', port: s.port, secureContext: clientContextOf(tls) });
+  try {
+    await body(c, s);
+  } finally {
+    c.close();
+    stop(s.server);
+  }
+}
+
 test('lines: split across chunks, empty lines skipped, a line over the limit refused', () => {
   const lines: string[] = [];
   const r = new LineReader(100, (l) => lines.push(l));
@@ -75,12 +89,10 @@ test('lines: split across chunks, empty lines skipped, a line over the limit ref
   assert.deepEqual(parseRequest('{"id":1,"method":"GET","path":"/x"}'), { id: 1, method: 'GET', path: '/x' });
 });
 
-test('the same answers as HTTPS, calls in parallel on one connection, each with its own answer', async () => {
-  const { server, port } = await started();
-  let accepted = 0;
-  server.on('secureConnection', () => accepted++);
-  const c = new ChannelClient({ host: '127.0.0.1', port, secureContext: clientContextOf(tls) });
-  try {
+test('the same answers as HTTPS, calls in parallel on one connection, each with its own answer', () =>
+  withChannel(async (c, { server }) => {
+    let accepted = 0;
+    server.on('secureConnection', () => accepted++);
     assert.deepEqual(await c.call({ method: 'GET', path: '/echo' }, 3000), {
       status: 200,
       body: { authorized: false, wait: 0 },
@@ -114,26 +126,16 @@ test('the same answers as HTTPS, calls in parallel on one connection, each with 
       waits,
     );
     assert.equal(accepted, 1, 'every call on one kept connection');
-  } finally {
-    c.close();
-    stop(server);
-  }
-});
+  }));
 
-test('a client that keeps more than MAX_IN_FLIGHT calls open at once is cut off', async () => {
-  const { server, port } = await started();
-  const c = new ChannelClient({ host: '127.0.0.1', port, secureContext: clientContextOf(tls) });
-  const calls = (n: number) =>
-    Promise.all(Array.from({ length: n }, () => c.call({ method: 'GET', path: '/echo?wait=200' }, 3000)));
-  try {
+test('a client that keeps more than MAX_IN_FLIGHT calls open at once is cut off', () =>
+  withChannel(async (c) => {
+    const calls = (n: number) =>
+      Promise.all(Array.from({ length: n }, () => c.call({ method: 'GET', path: '/echo?wait=200' }, 3000)));
     assert.equal((await calls(MAX_IN_FLIGHT)).length, MAX_IN_FLIGHT);
     await assert.rejects(calls(MAX_IN_FLIGHT + 1), /closed|ECONNRESET/);
     assert.equal((await c.call({ method: 'GET', path: '/echo' }, 3000)).status, 200, 'then a new connection');
-  } finally {
-    c.close();
-    stop(server);
-  }
-});
+  }));
 
 test('a missed deadline ends the call and its connection; a restarted server is called again at once', async () => {
   const { server, port } = await started();
