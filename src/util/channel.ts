@@ -197,13 +197,17 @@ export class ChannelClient {
         Math.max(1, deadline - Date.now()),
       );
       this.pending.set(id, { resolve, reject, timer });
-      this.open().then(
+      const ready = this.open();
+      ready.then(
         (socket) => {
           if (!this.pending.has(id)) return; // ended meanwhile
           socket.ref();
           socket.write(`${JSON.stringify({ id, ...req })}\n`);
         },
-        (e: Error) => this.close(e),
+        // A connection already replaced by a newer one ended its calls when it was closed.
+        (e: Error) => {
+          if (this.ready === ready) this.close(e);
+        },
       );
     });
   }
