@@ -1,6 +1,7 @@
 // The small HTTPS layer of the agents and the arbiter: node:https, JSON in and out, a shared
 // secret on mutating requests, and calls with a hard deadline between members. Every connection
-// is TLS, verified against the cluster CA (and, with client_certs required, both ways).
+// is TLS, verified against the cluster CA (and, with client_certs required, both ways). The same
+// routes also answer the members' own framing on the same port (./channel.ts, chosen by ALPN).
 
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -220,7 +221,8 @@ function takeChannels(server: Server, answer: (r: ChannelRequest) => Promise<Rep
 }
 
 /**
- * Serves `routes` over HTTPS only (a plain HTTP request gets a 400 that says so). Every bad request
+ * Serves `routes` over TLS only (a plain HTTP request gets a 400 that says so): HTTPS, and the
+ * members' channel for a client that asks for it by ALPN (same routes, same answers). Every bad request
  * gets a 4xx and changes nothing: unknown path 404, wrong method 405 (with Allow), missing or wrong
  * secret 401 (before the body is read), body over MAX_BODY 413, not JSON or not the route's shape
  * 400, too slow 408; with mutual TLS, a client without a certificate signed by the CA is refused in
