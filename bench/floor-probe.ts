@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:https';
 import { createSecureContext, type TLSSocket } from 'node:tls';
-import { CHANNEL_ALPN, ChannelClient, serveChannel } from '../src/util/channel.js';
+import { CHANNEL_ALPN, ChannelClient, takeChannels } from '../src/util/channel.js';
 
 export interface ProbeResult {
   events: number;
@@ -105,7 +105,8 @@ function server(listen: string, certFile: string, keyFile: string): void {
   let resumed = 0;
   let c0: NodeJS.CpuUsage | null = null;
   let t0 = 0;
-  const counted = (socket: TLSSocket) => {
+  /** A request served; `socket` is its connection when it came over HTTPS (one per check). */
+  const counted = (socket?: TLSSocket) => {
     if (c0 === null) {
       if (++events === 2) {
         c0 = process.cpuUsage();
@@ -115,7 +116,7 @@ function server(listen: string, certFile: string, keyFile: string): void {
       return;
     }
     events++;
-    if (socket.isSessionReused()) resumed++;
+    if (socket?.isSessionReused()) resumed++;
   };
   const srv = createServer(
     { cert: readFileSync(certFile), key: readFileSync(keyFile), ALPNProtocols: [CHANNEL_ALPN, 'http/1.1'] },
@@ -126,15 +127,9 @@ function server(listen: string, certFile: string, keyFile: string): void {
     },
   );
   // As the agents' server does (util/http.ts): a channel's connection is answered line by line.
-  const https = srv.listeners('secureConnection') as ((s: TLSSocket) => void)[];
-  srv.removeAllListeners('secureConnection');
-  srv.on('secureConnection', (socket: TLSSocket) => {
-    if (socket.alpnProtocol !== CHANNEL_ALPN) for (const l of https) l.call(srv, socket);
-    else
-      serveChannel(socket, async () => {
-        counted(socket);
-        return { status: 200, body: JSON.parse(BODY) };
-      });
+  takeChannels(srv, async () => {
+    counted();
+    return { status: 200, body: JSON.parse(BODY) };
   });
   srv.keepAliveTimeout = 5000;
   srv.listen(Number(port), host, () => process.stdout.write('listening\n'));

@@ -152,8 +152,8 @@ async function main() {
     const rounds = 1000 / periodMs;
     // The standby's checks as the agent holds them (Agent.checkStatus) at HAProxy's periods
     // (routing/haproxy.ts): its /primary, a steady 503, held CHECK_HOLD_MS then `downinter`
-    // 200 ms; its /replica, a pass, held PASS_HOLD_MS then the read-only `inter` 1 s.
-    const checksPerS = 1000 / (CHECK_HOLD_MS + 200) + 1000 / (PASS_HOLD_MS + 1000);
+    // 200 ms; its /replica, a pass, held PASS_HOLD_MS then the read-only `inter` 2 s.
+    const checksPerS = 1000 / (CHECK_HOLD_MS + 200) + 1000 / (PASS_HOLD_MS + 2000);
     const floorOf = (cMs: number, sMs: number) =>
       rounds * (perEvent(wake) + 2 * cMs + sMs) + checksPerS * perEvent(check);
     const httpsFloor = floorOf(callMs, perEvent(serve));

@@ -58,11 +58,13 @@ export type { AgentStatus };
  *  when done every round. The dangerous error, a fence believed in place that is not, cannot come
  *  from this: while fenced, or unsure, the state is read every round. An off fence is trusted
  *  because only this agent puts it in place (and reads it at start). */
-export const FENCE_OFF_RECHECK_MS = 5000;
+export const FENCE_OFF_RECHECK_MS = 30_000;
 
-/** How long a health check may be held (checkStatus): under HAProxy's `timeout check` (1 s as
- *  src/routing/haproxy.ts renders it), so a held check ends with an answer, not a timeout. */
-export const CHECK_HOLD_MS = 800;
+/** How long a steady 503 may be held (checkStatus): under HAProxy's `timeout check` (1 s as
+ *  src/routing/haproxy.ts renders it), so a held check ends with an answer. A steady 503 is asked by
+ *  a listen that has the node down already, where a late answer that became a timeout changes
+ *  nothing; the longer the hold, the fewer the checks (each a TLS handshake, bench/floor). */
+export const CHECK_HOLD_MS = 900;
 /** How long a passing check is held (checkStatus): it answers 200 then, or 503 the moment the node
  *  stops passing. Shorter than CHECK_HOLD_MS: a pass that comes after `timeout check` is a false
  *  failure, so this leaves room for a retransmitted answer (TCP's first retry is 200 ms on). */
@@ -76,16 +78,32 @@ export const STEADY_ANSWER_MS = 3000;
  *  handover's stop, replay and arbiter steps take well under this on a healthy pair. */
 export const PROMOTION_EXPECTED_MS = 2000;
 
-/** How long a held check with this answer may be held (0: answer at once, it has just changed)
- *  and since when the answer has been the same, given the last answer given (checkStatus). Pure. */
-export function checkHold(
-  passing: boolean,
-  last: { passing: boolean; since: number } | null,
-  now: number,
-): { since: number; holdMs: number } {
-  const since = last && last.passing === passing ? last.since : now;
-  const steady = now - since >= STEADY_ANSWER_MS;
-  return { since, holdMs: steady ? (passing ? PASS_HOLD_MS : CHECK_HOLD_MS) : 0 };
+/** What a held check of HAProxy's (checkStatus) knows when it decides how long to hold. */
+export interface CheckHoldInput {
+  /** The answer the node gives now. */
+  passing: boolean;
+  /** The last answer given to this check, and since when it has been the same. */
+  last: { passing: boolean; since: number } | null;
+  /** When the check came. */
+  start: number;
+  /** The check is /primary: its 503 is held while a promotion is under way or expected. */
+  primaryCheck: boolean;
+  /** The agent is promoting this node now. */
+  promoting: boolean;
+  /** Until when a promotion is expected (POST /wake), or 0. */
+  promotionExpectedUntil: number;
+}
+
+/** Until when a check may be held while its answer stays (`start`: answer at once), and since when
+ *  the answer has been the same. Pure; checkStatus asks again whenever the agent's state changes,
+ *  so a promotion that starts or ends during a held check moves its end. */
+export function checkHold(c: CheckHoldInput): { since: number; until: number } {
+  const since = c.last && c.last.passing === c.passing ? c.last.since : c.start;
+  if (c.start - since >= STEADY_ANSWER_MS)
+    return { since, until: c.start + (c.passing ? PASS_HOLD_MS : CHECK_HOLD_MS) };
+  if (c.passing || !c.primaryCheck) return { since, until: c.start };
+  const end = c.start + CHECK_HOLD_MS;
+  return { since, until: c.promoting ? end : Math.max(c.start, Math.min(end, c.promotionExpectedUntil)) };
 }
 
 export class Agent {
@@ -671,14 +689,18 @@ export class Agent {
     const start = Date.now();
     let s = this.status();
     const passing = passes(s);
-    const { since, holdMs } = checkHold(passing, this.answeredSince[kind], start);
-    const steady = holdMs > 0;
-    const end = start + (passing ? PASS_HOLD_MS : CHECK_HOLD_MS);
-    const promotion = !passing && kind === 'primary';
-    const holding = () => Date.now() < end && (steady || (promotion && this.promotionUnderWay()));
-    while (passes(s) === passing && holding()) {
-      const until =
-        steady || !promotion || this.busy === 'promoting' ? end : Math.min(end, this.promotionExpectedUntil);
+    const last = this.answeredSince[kind];
+    const hold = () =>
+      checkHold({
+        passing,
+        last,
+        start,
+        primaryCheck: kind === 'primary',
+        promoting: this.busy === 'promoting',
+        promotionExpectedUntil: this.promotionExpectedUntil,
+      });
+    const { since } = hold();
+    for (let until = hold().until; passes(s) === passing && Date.now() < until; until = hold().until) {
       await this.statusChangeOr(until);
       s = this.status();
     }
@@ -691,10 +713,6 @@ export class Agent {
   private setBusy(what: string | null): void {
     this.busy = what;
     this.statusChanged();
-  }
-
-  private promotionUnderWay(): boolean {
-    return this.busy === 'promoting' || Date.now() < this.promotionExpectedUntil;
   }
 
   /** Resolves when the status may have changed (statusChanged) or at `until`, whichever is first. */

@@ -120,7 +120,7 @@ export async function queryOnce<R extends pg.QueryResultRow = pg.QueryResultRow>
 
 /** How long a kept connection serves before it is replaced by a fresh one: a server (or a
  *  filter) that accepts no new connection while old ones still work is noticed within this. */
-export const KEPT_CONNECTION_MAX_AGE_MS = 10_000;
+export const KEPT_CONNECTION_MAX_AGE_MS = 30_000;
 
 /**
  * One connection kept open for the probes that ask one server the same thing every round: a

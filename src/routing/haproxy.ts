@@ -123,7 +123,7 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
   const inter = checkDuration('checkInterval', o.checkInterval ?? '500ms');
   const downinter = checkDuration('downInterval', o.downInterval ?? '200ms');
   const fastinter = checkDuration('fastInterval', o.fastInterval ?? '100ms');
-  const roInter = checkDuration('replicaCheckInterval', o.replicaCheckInterval ?? '1s');
+  const roInter = checkDuration('replicaCheckInterval', o.replicaCheckInterval ?? '2s');
   const fall = o.fall ?? 3;
   const rise = o.rise ?? 1;
   if (!Number.isInteger(fall) || fall < 1 || !Number.isInteger(rise) || rise < 1)
@@ -157,7 +157,7 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
     `listen ${name}`,
     `    bind ${bind}:${port}`,
     '    balance roundrobin',
-    // `?hold`: the agent holds the answer until its status changes or about 0.5-0.8 s have passed
+    // `?hold`: the agent holds the answer until its status changes or about 0.5-0.9 s have passed
     // (Agent.checkStatus), so there are fewer checks and a change is heard at once.
     `    option httpchk GET ${path}?hold`,
     '    http-check expect status 200',

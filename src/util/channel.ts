@@ -13,6 +13,7 @@
 // connection and the connection with them (a call that timed out may still be answered on a
 // kept connection: a new one starts clean, as a new HTTPS connection would).
 
+import type { Server as HttpsServer } from 'node:https';
 import { connect as netConnect, type Socket } from 'node:net';
 import { type SecureContext, type TLSSocket, connect as tlsConnect } from 'node:tls';
 
@@ -46,6 +47,11 @@ export interface ChannelAnswer {
   body: unknown;
 }
 
+/** A request as the server got it: `lineLength` is the length of its line, which bounds its body's. */
+export type ReceivedRequest = ChannelRequest & { lineLength: number };
+/** What a server answers a request with (serveChannel adds the request's id). */
+export type ServedAnswer = Omit<ChannelAnswer, 'id'>;
+
 /** Splits a byte stream into lines, refusing one longer than `maxLine`. Pure but for its buffer. */
 export class LineReader {
   private pending = '';
@@ -66,6 +72,7 @@ export class LineReader {
     while (nl >= 0) {
       const line = text.slice(0, nl);
       text = text.slice(nl + 1);
+      if (line.length > this.maxLine) return false;
       if (line.length > 0) this.onLine(line);
       nl = text.indexOf('\n');
     }
@@ -75,7 +82,7 @@ export class LineReader {
 }
 
 /** Parses a request line; a line that is not one is null (the server closes the connection). */
-export function parseRequest(line: string): ChannelRequest | null {
+export function parseRequest(line: string): ReceivedRequest | null {
   let v: unknown;
   try {
     v = JSON.parse(line);
@@ -91,13 +98,13 @@ export function parseRequest(line: string): ChannelRequest | null {
   )
     return null;
   if (r.secret !== undefined && typeof r.secret !== 'string') return null;
-  return r as unknown as ChannelRequest;
+  return { ...(r as unknown as ChannelRequest), lineLength: line.length };
 }
 
 /** The server side of one channel: answers each request line with `answer`, in any order. */
 export function serveChannel(
   socket: TLSSocket,
-  answer: (req: ChannelRequest) => Promise<{ status: number; body: unknown }>,
+  answer: (req: ReceivedRequest) => Promise<ServedAnswer>,
 ): void {
   socket.setNoDelay(true);
   socket.setTimeout(CHANNEL_IDLE_MS, () => socket.destroy());
@@ -134,6 +141,31 @@ export function serveChannel(
     } else if (reader.partial && !partialTimer)
       partialTimer = setTimeout(() => socket.destroy(), PARTIAL_LINE_MS);
   });
+}
+
+/** Connections to `server` that negotiated the channel by ALPN are served as channels, the rest as HTTPS.
+ *  The server's closeAllConnections() ends the channels too (node:http does not know them). */
+export function takeChannels(
+  server: HttpsServer,
+  answer: (r: ReceivedRequest) => Promise<ServedAnswer>,
+): void {
+  const httpsListeners = server.listeners('secureConnection') as ((s: TLSSocket) => void)[];
+  server.removeAllListeners('secureConnection');
+  const channels = new Set<TLSSocket>();
+  server.on('secureConnection', (socket: TLSSocket) => {
+    if (socket.alpnProtocol !== CHANNEL_ALPN) {
+      for (const l of httpsListeners) l.call(server, socket);
+      return;
+    }
+    channels.add(socket);
+    socket.once('close', () => channels.delete(socket));
+    serveChannel(socket, answer);
+  });
+  const closeHttp = server.closeAllConnections.bind(server);
+  server.closeAllConnections = () => {
+    closeHttp();
+    for (const s of channels) s.destroy();
+  };
 }
 
 /** Where a channel connects and how it verifies the server. */

@@ -7,9 +7,9 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent, createServer, request as httpsRequest, type Server } from 'node:https';
 import type { Socket } from 'node:net';
-import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import type { z } from 'zod';
-import { CHANNEL_ALPN, type ChannelRequest, serveChannel } from './channel.js';
+import { CHANNEL_ALPN, takeChannels } from './channel.js';
 import { UserError } from './errors.js';
 
 /** A member's TLS files, read (tls/material.ts reads them from the config). */
@@ -198,28 +198,6 @@ async function dispatch(
   }
 }
 
-/** Connections that negotiated the channel by ALPN are served as channels, the rest as HTTPS.
- *  The server's closeAllConnections() ends the channels too (node:http does not know them). */
-function takeChannels(server: Server, answer: (r: ChannelRequest) => Promise<Reply>): void {
-  const httpsListeners = server.listeners('secureConnection') as ((s: TLSSocket) => void)[];
-  server.removeAllListeners('secureConnection');
-  const channels = new Set<TLSSocket>();
-  server.on('secureConnection', (socket: TLSSocket) => {
-    if (socket.alpnProtocol !== CHANNEL_ALPN) {
-      for (const l of httpsListeners) l.call(server, socket);
-      return;
-    }
-    channels.add(socket);
-    socket.once('close', () => channels.delete(socket));
-    serveChannel(socket, answer);
-  });
-  const closeHttp = server.closeAllConnections.bind(server);
-  server.closeAllConnections = () => {
-    closeHttp();
-    for (const s of channels) s.destroy();
-  };
-}
-
 /**
  * Serves `routes` over TLS only (a plain HTTP request gets a 400 that says so): HTTPS, and the
  * members' channel for a client that asks for it by ALPN (same routes, same answers). Every bad request
@@ -251,7 +229,8 @@ export function serve(
   });
   takeChannels(server, (r) =>
     dispatch(routes, r.method, r.path, secretMatches(r.secret, secret), async () => {
-      if (r.body !== undefined && JSON.stringify(r.body).length > MAX_BODY)
+      // The line holds the body: within MAX_BODY, so is the body.
+      if (r.body !== undefined && r.lineLength > MAX_BODY)
         throw new HttpError(413, `request body too large (limit ${MAX_BODY} bytes)`);
       return r.body ?? {};
     }),

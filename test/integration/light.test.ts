@@ -106,7 +106,7 @@ describe('light and quick', { skip: needsRoot, timeout: 300_000 }, () => {
       );
       assert.ok(u.rssKb < 70 * 1024, `${d.name}: RSS ${(u.rssKb / 1024).toFixed(1)} MB`);
       assert.ok(cpu < 10, `${d.name}: ${cpu.toFixed(2)} % of a core idle`);
-      // The fence state (iptables/nft) is read every 5 s while the fence is off, not every round
+      // The fence state (iptables/nft) is read every 30 s while the fence is off, not every round
       // (40 rounds of processes would cost far more); the primary's lease is extended by one nft
       // run every two rounds (0.75 % of a core in CI).
       assert.ok(children < 1, `${d.name}: its commands used ${children.toFixed(2)} % of a core idle`);

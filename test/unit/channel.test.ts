@@ -83,10 +83,16 @@ test('lines: split across chunks, empty lines skipped, a line over the limit ref
     new LineReader(MAX_REQUEST_LINE, () => {}).push(Buffer.alloc(MAX_REQUEST_LINE + 1, 'x')),
     false,
   );
+  // A whole line over the limit, come in one chunk with its end, is refused too, and not passed on.
+  const long: string[] = [];
+  const whole = Buffer.from(`${'x'.repeat(MAX_REQUEST_LINE + 1)}\n`);
+  assert.equal(new LineReader(MAX_REQUEST_LINE, (l) => long.push(l)).push(whole), false);
+  assert.deepEqual(long, []);
   assert.equal(parseRequest('not json'), null);
   assert.equal(parseRequest('{"id":1,"method":"PUT","path":"/x"}'), null);
   assert.equal(parseRequest('{"id":1,"method":"GET","path":"/x","secret":3}'), null);
-  assert.deepEqual(parseRequest('{"id":1,"method":"GET","path":"/x"}'), { id: 1, method: 'GET', path: '/x' });
+  const line = '{"id":1,"method":"GET","path":"/x"}';
+  assert.deepEqual(parseRequest(line), { id: 1, method: 'GET', path: '/x', lineLength: line.length });
 });
 
 test('the same answers as HTTPS, calls in parallel on one connection, each with its own answer', () =>

@@ -52,7 +52,7 @@ test('Patroni-style read-write and read-only listeners', () => {
   // Readers need not follow a change within 200 ms: the read-only checks run every second.
   assert.ok(
     ro.includes(
-      'default-server inter 1s fastinter 100ms downinter 1s fall 3 rise 1 on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down',
+      'default-server inter 2s fastinter 100ms downinter 2s fall 3 rise 1 on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down',
     ),
   );
   assert.ok(ro.includes(`server pg2 10.213.0.12:5432 maxconn 100 check port 8008 ${TLS_CHECK}`));
