@@ -12,8 +12,8 @@ export const ROUND_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 
 /** How often the event-loop delay behind nodejs_eventloop_lag_* is sampled (ms). prom-client's
  *  default, 10 ms, wakes an idle daemon 100 times a second (~200 epoll returns/s): measured at about
  *  half a percent of a core each, as much as an agent's whole decision round. A stall of the loop
- *  that matters to a 400 ms round is still seen at 100 ms. */
-export const EVENT_LOOP_SAMPLE_MS = 100;
+ *  that matters to a 600 ms round (`default`) is still seen at 200 ms. */
+export const EVENT_LOOP_SAMPLE_MS = 200;
 
 export function newRegistry(processMetrics: boolean): Registry {
   const registry = new Registry();

@@ -62,7 +62,7 @@ export const MAX_BODY = 16 * 1024;
  *  them every CHECK_INTERVAL_MS. Members' own requests take milliseconds. */
 export const HEADERS_TIMEOUT_MS = 3000;
 export const REQUEST_TIMEOUT_MS = 5000;
-const CHECK_INTERVAL_MS = 500;
+const CHECK_INTERVAL_MS = 1000;
 /** How long a server keeps an idle connection for the next request, and how long a client keeps
  *  one in its pool: shorter, so a client never sends on a socket the server is closing. */
 const KEEP_ALIVE_MS = 5000;

@@ -272,9 +272,9 @@ describe('validateConfig', () => {
     },
     {
       name: 'timing rule broken by an override',
-      doc: doc({ timing: { failover_timeout: '2.15s' } }),
+      doc: doc({ timing: { failover_timeout: '2.35s' } }),
       message:
-        /timing rule violated: .*\(1500 \+ 400 \+ 250 = 2150 ms: .*lease's duration\) must be less than failover_timeout \(2150 ms\)/,
+        /timing rule violated: .*\(1500 \+ 600 \+ 250 = 2350 ms: .*lease's duration\) must be less than failover_timeout \(2350 ms\)/,
     },
     {
       name: 'lease neither on nor off',
