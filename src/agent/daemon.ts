@@ -74,6 +74,24 @@ export const PASS_HOLD_MS = 500;
  *  (a new primary is marked up by the first check that passes, an old one down as fast as its
  *  `fall` allows). */
 export const STEADY_ANSWER_MS = 3000;
+/** How soon the next round comes while a member this agent watches did not answer the last one
+ *  (roundIntervalMs): rounds then follow as fast as their probes time out, so a deadline that a
+ *  silent member runs out (fence_timeout, failover_timeout) is seen within a probe_timeout of it,
+ *  not a probe_interval. Idle rounds, with every member answering, keep probe_interval. */
+export const SUSPECT_ROUND_MS = 200;
+
+/** The time from the start of one round to the start of the next, given what the last one saw.
+ *  Never longer than probe_interval: the timing rule's fence and lease assume a round at least that
+ *  often, and a shorter one only brings a decision sooner. Pure. */
+export function roundIntervalMs(
+  obs: Pick<AgentObservation, 'arbiter' | 'peer' | 'primaryPgOk'> | null,
+  iAmPrimary: boolean,
+  probeIntervalMs: number,
+): number {
+  const missing = obs !== null && (!obs.arbiter || !obs.peer || (!iAmPrimary && !obs.primaryPgOk));
+  return missing ? Math.min(SUSPECT_ROUND_MS, probeIntervalMs) : probeIntervalMs;
+}
+
 /** After POST /wake (the peer hands over to us), how long a promotion counts as expected: the
  *  handover's stop, replay and arbiter steps take well under this on a healthy pair. */
 export const PROMOTION_EXPECTED_MS = 2000;
@@ -809,7 +827,9 @@ export class Agent {
       } catch (e) {
         this.log.error({ err: errorText(e) }, `round failed: ${errorText(e)}`);
       }
-      const wait = Math.max(10, this.cfg.timing.probeIntervalMs - (Date.now() - started));
+      const iAmPrimary = this.state.record.primary === this.cfg.node;
+      const interval = roundIntervalMs(this.lastObs, iAmPrimary, this.cfg.timing.probeIntervalMs);
+      const wait = Math.max(10, interval - (Date.now() - started));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, wait);
         this.wake = () => {
