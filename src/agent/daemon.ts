@@ -74,22 +74,24 @@ export const PASS_HOLD_MS = 500;
  *  (a new primary is marked up by the first check that passes, an old one down as fast as its
  *  `fall` allows). */
 export const STEADY_ANSWER_MS = 3000;
-/** How soon the next round comes while a member this agent watches did not answer the last one
- *  (roundIntervalMs): rounds then follow as fast as their probes time out, so a deadline that a
- *  silent member runs out (fence_timeout, failover_timeout) is seen within a probe_timeout of it,
- *  not a probe_interval. Idle rounds, with every member answering, keep probe_interval. */
+/** How soon a standby's next round comes while the primary (its PostgreSQL or its agent) did not
+ *  answer the last one (roundIntervalMs): rounds then follow as fast as their probes time out, so
+ *  the standby asks for promotion within a probe_timeout of failover_timeout, not a probe_interval.
+ *  Idle rounds, with the primary answering, keep probe_interval. */
 export const SUSPECT_ROUND_MS = 200;
 
 /** The time from the start of one round to the start of the next, given what the last one saw.
  *  Never longer than probe_interval: the timing rule's fence and lease assume a round at least that
- *  often, and a shorter one only brings a decision sooner. Pure. */
+ *  often, and a shorter one only brings a decision sooner. The primary keeps probe_interval: sooner
+ *  rounds there fenced it on 8 of 10 one-second link cuts (bench/tolerance, bench/README.md
+ *  "Session 13"), right at fence_timeout, where its rounds' own pace let most such cuts end first. Pure. */
 export function roundIntervalMs(
-  obs: Pick<AgentObservation, 'arbiter' | 'peer' | 'primaryPgOk'> | null,
+  obs: Pick<AgentObservation, 'peer' | 'primaryPgOk'> | null,
   iAmPrimary: boolean,
   probeIntervalMs: number,
 ): number {
-  const missing = obs !== null && (!obs.arbiter || !obs.peer || (!iAmPrimary && !obs.primaryPgOk));
-  return missing ? Math.min(SUSPECT_ROUND_MS, probeIntervalMs) : probeIntervalMs;
+  const primaryMissing = obs !== null && !iAmPrimary && (!obs.peer || !obs.primaryPgOk);
+  return primaryMissing ? Math.min(SUSPECT_ROUND_MS, probeIntervalMs) : probeIntervalMs;
 }
 
 /** After POST /wake (the peer hands over to us), how long a promotion counts as expected: the
