@@ -22,8 +22,21 @@ export function spreadText(xs: readonly number[], fmt: (x: number) => string): s
 }
 
 /** Runs a benchmark's body on its lab: a clean run removes the lab, a failed one keeps it and its
- *  logs for a person to look at, and says how to remove it. */
+ *  logs for a person to look at, and says how to remove it. Ctrl-C (or SIGTERM) removes the lab and
+ *  exits with 130; a second signal exits at once. */
 export async function keepLabOnFailure<T>(lab: Lab, body: () => Promise<T>): Promise<T> {
+  const onSignal = (sig: NodeJS.Signals) => {
+    process.stderr.write(`\ninterrupted (${sig}): removing lab "${lab.prefix}"\n`);
+    labDown(lab.prefix).then(
+      () => process.exit(130),
+      (e) => {
+        process.stderr.write(`lab down failed: ${(e as Error).message}\n`);
+        process.exit(130);
+      },
+    );
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   let result: T;
   try {
     result = await body();
@@ -32,6 +45,9 @@ export async function keepLabOnFailure<T>(lab: Lab, body: () => Promise<T>): Pro
       `lab "${lab.prefix}" kept for inspection (${lab.dir}); remove it with: pgarbiter lab down --prefix ${lab.prefix}\n`,
     );
     throw e;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
   await labDown(lab.prefix);
   return result;
